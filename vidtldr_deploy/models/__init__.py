@@ -1,0 +1,1 @@
+"""Model families: a merge-aware ViT, the architectures registry, and checkpoint loading."""

@@ -1,0 +1,1 @@
+"""VideoMAE (Hugging Face transformers checkpoints): being written."""
