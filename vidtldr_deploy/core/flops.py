@@ -1,4 +1,4 @@
-"""Analytic FLOPs of a merge-aware video ViT, counted the way fvcore's FlopCountAnalysis counts them.
+"""Analytic FLOPs of a merge-aware video ViT, counted as fvcore's FlopCountAnalysis counts them.
 
 Conventions (fvcore 0.1.5 default op handles, `fvcore/nn/jit_handles.py`):
 - one fused multiply-add is one FLOP; biases, residual adds, scaling, GELU, softmax, log, mean,

@@ -6,8 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from vidtldr_deploy import __version__
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.export import onnx_functions
+from vidtldr_deploy.files import atomic_output
 from vidtldr_deploy.models.vit import MergeViT
 
 MERGE_IMPLS = ("onnx", "plugin")
@@ -65,28 +65,11 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def atomic_output(path: Path, suffix: str = ""):
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds, so a
-    failure never leaves a half-written file behind."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise VidTLDRError(
-            f"output directory {path.parent} does not exist: create it or choose another -o path"
-        )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _trace(model: MergeViT, dummy: torch.Tensor, spec: ExportSpec) -> onnx.ModelProto:
     table = onnx_functions.translation_table() if spec.merge_impl == "plugin" else None
     log = io.StringIO()
+    # The exporter narrates every step on stdout and warns about unrelated torchvision ops.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(log):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

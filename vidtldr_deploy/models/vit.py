@@ -35,6 +35,7 @@ class ViTConfig:
     qv_bias: bool = True
     final_norm: bool = True  # a norm over the tokens after the last block
     pool_norm: bool = True  # a norm over the pooled vector
+    pool_norm_eps: float | None = None  # eps of pool_norm; None: norm_eps (HF fc_norm: 1e-5)
     pool: str = "mean"  # "mean": unweighted token mean (UMT); "size_weighted": by token mass (MAE)
     num_classes: int = 0  # > 0: a classifier head, output `logits`
 
@@ -163,7 +164,9 @@ class MergeViT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         eps = cfg.norm_eps
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=eps) if cfg.final_norm else nn.Identity()
-        self.pool_norm = nn.LayerNorm(cfg.embed_dim, eps=eps) if cfg.pool_norm else nn.Identity()
+        pool_eps = eps if cfg.pool_norm_eps is None else cfg.pool_norm_eps
+        pool_norm = nn.LayerNorm(cfg.embed_dim, eps=pool_eps) if cfg.pool_norm else nn.Identity()
+        self.pool_norm = pool_norm
         self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes else None
         self.rs: list[int] = [0] * cfg.depth
         self.merge_impl = "reference"

@@ -1,0 +1,69 @@
+"""Export configs: every export option from a TOML file (mmdeploy-style deploy configs), with
+command-line flags overriding it. Unknown keys are errors, so a typo never silently does nothing."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from vidtldr_deploy.compare import Tolerances
+from vidtldr_deploy.errors import VidTLDRError
+
+PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass
+class ExportConfig:
+    arch: str | None = None
+    frames: int | None = None
+    ckpt_frames: int | None = None
+    batch: int = 1
+    schedule: str | None = None
+    merge_impl: str = "onnx"
+    opset: int = 18
+    precision: str = "fp32"
+    workspace_mib: int | None = None
+    tolerances: dict[str, float] = field(default_factory=dict)
+    description: str = ""
+
+    def tolerance_values(self, base: Tolerances) -> Tolerances:
+        known = {f.name for f in fields(Tolerances)}
+        unknown = sorted(set(self.tolerances) - known)
+        if unknown:
+            raise VidTLDRError(
+                f"unknown tolerance(s) {', '.join(unknown)}: expected {', '.join(sorted(known))}"
+            )
+        return Tolerances(**{**base.to_dict(), **self.tolerances})
+
+    def override(self, **flags) -> "ExportConfig":
+        """A copy with every flag that was given (not None) replacing the config's value."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key, value in flags.items():
+            if key not in values:
+                raise KeyError(key)
+            if value is not None:
+                values[key] = value
+        return ExportConfig(**values)
+
+
+def load_export_config(path: str | Path) -> ExportConfig:
+    path = Path(path)
+    if not path.exists():
+        raise VidTLDRError(f"config {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise VidTLDRError(f"config {path} is not valid TOML: {err}") from err
+    # Accept a flat file or one with an [export] table.
+    data = data.get("export", data)
+    allowed = {f.name for f in fields(ExportConfig)}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise VidTLDRError(
+            f"config {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+    config = ExportConfig(**data)
+    if config.precision not in PRECISIONS:
+        raise VidTLDRError(f"config {path}: precision must be one of {PRECISIONS}")
+    return config

@@ -1,0 +1,63 @@
+"""Where a model comes from: a checkpoint on disk, or the built-in demo (a tiny architecture with
+seeded random weights), resolved to a loaded MergeViT plus what reports need to say about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.models.checkpoint import infer_architecture, load_model, read_checkpoint
+from vidtldr_deploy.models.registry import get_architecture
+from vidtldr_deploy.models.vit import MergeViT
+
+DEMO = "demo"
+DEMO_ARCH = "umt-tiny"
+DEMO_PREFIX = "demo:"
+
+
+@dataclass
+class LoadedModel:
+    model: MergeViT
+    arch: str
+    frames: int
+    label: str  # the checkpoint path, or demo:<arch>:seed<N>
+    sha256: str  # of the checkpoint file; "" for the demo
+    description: str  # one line for the user: what was loaded and how
+
+
+def demo_label(arch: str, seed: int) -> str:
+    return f"{DEMO_PREFIX}{arch}:seed{seed}"
+
+
+def load_source(
+    checkpoint: str,
+    arch: str | None = None,
+    frames: int | None = None,
+    ckpt_frames: int | None = None,
+    unsafe_load: bool = False,
+    seed: int = 0,
+) -> LoadedModel:
+    """Load `checkpoint` ('demo', 'demo:<arch>:seed<N>', or a path) into its architecture."""
+    if checkpoint == DEMO or checkpoint.startswith(DEMO_PREFIX):
+        if checkpoint.startswith(DEMO_PREFIX):
+            parts = checkpoint.split(":")
+            try:
+                arch, seed = parts[1], int(parts[2].removeprefix("seed"))
+            except (IndexError, ValueError) as err:
+                raise VidTLDRError(f"demo source {checkpoint!r} is not demo:<arch>:seed<N>") from err
+        spec = get_architecture(arch or DEMO_ARCH)
+        if not spec.tiny:
+            raise VidTLDRError(
+                f"the demo runs tiny architectures only; {spec.name} needs a real checkpoint"
+            )
+        torch.manual_seed(seed)
+        model = spec.build(frames).eval()
+        label = demo_label(spec.name, seed)
+        text = f"demo: built-in {spec.name} with seeded random weights (seed {seed}), no checkpoint"
+        return LoadedModel(model, spec.name, model.frames, label, "", text)
+    ckpt = read_checkpoint(checkpoint, unsafe_load=unsafe_load)
+    spec = get_architecture(arch) if arch else infer_architecture(ckpt)
+    model, report = load_model(ckpt, spec, frames, ckpt_frames, inferred=arch is None)
+    return LoadedModel(model, spec.name, model.frames, str(ckpt.path), ckpt.sha256, report.describe())
