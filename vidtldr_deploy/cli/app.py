@@ -94,7 +94,7 @@ def schedule_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Resolve a schedule into the per-layer token table and FLOPs, merged against unmerged."""
-    from vidtldr_deploy.core.flops import count_flops
+    from vidtldr_deploy.core.flops import count_flops, token_count
     from vidtldr_deploy.core.schedule import resolve_schedule
     from vidtldr_deploy.models.registry import get_architecture
     from vidtldr_deploy.models.vit import check_input_geometry
@@ -103,7 +103,7 @@ def schedule_command(
     cfg = spec.config
     frames = frames or spec.default_frames
     check_input_geometry(cfg, frames)
-    n = (frames // cfg.tubelet) * (cfg.img_size // cfg.patch_size) ** 2
+    n = token_count(cfg, frames)
     resolved = resolve_schedule(schedule or "none", cfg.depth, n, spec.name)
     flops = count_flops(cfg, frames, resolved)
     data = {
@@ -112,7 +112,7 @@ def schedule_command(
         "frames": frames,
         "spec": resolved.spec,
         "layers": resolved.to_dict()["layers"],
-        "flops": {"merged": flops.merged, "baseline": flops.baseline, "ratio": flops.ratio},
+        "flops": {"merged": flops.merged, "baseline": flops.baseline, "ratio": flops.ratio, "ideal_speedup": flops.speedup},
     }
     if as_json:
         print(json.dumps(data))
@@ -122,7 +122,7 @@ def schedule_command(
     out.print(schedule_table(resolved.to_dict(), f"{spec.name}, {frames} frames, schedule {resolved.spec!r}"))
     out.print(
         f"FLOPs (multiply-adds, fvcore convention): merged {flops.merged / 1e9:.2f} G, "
-        f"unmerged {flops.baseline / 1e9:.2f} G, ideal speedup {flops.ratio:.2f}x"
+        f"unmerged {flops.baseline / 1e9:.2f} G, ideal speedup {flops.speedup:.2f}x"
     )
 
 
@@ -166,6 +166,7 @@ def export_command(
 ) -> None:
     """Export a checkpoint with a static merge schedule to ONNX (and a TensorRT engine), then validate it."""
     from vidtldr_deploy.backends.onnxruntime import OnnxRuntimeRunner
+    from vidtldr_deploy.compare import default_tolerances
     from vidtldr_deploy.core.schedule import resolve_schedule
     from vidtldr_deploy.export.config import PRECISIONS, ExportConfig, load_export_config
     from vidtldr_deploy.export.onnx_export import MERGE_IMPLS, ExportSpec, export_onnx
@@ -213,8 +214,8 @@ def export_command(
     passed = True
     if not no_validate:
         flags = opt.ToleranceFlags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
-        tolerances = cfg.tolerance_values(opt.tolerances_for("fp32", flags))
-        tolerances = flags.apply(tolerances)
+        # Precedence: flags over the config file over the per-precision defaults.
+        tolerances = flags.apply(cfg.tolerance_values(default_tolerances("fp32")))
         side = model.cfg.img_size
         clips = make_inputs((cfg.batch, 3, loaded.frames, side, side), seed, num_inputs, inputs)
         with console.status("validating: ONNX Runtime against PyTorch"):
