@@ -133,9 +133,23 @@ def _fits(arch: Architecture, ckpt: Checkpoint) -> ViTConfig | None:
     return cfg if not (missing or unexpected or mismatch) else None
 
 
+_GEOMETRY = ("img_size", "patch_size", "tubelet", "embed_dim", "depth", "heads", "mlp_ratio")
+
+
+def _registered_size(arch: Architecture, cfg: ViTConfig) -> bool:
+    return all(getattr(cfg, f) == getattr(arch.config, f) for f in _GEOMETRY)
+
+
 def infer_architecture(ckpt: Checkpoint) -> Architecture:
-    """The one registered architecture whose keys and shapes the checkpoint fits exactly."""
-    matches = [arch for arch in list_architectures() if _fits(arch, ckpt) is not None]
+    """The one registered architecture whose keys and shapes the checkpoint fits exactly.
+
+    Families whose config comes with the checkpoint (Hugging Face) fit under every name of the
+    family; the name whose registered size the checkpoint has wins.
+    """
+    fitting = [(arch, cfg) for arch in list_architectures() if (cfg := _fits(arch, ckpt))]
+    matches = [arch for arch, cfg in fitting if _registered_size(arch, cfg)] or [
+        arch for arch, _ in fitting
+    ]
     if len(matches) == 1:
         return matches[0]
     names = ", ".join(a.name for a in list_architectures())
@@ -196,6 +210,8 @@ def load_model(
         except VidTLDRError:
             lines.append("  check --arch and that this is the right checkpoint")
         raise VidTLDRError("\n".join(lines))
+    # A Hugging Face config records the frame count the checkpoint was trained with.
+    frames = frames or (ckpt.hf_config or {}).get("num_frames")
     model = arch.build(frames, ckpt_frames, cfg)
     model.load_state_dict({k: v.float() for k, v in converted.items()}, strict=True)
     model.eval()

@@ -1,7 +1,7 @@
 """VideoMAE (Hugging Face transformers checkpoints, a `save_pretrained` directory, read offline).
 
-ViT with tubelet 2, fixed sin-cos positions, no class token, post-attention `layernorm_after` as the
-pre-MLP norm, q/v biases (stored as `query.bias`/`value.bias`, or `q_bias`/`v_bias` in checkpoints of
+ViT with tubelet 2, fixed sin-cos positions, no class token, `layernorm_after` as the pre-MLP
+norm, q/v biases (stored as `query.bias`/`value.bias`, or `q_bias`/`v_bias` in checkpoints of
 older transformers versions), LayerNorm eps from `layer_norm_eps` (HF default 1e-12).
 
 Heads follow transformers:
@@ -135,7 +135,9 @@ def convert_videomae(raw: Mapping[str, torch.Tensor]) -> tuple[StateDict, list[s
 def _square(value, name: str) -> int:
     if isinstance(value, (list, tuple)):
         if len(value) != 2 or value[0] != value[1]:
-            raise VidTLDRError(f"VideoMAE {name} {list(value)} is not square: only square is supported")
+            raise VidTLDRError(
+                f"VideoMAE {name} {list(value)} is not square: only square sizes are supported"
+            )
         value = value[0]
     return int(value)
 
