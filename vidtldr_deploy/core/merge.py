@@ -45,6 +45,10 @@ def plan_merge(x: torch.Tensor, r: int, class_token: bool = False) -> MergePlan:
     Ties are broken by position (first argmax, stable descending sort), which ONNX TopK and the CUDA
     kernel reproduce, so every implementation picks the same tokens.
     """
+    limit = (x.shape[1] - int(class_token)) // 2
+    if not 0 <= r <= limit:
+        # The static output shape is N - r, so an out-of-range r must not be clamped silently here.
+        raise ValueError(f"r={r} is outside [0, {limit}] for {x.shape[1]} tokens: use resolve_r")
     m = unit_rows(x)
     a, b = m[:, ::2], m[:, 1::2]
     sim = (a @ b.transpose(-1, -2) + 1) / 2
@@ -88,7 +92,7 @@ def bipartite_merge(
     out_dtype = x.dtype
     x = x.float()
     size = torch.ones_like(x[..., 0]) if size is None else size.float()
-    if r <= 0:
+    if r == 0:
         return x.to(out_dtype), size
     plan = plan_merge(x, r, class_token)
     xa, xb = x[:, ::2], x[:, 1::2]

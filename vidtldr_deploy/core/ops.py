@@ -27,6 +27,8 @@ def _saliency_fake(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tens
 def merge(
     x: torch.Tensor, size: torch.Tensor, score: torch.Tensor, r: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    if r <= 0:  # custom op outputs may not alias inputs: hand back copies
+        return x.clone(), size.float().clone()
     x_out, size_out = bipartite_merge(x, size, score, r)
     return x_out.contiguous(), size_out.contiguous()
 
