@@ -235,6 +235,22 @@ def export_command(
             trt_backend.require_tensorrt()
         except VidTLDRError as err:
             raise VidTLDRError(f"{err}. The ONNX graph is kept at {onnx_path}.") from None
+        engine_clips, engine_tolerances = None, None
+        if not no_validate:
+            flags = opt.ToleranceFlags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
+            engine_tolerances = flags.apply(cfg.tolerance_values(opt.tolerances_for(cfg.precision, flags)))
+            engine_clips = clips
+        with console.status(f"building the TensorRT engine ({cfg.precision}) and validating it"):
+            built = trt_backend.build_and_validate(
+                onnx_path, engine_path, loaded, resolved, engine_clips, engine_tolerances,
+                precision=cfg.precision, workspace_mib=cfg.workspace_mib, plugin_library=plugins,
+                inputs_label=str(inputs) if inputs else "", log=lambda msg: console.print(msg, highlight=False),
+            )  # fmt: skip
+        console.print(f"wrote {built.engine_path} and {built.sidecar_path}", highlight=False)
+        if built.validation is not None:
+            _show_validation(built.validation)
+            _write_report(trt_backend.engine_report_path(report), built.validation.to_dict())
+            passed = built.validation.passed
     if not passed:
         raise typer.Exit(EXIT_FAILED)
 
