@@ -1,0 +1,231 @@
+#include "saliency_plugin.h"
+
+#include "plugin_common.h"
+#include "vidtldr_kernels.h"
+
+#include <cmath>
+#include <cstdio>
+#include <new>
+
+using namespace nvinfer1;
+
+namespace vidtldr
+{
+
+SaliencyPlugin::SaliencyPlugin(float scale)
+    : mScale(scale)
+{
+}
+
+// The serialisation table points into the object, so a copy builds its own instead of copying pointers.
+SaliencyPlugin::SaliencyPlugin(SaliencyPlugin const& other)
+    : IPluginV3()
+    , IPluginV3OneCore()
+    , IPluginV3OneBuild()
+    , IPluginV3OneRuntime()
+    , mScale(other.mScale)
+    , mRecorder(other.mRecorder)
+{
+}
+
+IPluginCapability* SaliencyPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept
+{
+    switch (type)
+    {
+    case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
+    case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
+    case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
+    }
+    return nullptr;
+}
+
+IPluginV3* SaliencyPlugin::clone() noexcept
+{
+    return new (std::nothrow) SaliencyPlugin(*this);
+}
+
+char const* SaliencyPlugin::getPluginName() const noexcept { return kSaliencyName; }
+char const* SaliencyPlugin::getPluginVersion() const noexcept { return kPluginVersion; }
+char const* SaliencyPlugin::getPluginNamespace() const noexcept { return kPluginNamespace; }
+int32_t SaliencyPlugin::getNbOutputs() const noexcept { return 1; }
+
+void SaliencyPlugin::fail(ErrorCode code, char const* message) const noexcept
+{
+    reportError(mRecorder, code, kSaliencyName, message);
+}
+
+bool SaliencyPlugin::checkShapes(Dims const& q, Dims const& k, Dims const* out) const noexcept
+{
+    if (q.nbDims != 4 || k.nbDims != 4)
+    {
+        fail(ErrorCode::kINVALID_ARGUMENT, "q and k must be 4-D (B, H, N, D)");
+        return false;
+    }
+    for (int32_t i = 0; i < 4; ++i)
+    {
+        if (q.d[i] != k.d[i])
+        {
+            fail(ErrorCode::kINVALID_ARGUMENT, "q and k must have the same shape (B, H, N, D)");
+            return false;
+        }
+    }
+    if (out != nullptr && (out->nbDims != 2 || out->d[0] != q.d[0] || out->d[1] != q.d[2]))
+    {
+        fail(ErrorCode::kINVALID_ARGUMENT, "score must have shape (B, N)");
+        return false;
+    }
+    return true;
+}
+
+int32_t SaliencyPlugin::configurePlugin(
+    DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
+{
+    if (in == nullptr || out == nullptr || nbInputs != 2 || nbOutputs != 1)
+    {
+        fail(ErrorCode::kINVALID_ARGUMENT, "expects 2 inputs (q, k) and 1 output (score)");
+        return -1;
+    }
+    return checkShapes(in[0].desc.dims, in[1].desc.dims, &out[0].desc.dims) ? 0 : -1;
+}
+
+bool SaliencyPlugin::supportsFormatCombination(
+    int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
+{
+    if (inOut == nullptr || nbInputs != 2 || nbOutputs != 1 || pos < 0 || pos > 2)
+        return false;
+    PluginTensorDesc const& d = inOut[pos].desc;
+    if (d.format != TensorFormat::kLINEAR)
+        return false;
+    switch (pos)
+    {
+    case 0: return d.type == DataType::kFLOAT || d.type == DataType::kHALF;
+    case 1: return d.type == inOut[0].desc.type;
+    default: return d.type == DataType::kFLOAT; // the score is always fp32
+    }
+}
+
+int32_t SaliencyPlugin::getOutputDataTypes(
+    DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept
+{
+    if (outputTypes == nullptr || inputTypes == nullptr || nbOutputs != 1 || nbInputs != 2)
+        return -1;
+    int code = 0;
+    if (!kernelDtype(inputTypes[0], code) || inputTypes[1] != inputTypes[0])
+    {
+        fail(ErrorCode::kINVALID_ARGUMENT, "q and k must both be float32 or both float16");
+        return -1;
+    }
+    outputTypes[0] = DataType::kFLOAT;
+    return 0;
+}
+
+int32_t SaliencyPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
+    int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& /*exprBuilder*/) noexcept
+{
+    if (inputs == nullptr || outputs == nullptr || nbInputs != 2 || nbOutputs != 1 || inputs[0].nbDims != 4)
+    {
+        fail(ErrorCode::kINVALID_ARGUMENT, "expects q, k of rank 4 and one output");
+        return -1;
+    }
+    outputs[0].nbDims = 2;
+    outputs[0].d[0] = inputs[0].d[0]; // B
+    outputs[0].d[1] = inputs[0].d[2]; // N
+    return 0;
+}
+
+size_t SaliencyPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+    DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept
+{
+    if (inputs == nullptr || nbInputs != 2 || inputs[0].max.nbDims != 4)
+        return 0;
+    Dims const& m = inputs[0].max; // the largest shape the engine will see
+    return vidtldr_saliency_workspace_size(static_cast<int>(m.d[0]), static_cast<int>(m.d[1]),
+        static_cast<int>(m.d[2]), static_cast<int>(m.d[3]));
+}
+
+int32_t SaliencyPlugin::onShapeChange(
+    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out, int32_t nbOutputs) noexcept
+{
+    if (in == nullptr || out == nullptr || nbInputs != 2 || nbOutputs != 1)
+    {
+        fail(ErrorCode::kINVALID_ARGUMENT, "expects 2 inputs (q, k) and 1 output (score)");
+        return -1;
+    }
+    return checkShapes(in[0].dims, in[1].dims, &out[0].dims) ? 0 : -1;
+}
+
+int32_t SaliencyPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
+    void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept
+{
+    if (inputDesc == nullptr || inputs == nullptr || outputs == nullptr)
+    {
+        fail(ErrorCode::kINVALID_ARGUMENT, "enqueue called without tensors");
+        return -1;
+    }
+    Dims const& q = inputDesc[0].dims;
+    int dtype = 0;
+    if (q.nbDims != 4 || !kernelDtype(inputDesc[0].type, dtype))
+    {
+        fail(ErrorCode::kINVALID_ARGUMENT, "q must be a 4-D float32 or float16 tensor");
+        return -1;
+    }
+    int const status = vidtldr_saliency(inputs[0], inputs[1], static_cast<float*>(outputs[0]),
+        static_cast<int>(q.d[0]), static_cast<int>(q.d[1]), static_cast<int>(q.d[2]), static_cast<int>(q.d[3]), mScale,
+        dtype, workspace, stream);
+    if (status != VIDTLDR_OK)
+    {
+        char msg[256];
+        std::snprintf(msg, sizeof(msg), "kernel failed: %s (code %d)", vidtldr_error_string(status), status);
+        fail(status == VIDTLDR_ERR_CUDA ? ErrorCode::kFAILED_EXECUTION : ErrorCode::kINVALID_ARGUMENT, msg);
+        return -1;
+    }
+    return 0;
+}
+
+IPluginV3* SaliencyPlugin::attachToContext(IPluginResourceContext* context) noexcept
+{
+    SaliencyPlugin* copy = new (std::nothrow) SaliencyPlugin(*this);
+    if (copy != nullptr && context != nullptr)
+        copy->mRecorder = context->getErrorRecorder();
+    return copy;
+}
+
+PluginFieldCollection const* SaliencyPlugin::getFieldsToSerialize() noexcept
+{
+    mSerialFields.clear();
+    mSerialFields.emplace_back("scale", &mScale, PluginFieldType::kFLOAT32, 1);
+    mSerialCollection.nbFields = static_cast<int32_t>(mSerialFields.size());
+    mSerialCollection.fields = mSerialFields.data();
+    return &mSerialCollection;
+}
+
+// --- creator ------------------------------------------------------------------------------------
+
+SaliencyPluginCreator::SaliencyPluginCreator()
+{
+    mFields.emplace_back("scale", nullptr, PluginFieldType::kFLOAT32, 1);
+    mCollection.nbFields = static_cast<int32_t>(mFields.size());
+    mCollection.fields = mFields.data();
+}
+
+char const* SaliencyPluginCreator::getPluginName() const noexcept { return kSaliencyName; }
+char const* SaliencyPluginCreator::getPluginVersion() const noexcept { return kPluginVersion; }
+char const* SaliencyPluginCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
+PluginFieldCollection const* SaliencyPluginCreator::getFieldNames() noexcept { return &mCollection; }
+
+IPluginV3* SaliencyPluginCreator::createPlugin(
+    char const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept
+{
+    // The same field ("scale") comes from the ONNX attribute at build time and from
+    // getFieldsToSerialize at deserialisation, so both phases parse alike.
+    float scale = 0.0f;
+    if (!readFloatField(fc, "scale", scale) || !std::isfinite(scale))
+    {
+        reportError(nullptr, ErrorCode::kINVALID_ARGUMENT, kSaliencyName,
+            "attribute `scale` (finite float) is missing or invalid");
+        return nullptr;
+    }
+    return new (std::nothrow) SaliencyPlugin(scale);
+}
+
+} // namespace vidtldr
