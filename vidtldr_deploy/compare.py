@@ -65,14 +65,21 @@ HIGHER_IS_BETTER = {"cosine", "top1", "top5"}
 
 @dataclass(frozen=True)
 class Tolerances:
-    """Bounds a comparison must meet: upper bounds on errors, lower bounds on similarities."""
+    """Bounds a comparison must meet: upper bounds on errors, lower bounds on similarities.
 
-    max_abs: float = 1e-3
-    mean_abs: float = 1e-4
-    cosine: float = 0.9999
-    rel_l2: float = 1e-3
-    top1: float = 1.0
-    top5: float = 1.0
+    The fp32 defaults are not float32 rounding: merging is a discrete choice, and once the token
+    count is large (UMT-B at 12 frames: 1176 candidates, neighbouring best scores ~1e-6 apart) two
+    correct runtimes whose arithmetic differs in the last bits merge a different token now and
+    then. Measured on UMT-B, 12 frames, 600,200,100, ONNX Runtime against PyTorch: pooled rel_l2
+    4.7e-3, max_abs 2.3e-2, cosine > 0.99995; the whole cost of merging is rel_l2 ~6e-2.
+    """
+
+    max_abs: float = 5e-2
+    mean_abs: float = 5e-3
+    cosine: float = 0.9995
+    rel_l2: float = 1e-2
+    top1: float = 0.9
+    top5: float = 0.8
 
     def bound(self, metric: str) -> float | None:
         return getattr(self, metric, None)
@@ -83,7 +90,7 @@ class Tolerances:
 
 DEFAULT_TOLERANCES: dict[str, Tolerances] = {
     "fp32": Tolerances(),
-    "fp16": Tolerances(max_abs=5e-2, mean_abs=5e-3, cosine=0.999, rel_l2=2e-2, top1=0.9, top5=0.8),
+    "fp16": Tolerances(max_abs=1e-1, mean_abs=1e-2, cosine=0.999, rel_l2=3e-2),
 }
 
 
@@ -97,6 +104,7 @@ class OutputComparison:
     shape: tuple[int, ...]
     metrics: dict[str, float]
     failures: list[str] = field(default_factory=list)
+    gating: bool = True  # False: reported, but not part of the verdict
 
     @property
     def passed(self) -> bool:

@@ -58,6 +58,16 @@ def _metric_names(rows: list[dict]) -> list[str]:
     return [m for m in METRIC_ORDER if m in present]
 
 
+def _verdict(row: dict, rich: bool) -> str:
+    if row["passed"]:
+        return "[green]pass[/]" if rich else "pass"
+    why = "; ".join(row["failures"])
+    if not row.get("gating", True):
+        # Reported, not judged: row-aligned tokens after a merge-selection flip (see validate.py).
+        return f"[yellow]info[/] {why} (not gating)" if rich else f"info: {why} (not gating)"
+    return f"[red]FAIL[/] {why}" if rich else f"FAIL: {why}"
+
+
 def comparison_table(rows: list[dict], title: str, verdict: bool = True) -> Table:
     table = Table(title=title)
     names = _metric_names(rows)
@@ -67,7 +77,7 @@ def comparison_table(rows: list[dict], title: str, verdict: bool = True) -> Tabl
         cells = [r["name"], "x".join(map(str, r["shape"]))]
         cells += [_fmt(r["metrics"].get(m, "")) for m in names]
         if verdict:
-            cells.append("[green]pass[/]" if r["passed"] else f"[red]FAIL[/] {'; '.join(r['failures'])}")
+            cells.append(_verdict(r, rich=True))
         table.add_row(*cells)
     return table
 
@@ -84,7 +94,7 @@ def _md_comparison(rows: list[dict], verdict: bool) -> str:
     for r in rows:
         cells = [r["name"], "x".join(map(str, r["shape"]))] + [_fmt(r["metrics"].get(m, "")) for m in names]
         if verdict:
-            cells.append("pass" if r["passed"] else "FAIL: " + "; ".join(r["failures"]))
+            cells.append(_verdict(r, rich=False))
         out.append(cells)
     headers = ["output", "shape", *names] + (["result"] if verdict else [])
     return _md_table(headers, out)

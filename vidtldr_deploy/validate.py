@@ -82,13 +82,13 @@ class ValidationResult:
 
     @property
     def passed(self) -> bool:
-        return all(o.passed for o in self.outputs)
+        return all(o.passed for o in self.outputs if o.gating)
 
     def to_dict(self) -> dict:
         def rows(items: list[OutputComparison]) -> list[dict]:
             return [
                 {"name": o.name, "shape": list(o.shape), "metrics": o.metrics,
-                 "failures": o.failures, "passed": o.passed}
+                 "failures": o.failures, "passed": o.passed, "gating": o.gating}
                 for o in items
             ]  # fmt: skip
 
@@ -119,8 +119,15 @@ def validate_runner(
     tolerances: Tolerances,
     precision: str = "fp32",
     inputs_label: str = "",
+    strict_tokens: bool = False,
 ) -> ValidationResult:
-    """Run `inputs` through the runner and through PyTorch (merged and unmerged) and compare."""
+    """Run `inputs` through the runner and through PyTorch (merged and unmerged) and compare.
+
+    Once the model merges, `tokens` is compared row by row but does not decide the verdict unless
+    `strict_tokens`: when two runtimes merge a different token at a near-tie, every kept token
+    after it shifts by one row, so a row-aligned comparison reports a large error for a correct
+    graph. The pooled vector and logits carry the verdict; they move only by the flip's real effect.
+    """
     t0 = time.perf_counter()
     got = _stack([runner.run(v) for v in inputs])
     t1 = time.perf_counter()
@@ -138,10 +145,22 @@ def validate_runner(
         precision=precision,
         tolerances=tolerances,
         inputs=inputs_label or f"{len(inputs)} seeded random clip batches",
-        outputs=compare_outputs(merged, got, tolerances),
+        outputs=_mark_gating(compare_outputs(merged, got, tolerances), schedule, strict_tokens),
         merge_cost=compare_outputs(comparable, {k: merged[k] for k in comparable}, None),
         seconds={"runtime": t1 - t0, "pytorch": t2 - t1},
     )
+
+
+TOKEN_OUTPUT = "tokens"
+
+
+def _mark_gating(
+    results: list[OutputComparison], schedule: MergeSchedule, strict_tokens: bool
+) -> list[OutputComparison]:
+    if schedule.merges and not strict_tokens:
+        for result in results:
+            result.gating = result.name != TOKEN_OUTPUT
+    return results
 
 
 @dataclass

@@ -685,6 +685,7 @@ def build_and_validate(
     timing_cache: str | Path | None = None,
     metadata: dict | None = None,
     inputs_label: str = "",
+    strict_tokens: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> EngineBuild:
     """Build the engine and its sidecar, then (given inputs) validate it against PyTorch.
@@ -712,6 +713,6 @@ def build_and_validate(
         runner = TensorRTRunner(engine_path, plugin_library=plugin_library)
         result.validation = validate_runner(
             runner, str(engine_path), loaded, schedule, inputs, tolerances,
-            precision=precision, inputs_label=inputs_label,
+            precision=precision, inputs_label=inputs_label, strict_tokens=strict_tokens,
         )  # fmt: skip
     return result

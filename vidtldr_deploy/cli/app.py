@@ -163,10 +163,10 @@ def export_command(
     rel_l2: opt.RelL2 = None,
     min_top1: opt.MinTop1 = None,
     min_top5: opt.MinTop5 = None,
+    strict_tokens: opt.StrictTokens = False,
 ) -> None:
     """Export a checkpoint with a static merge schedule to ONNX (and a TensorRT engine), then validate it."""
     from vidtldr_deploy.backends.onnxruntime import OnnxRuntimeRunner
-    from vidtldr_deploy.compare import default_tolerances
     from vidtldr_deploy.core.schedule import resolve_schedule
     from vidtldr_deploy.export.config import PRECISIONS, ExportConfig, load_export_config
     from vidtldr_deploy.export.onnx_export import MERGE_IMPLS, ExportSpec, export_onnx
@@ -185,6 +185,7 @@ def export_command(
         raise VidTLDRError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.batch < 1:
         raise VidTLDRError(f"--batch must be at least 1, got {cfg.batch}")
+    flags = opt.ToleranceFlags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
     onnx_path, engine_path = _plan_paths(output)
     if not onnx_path.parent.is_dir():
         raise VidTLDRError(f"output directory {onnx_path.parent} does not exist: create it or choose another -o path")
@@ -213,15 +214,14 @@ def export_command(
 
     passed = True
     if not no_validate:
-        flags = opt.ToleranceFlags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
-        # Precedence: flags over the config file over the per-precision defaults.
-        tolerances = flags.apply(cfg.tolerance_values(default_tolerances("fp32")))
+        # ONNX Runtime runs the fp32 graph, whatever precision the engine will have.
+        tolerances = opt.tolerances_for("fp32", flags, cfg)
         side = model.cfg.img_size
         clips = make_inputs((cfg.batch, 3, loaded.frames, side, side), seed, num_inputs, inputs)
         with console.status("validating: ONNX Runtime against PyTorch"):
             result = validate_runner(
                 OnnxRuntimeRunner(onnx_path), str(onnx_path), loaded, resolved, clips, tolerances,
-                inputs_label=str(inputs) if inputs else "",
+                inputs_label=str(inputs) if inputs else "", strict_tokens=strict_tokens,
             )  # fmt: skip
         _show_validation(result)
         _write_report(report, result.to_dict())
@@ -237,14 +237,14 @@ def export_command(
             raise VidTLDRError(f"{err}. The ONNX graph is kept at {onnx_path}.") from None
         engine_clips, engine_tolerances = None, None
         if not no_validate:
-            flags = opt.ToleranceFlags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
-            engine_tolerances = flags.apply(cfg.tolerance_values(opt.tolerances_for(cfg.precision, flags)))
+            engine_tolerances = opt.tolerances_for(cfg.precision, flags, cfg)
             engine_clips = clips
         with console.status(f"building the TensorRT engine ({cfg.precision}) and validating it"):
             built = trt_backend.build_and_validate(
                 onnx_path, engine_path, loaded, resolved, engine_clips, engine_tolerances,
                 precision=cfg.precision, workspace_mib=cfg.workspace_mib, plugin_library=plugins,
-                inputs_label=str(inputs) if inputs else "", log=lambda msg: console.print(msg, highlight=False),
+                inputs_label=str(inputs) if inputs else "", strict_tokens=strict_tokens,
+                log=lambda msg: console.print(msg, highlight=False),
             )  # fmt: skip
         console.print(f"wrote {built.engine_path} and {built.sidecar_path}", highlight=False)
         if built.validation is not None:
@@ -272,6 +272,7 @@ def validate_command(
     rel_l2: opt.RelL2 = None,
     min_top1: opt.MinTop1 = None,
     min_top5: opt.MinTop5 = None,
+    strict_tokens: opt.StrictTokens = False,
 ) -> None:
     """Run an exported graph in ONNX Runtime and compare it with the PyTorch model (same schedule)."""
     from vidtldr_deploy.backends.onnxruntime import OnnxRuntimeRunner
@@ -286,7 +287,7 @@ def validate_command(
     with console.status("running ONNX Runtime and PyTorch"):
         result = validate_runner(
             runner, str(model), ref.loaded, ref.schedule, clips, opt.tolerances_for("fp32", flags),
-            inputs_label=str(inputs) if inputs else "",
+            inputs_label=str(inputs) if inputs else "", strict_tokens=strict_tokens,
         )  # fmt: skip
     _show_validation(result)
     _write_report(report, result.to_dict())
@@ -319,3 +320,7 @@ def export_main() -> None:
     """`vidtldr-export ...` is `vidtldr export ...`."""
     sys.argv = [sys.argv[0], "export", *sys.argv[1:]]
     app()
+
+
+# Commands that live in their own modules register themselves on `app` when imported.
+from vidtldr_deploy.cli import profile_cmd  # noqa: E402,F401

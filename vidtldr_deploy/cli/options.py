@@ -30,6 +30,7 @@ MeanAbs = Annotated[Optional[float], typer.Option("--mean-abs", help="Tolerance:
 MinCosine = Annotated[Optional[float], typer.Option("--min-cosine", help="Tolerance: lowest cosine similarity.")]
 RelL2 = Annotated[Optional[float], typer.Option("--rel-l2", help="Tolerance: relative L2 error.")]
 MinTop1 = Annotated[Optional[float], typer.Option("--min-top1", help="Tolerance: top-1 agreement (logits).")]
+StrictTokens = Annotated[bool, typer.Option("--strict-tokens", help="Let the row-aligned `tokens` output decide the verdict of a merged model too (by default it is reported only: a merge choice flipped at a near-tie shifts the rows).")]
 MinTop5 = Annotated[Optional[float], typer.Option("--min-top5", help="Tolerance: top-5 agreement (logits).")]
 
 
@@ -47,5 +48,9 @@ class ToleranceFlags:
         return Tolerances(**{**base.to_dict(), **given})
 
 
-def tolerances_for(precision: str, flags: ToleranceFlags) -> Tolerances:
-    return flags.apply(default_tolerances(precision))
+def tolerances_for(precision: str, flags: ToleranceFlags, config=None) -> Tolerances:
+    """Precedence: flags over the export config's [tolerances] over the per-precision defaults."""
+    base = default_tolerances(precision)
+    if config is not None:
+        base = config.tolerance_values(base)
+    return flags.apply(base)

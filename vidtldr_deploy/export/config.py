@@ -3,12 +3,17 @@ command-line flags overriding it. Unknown keys are errors, so a typo never silen
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from vidtldr_deploy.compare import Tolerances
 from vidtldr_deploy.errors import VidTLDRError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (JetPack 6)
+    import tomli as tomllib
 
 PRECISIONS = ("fp32", "fp16")
 
