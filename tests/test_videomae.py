@@ -238,3 +238,30 @@ def test_unsupported_activation_is_refused(tmp_path):
     ckpt = read_checkpoint(_save(_hf_model("encoder", hidden_act="gelu_new"), tmp_path))
     with pytest.raises(VidTLDRError, match="gelu_new"):
         load_model(ckpt, get_architecture("videomae-tiny"))
+
+
+def test_classifier_folder_exports_and_validates_from_the_cli(tmp_path):
+    """The whole path for a Hugging Face classifier folder: inferred architecture, `logits`
+    output with top-k agreement in the verdict, ONNX Runtime against PyTorch."""
+    import json
+
+    import onnx
+    from typer.testing import CliRunner
+
+    from vidtldr_deploy.cli.app import app
+
+    folder = _save(_hf_model("classifier", use_mean_pooling=True, num_labels=7), tmp_path)
+    out = tmp_path / "videomae.onnx"
+    result = CliRunner().invoke(app, [
+        "export", str(folder), "--schedule", "4,2", "--merge-impl", "plugin", "--batch", "2",
+        "-o", str(out), "--report", str(tmp_path / "r.json"),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "videomae-tiny (inferred from the checkpoint)" in result.output
+    graph = onnx.load(str(out))
+    assert [o.name for o in graph.graph.output] == ["logits"]
+    assert [d.dim_value for d in graph.graph.output[0].type.tensor_type.shape.dim] == [2, 7]
+    report = json.loads((tmp_path / "r.json").read_text())
+    (logits,) = report["outputs"]
+    assert logits["name"] == "logits" and logits["gating"] and logits["passed"]
+    assert logits["metrics"]["top1"] == 1.0 and logits["metrics"]["max_abs"] < 1e-4
