@@ -267,14 +267,6 @@ class _RangeTimer:
         rf.__exit__(None, None, None)
         self.done.append((name, mark, self._mark()))
 
-    @contextlib.contextmanager
-    def range(self, name: str):
-        self.start(name)
-        try:
-            yield
-        finally:
-            self.stop(name)
-
     def totals_ms(self) -> dict[str, float]:
         _sync(self.device)
         out: dict[str, float] = {}
@@ -286,17 +278,12 @@ class _RangeTimer:
 
 @contextlib.contextmanager
 def _instrumented(model, timer: _RangeTimer):
-    """Time the model's parts by name: forward hooks on modules, and the saliency / merge calls of
-    each block (the functions models/vit.py calls, wrapped for the duration of this pass only)."""
-    from vidtldr_deploy.models import vit
-
+    """Time the model's parts by name with forward hooks: each block's attention, saliency and merge
+    steps and MLP (MergeViT keeps each as a submodule), removed when the pass ends."""
     handles = []
-    current = {"block": -1}
 
-    def hook(name, on_enter=None):
+    def hook(name):
         def pre(mod, args):
-            if on_enter:
-                on_enter()
             timer.start(name)
 
         def post(mod, args, out):
@@ -306,38 +293,15 @@ def _instrumented(model, timer: _RangeTimer):
 
     parts = [("forward", model), ("patch_embed", model.patch_embed)]
     for i, blk in enumerate(model.blocks):
-        parts += [(f"block.{i}", blk), (f"block.{i}.attention", blk.attn), (f"block.{i}.mlp", blk.mlp)]
+        parts += [(f"block.{i}", blk), (f"block.{i}.attention", blk.attn), (f"block.{i}.mlp", blk.mlp),
+                  (f"block.{i}.saliency", blk.saliency), (f"block.{i}.merge", blk.merge)]  # fmt: skip
     for name, mod in parts:
-        enter = None
-        if name.startswith("block.") and name.count(".") == 1:
-            idx = int(name.split(".")[1])
-            enter = lambda idx=idx: current.__setitem__("block", idx)  # noqa: E731
-        pre, post = hook(name, enter)
+        pre, post = hook(name)
         handles.append(mod.register_forward_pre_hook(pre))
         handles.append(mod.register_forward_hook(post))
-
-    def wrap(fn, part):
-        def wrapped(*args, **kwargs):
-            with timer.range(f"block.{current['block']}.{part}"):
-                return fn(*args, **kwargs)
-
-        return wrapped
-
-    real_ops = vit.ops
-    real = (vit.saliency_from_qk, vit.bipartite_merge)
-
-    class _Ops:
-        saliency = staticmethod(wrap(real_ops.saliency, "saliency"))
-        merge = staticmethod(wrap(real_ops.merge, "merge"))
-
-    vit.ops = _Ops
-    vit.saliency_from_qk = wrap(real[0], "saliency")
-    vit.bipartite_merge = wrap(real[1], "merge")
     try:
         yield
     finally:
-        vit.ops = real_ops
-        vit.saliency_from_qk, vit.bipartite_merge = real
         for h in handles:
             h.remove()
 

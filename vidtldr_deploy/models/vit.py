@@ -109,12 +109,38 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class SaliencyStep(nn.Module):
+    """Foreground score (B, N) from the layer's q, k. A module of its own (no parameters) so that
+    hooks and profilers see the merge steps by name."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, merge_impl: str) -> torch.Tensor:
+        if merge_impl == "custom_op":
+            return ops.saliency(q, k, self.scale)
+        return saliency_from_qk(q, k, self.scale)
+
+
+class MergeStep(nn.Module):
+    """Merge r tokens of the hidden state (see SaliencyStep for why this is a module)."""
+
+    def forward(self, x, size, score, r: int, merge_impl: str):
+        if merge_impl == "custom_op":
+            mass = torch.ones_like(x[..., 0], dtype=torch.float32) if size is None else size
+            return ops.merge(x, mass, score, r)
+        return bipartite_merge(x, size, score, r)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         dim = cfg.embed_dim
         self.norm1 = nn.LayerNorm(dim, eps=cfg.norm_eps)
         self.attn = Attention(dim, cfg.heads, cfg.qv_bias)
+        self.saliency = SaliencyStep(self.attn.scale)
+        self.merge = MergeStep()
         self.norm2 = nn.LayerNorm(dim, eps=cfg.norm_eps)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
 
@@ -122,13 +148,8 @@ class Block(nn.Module):
         h, q, k = self.attn(self.norm1(x), size)
         x = x + h
         if r > 0:
-            if merge_impl == "custom_op":
-                mass = torch.ones_like(x[..., 0], dtype=torch.float32) if size is None else size
-                score = ops.saliency(q, k, self.attn.scale)
-                x, size = ops.merge(x, mass, score, r)
-            else:
-                score = saliency_from_qk(q, k, self.attn.scale)
-                x, size = bipartite_merge(x, size, score, r)
+            score = self.saliency(q, k, merge_impl)
+            x, size = self.merge(x, size, score, r, merge_impl)
         return x + self.mlp(self.norm2(x)), size
 
 
