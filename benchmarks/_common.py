@@ -15,6 +15,19 @@ from vidtldr_deploy.models.registry import get_architecture  # noqa: E402
 from vidtldr_deploy.models.source import LoadedModel  # noqa: E402
 
 
+def cuda_missing(script: str) -> bool:
+    """True (after saying why on stderr) when no CUDA device is visible: GPU benchmarks then
+    measure nothing and exit 2 rather than report CPU numbers as GPU ones."""
+    if torch.cuda.is_available():
+        return False
+    print(
+        f"{script} needs a CUDA GPU and a CUDA build of PyTorch; this is torch {torch.__version__} "
+        "with no CUDA device visible. Nothing was measured.",
+        file=sys.stderr,
+    )
+    return True
+
+
 def random_model(arch: str, frames: int, seed: int = 0) -> LoadedModel:
     """`arch` with seeded random weights: latency does not depend on the weights' values, but the
     merge's choices do, so the seed is recorded."""

@@ -20,7 +20,7 @@ import contextlib
 import sys
 import time
 
-from _common import machine, print_table, random_model, write_json
+from _common import cuda_missing, machine, print_table, random_model, write_json
 
 import torch
 
@@ -39,12 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="benchmarks/results/merge_share.json")
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            f"bench_merge_share needs a CUDA GPU and a CUDA build of PyTorch; this is torch "
-            f"{torch.__version__} with no CUDA device visible. Nothing was measured.",
-            file=sys.stderr,
-        )
+    if cuda_missing("bench_merge_share"):
         return 2
 
     from vidtldr_deploy.backends import torch_cuda_ops

@@ -20,7 +20,7 @@ import argparse
 import sys
 import time
 
-from _common import machine, print_table, random_model, strip_samples, write_json
+from _common import cuda_missing, machine, print_table, random_model, strip_samples, write_json
 
 import torch
 
@@ -43,12 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", action="store_true", help="also the per-layer breakdown (eager)")
     ap.add_argument("--json", default="benchmarks/results/torch_gpu.json")
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            f"bench_torch_gpu needs a CUDA GPU and a CUDA build of PyTorch; this is torch "
-            f"{torch.__version__} with no CUDA device visible. Nothing was measured.",
-            file=sys.stderr,
-        )
+    if cuda_missing("bench_torch_gpu"):
         return 2
     torch.backends.cuda.matmul.allow_tf32 = True
 
