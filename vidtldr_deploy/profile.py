@@ -30,13 +30,15 @@ import torch
 from vidtldr_deploy import __version__
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.export.config import PRECISIONS
+from vidtldr_deploy.export.onnx_export import MERGE_IMPLS as EXPORT_MERGE_IMPLS
 from vidtldr_deploy.models.source import LoadedModel
+from vidtldr_deploy.models.vit import MERGE_IMPLS as VIT_MERGE_IMPLS
 
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "fp16")
-TORCH_MERGE_IMPLS = ("custom_op", "reference")
-ONNX_MERGE_IMPLS = ("plugin", "onnx")
+TORCH_MERGE_IMPLS = VIT_MERGE_IMPLS
+ONNX_MERGE_IMPLS = EXPORT_MERGE_IMPLS
 STATS = ("mean", "median", "p90", "p99", "min", "max")
 MODELS = ("merged", "baseline")  # measured in this order on even iterations, reversed on odd ones
 

@@ -68,17 +68,24 @@ def _verdict(row: dict, rich: bool) -> str:
     return f"[red]FAIL[/] {why}" if rich else f"FAIL: {why}"
 
 
+def _comparison_grid(rows: list[dict], verdict: bool, rich: bool) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of a comparison, shared by the terminal table and the Markdown."""
+    names = _metric_names(rows)
+    headers = ["output", "shape", *names] + (["result"] if verdict else [])
+    cells = []
+    for r in rows:
+        row = [r["name"], "x".join(map(str, r["shape"]))] + [_fmt(r["metrics"].get(m, "")) for m in names]
+        cells.append(row + ([_verdict(r, rich=rich)] if verdict else []))
+    return headers, cells
+
+
 def comparison_table(rows: list[dict], title: str, verdict: bool = True) -> Table:
     table = Table(title=title)
-    names = _metric_names(rows)
-    for h in ["output", "shape", *names] + (["result"] if verdict else []):
+    headers, cells = _comparison_grid(rows, verdict, rich=True)
+    for h in headers:
         table.add_column(h, justify="left" if h in ("output", "result") else "right")
-    for r in rows:
-        cells = [r["name"], "x".join(map(str, r["shape"]))]
-        cells += [_fmt(r["metrics"].get(m, "")) for m in names]
-        if verdict:
-            cells.append(_verdict(r, rich=True))
-        table.add_row(*cells)
+    for row in cells:
+        table.add_row(*row)
     return table
 
 
@@ -89,15 +96,7 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _md_comparison(rows: list[dict], verdict: bool) -> str:
-    names = _metric_names(rows)
-    out = []
-    for r in rows:
-        cells = [r["name"], "x".join(map(str, r["shape"]))] + [_fmt(r["metrics"].get(m, "")) for m in names]
-        if verdict:
-            cells.append(_verdict(r, rich=False))
-        out.append(cells)
-    headers = ["output", "shape", *names] + (["result"] if verdict else [])
-    return _md_table(headers, out)
+    return _md_table(*_comparison_grid(rows, verdict, rich=False))
 
 
 def _md_latency(report: dict) -> str:

@@ -31,11 +31,11 @@ import numpy as np
 
 from vidtldr_deploy.backends import engine_sidecar as sc
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.export.config import PRECISIONS
 
 PLUGIN_DOMAIN = "vidtldr"  # = export.onnx_functions.DOMAIN / PLUGIN_NAMESPACE
 PLUGIN_NAMESPACE = "vidtldr"
 PLUGIN_VERSION = "1"
-PRECISIONS = ("fp32", "fp16")
 MIN_TENSORRT_MAJOR = 10
 
 _NOT_INSTALLED = (

@@ -168,8 +168,8 @@ def export_command(
     """Export a checkpoint with a static merge schedule to ONNX (and a TensorRT engine), then validate it."""
     from vidtldr_deploy.backends.onnxruntime import OnnxRuntimeRunner
     from vidtldr_deploy.core.schedule import resolve_schedule
-    from vidtldr_deploy.export.config import PRECISIONS, ExportConfig, load_export_config
-    from vidtldr_deploy.export.onnx_export import MERGE_IMPLS, ExportSpec, export_onnx
+    from vidtldr_deploy.export.config import ExportConfig, load_export_config
+    from vidtldr_deploy.export.onnx_export import ExportSpec, export_onnx
     from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, load_source
     from vidtldr_deploy.reports import schedule_table
     from vidtldr_deploy.validate import make_inputs, validate_runner
@@ -179,12 +179,7 @@ def export_command(
         arch=arch, frames=frames, ckpt_frames=ckpt_frames, batch=batch, schedule=schedule,
         merge_impl=merge_impl, opset=opset, precision=precision, workspace_mib=workspace,
     )  # fmt: skip
-    if cfg.merge_impl not in MERGE_IMPLS:
-        raise VidTLDRError(f"--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {cfg.merge_impl!r}")
-    if cfg.precision not in PRECISIONS:
-        raise VidTLDRError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    if cfg.batch < 1:
-        raise VidTLDRError(f"--batch must be at least 1, got {cfg.batch}")
+    cfg.check()
     flags = opt.ToleranceFlags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
     onnx_path, engine_path = _plan_paths(output)
     if not onnx_path.parent.is_dir():

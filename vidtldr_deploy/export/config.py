@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vidtldr_deploy.compare import Tolerances
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.export.onnx_export import MERGE_IMPLS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +32,21 @@ class ExportConfig:
     workspace_mib: int | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
     description: str = ""
+
+    def check(self, where: str = "") -> "ExportConfig":
+        """Refuse values no export can take; `where` names the file they came from, if any."""
+        prefix = f"{where}: " if where else ""
+        if self.merge_impl not in MERGE_IMPLS:
+            raise VidTLDRError(
+                f"{prefix}--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {self.merge_impl!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise VidTLDRError(
+                f"{prefix}--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.batch < 1:
+            raise VidTLDRError(f"{prefix}--batch must be at least 1, got {self.batch}")
+        return self
 
     def tolerance_values(self, base: Tolerances) -> Tolerances:
         known = {f.name for f in fields(Tolerances)}
@@ -68,7 +84,4 @@ def load_export_config(path: str | Path) -> ExportConfig:
         raise VidTLDRError(
             f"config {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-    config = ExportConfig(**data)
-    if config.precision not in PRECISIONS:
-        raise VidTLDRError(f"config {path}: precision must be one of {PRECISIONS}")
-    return config
+    return ExportConfig(**data).check(f"config {path}")
