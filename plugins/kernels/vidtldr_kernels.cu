@@ -8,8 +8,8 @@
 // results stay fp32-exact (no TF32). Callers then run their own row-wise epilogue over S.
 //
 // Saliency (q, k -> score):
-//   pass 1  per (sample, head, 64 query rows): online max / sum of exp over all keys -> (m, log l)
-//   pass 2  per (sample, 64 query rows, key range): for each key tile, A = sum_h exp(s - m - log l)
+//   pass 1  per (sample, head, 64 query rows): online max / sum of exp over all keys -> (m, 1 / l)
+//   pass 2  per (sample, 64 query rows, key range): for each key tile, A = sum_h exp(s - m) / l
 //           accumulated over heads in registers, then sum_j (A/H) log(A/H) into a row partial.
 //           Key ranges are split across blocks so that batch 1 still fills the GPU; partials are
 //           summed in a fixed order in the final kernel (deterministic).
@@ -210,7 +210,6 @@ template <>
 struct SoftmaxDomain<float>
 {
     static __device__ __forceinline__ float ex(float v) { return expf(v); }
-    static __device__ __forceinline__ float lg(float v) { return logf(v); }
     static __host__ float logit_mul(float /*scale*/) { return 1.0f; }
     static __host__ float a_scale(float scale) { return scale; }
 };
@@ -218,7 +217,6 @@ template <>
 struct SoftmaxDomain<__half>
 {
     static __device__ __forceinline__ float ex(float v) { return exp2f(v); }
-    static __device__ __forceinline__ float lg(float v) { return log2f(v); }
     static __host__ float logit_mul(float scale) { return scale * kLog2e; }
     static __host__ float a_scale(float /*scale*/) { return 1.0f; }
 };
@@ -227,15 +225,18 @@ struct SoftmaxDomain<__half>
 // Saliency
 // ------------------------------------------------------------------------------------------------
 
-// The logit of pass 2 must be bit-identical to pass 1's (a row of equal logits must give exactly
-// 1/N everywhere, hence constant entropies and the all-ones score): __fmul_rn is never contracted
+// The logit of pass 2 must be bit-identical to pass 1's (a row of equal logits must give one value,
+// exp(0) * (1 / N), everywhere, hence constant entropies and the all-ones score): __fmul_rn is never contracted
 // into an FMA with the following subtraction.
 __device__ __forceinline__ float logit(float s, float mul) { return __fmul_rn(s, mul); }
 
-// Pass 1: grid (query tiles, B*H). stat_m / stat_l: (B*H, N) row max and log of the sum of exp.
+// Pass 1: grid (query tiles, B*H). stat_m / stat_inv_l: (B*H, N) row max and 1 / (sum of exp).
+// 1 / l rather than log l: exp(s - m - log l) would carry log l's rounding (up to ~2.4e-7 absolute,
+// the same relative error on every probability of the row) into the entropy, which the foreground
+// normalisation then magnifies by 1 / (span of the entropies); a product with 1 / l errs 4-8x less.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) saliency_stats_kernel(T const* __restrict__ q, T const* __restrict__ k,
-    int N, int D, float a_scale, float logit_mul, bool vec_ok, float* __restrict__ stat_m, float* __restrict__ stat_l)
+    int N, int D, float a_scale, float logit_mul, bool vec_ok, float* __restrict__ stat_m, float* __restrict__ stat_inv_l)
 {
     __shared__ __align__(128) unsigned char smem[kSmemBytes];
     float* S = reinterpret_cast<float*>(smem + kOperandBytes);
@@ -286,17 +287,17 @@ __global__ void __launch_bounds__(kThreads) saliency_stats_kernel(T const* __res
     if (h == 0 && r < na)
     {
         stat_m[bh * N + q0 + r] = M;
-        stat_l[bh * N + q0 + r] = SoftmaxDomain<T>::lg(L);
+        stat_inv_l[bh * N + q0 + r] = 1.0f / L;
     }
 }
 
 // Pass 2: grid (query tiles, key splits, B). partial: (splits, B, N) sums of A log A over the split's keys.
-// A = (sum_h exp((s - m) - log l)) / H is evaluated exactly as pass 1 produced s, so a row with
-// constant logits gets exactly 1/N everywhere (constant entropies -> the all-ones score).
+// A = (sum_h exp(s - m) / l) / H is evaluated exactly as pass 1 produced s, so a row with
+// constant logits gets one value everywhere (constant entropies -> the all-ones score).
 template <typename T>
 __global__ void __launch_bounds__(kThreads) saliency_entropy_kernel(T const* __restrict__ q, T const* __restrict__ k,
     int B, int H, int N, int D, float a_scale, float logit_mul, bool vec_ok, int tiles_per_split,
-    float const* __restrict__ stat_m, float const* __restrict__ stat_l, float* __restrict__ partial)
+    float const* __restrict__ stat_m, float const* __restrict__ stat_inv_l, float* __restrict__ partial)
 {
     __shared__ __align__(128) unsigned char smem[kSmemBytes];
     float* S = reinterpret_cast<float*>(smem + kOperandBytes);
@@ -309,7 +310,7 @@ __global__ void __launch_bounds__(kThreads) saliency_entropy_kernel(T const* __r
     int const kt_begin = split * tiles_per_split;
     int const kt_end = min((N + kTile - 1) / kTile, kt_begin + tiles_per_split);
     float const inv_heads = 1.0f / static_cast<float>(H);
-    float rowsum = 0.0f;
+    float rowsum = 0.0f, rowcomp = 0.0f; // Kahan-compensated: hundreds of terms per thread
     for (int kt = kt_begin; kt < kt_end; ++kt)
     {
         int const k0 = kt * kTile;
@@ -326,13 +327,13 @@ __global__ void __launch_bounds__(kThreads) saliency_entropy_kernel(T const* __r
             if (r < na)
             {
                 float const M = stat_m[bh * N + q0 + r];
-                float const LL = stat_l[bh * N + q0 + r];
+                float const inv_l = stat_inv_l[bh * N + q0 + r];
 #pragma unroll
                 for (int kk = 0; kk < kColsPerThread; ++kk)
                 {
                     int const c = epilogue_col(r, h, kk);
                     if (c < nb)
-                        acc[kk] += SoftmaxDomain<T>::ex((logit(S[r * kSPitch + c], logit_mul) - M) - LL);
+                        acc[kk] += SoftmaxDomain<T>::ex(logit(S[r * kSPitch + c], logit_mul) - M) * inv_l;
                 }
             }
         }
@@ -343,7 +344,12 @@ __global__ void __launch_bounds__(kThreads) saliency_entropy_kernel(T const* __r
             // The reference takes the head mean (sum / H) and then a log a with 0 log 0 := 0.
             float const a = acc[kk] * inv_heads;
             if (c < nb && a > 0.0f)
-                rowsum += a * logf(a);
+            {
+                float const y = a * logf(a) - rowcomp;
+                float const t = rowsum + y;
+                rowcomp = (t - rowsum) - y;
+                rowsum = t;
+            }
         }
     }
     rowsum += __shfl_xor_sync(0xffffffffu, rowsum, 1);
@@ -764,7 +770,7 @@ bool aligned16(void const* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 struct SaliencyLayout
 {
     float* stat_m;
-    float* stat_l;
+    float* stat_inv_l;
     float* partial;
     size_t bytes;
 };
@@ -775,7 +781,7 @@ SaliencyLayout saliency_layout(void* ws, int B, int H, int N)
     SaliencyLayout l{};
     long long const bhn = static_cast<long long>(B) * H * N;
     l.stat_m = cv.take<float>(bhn);
-    l.stat_l = cv.take<float>(bhn);
+    l.stat_inv_l = cv.take<float>(bhn);
     l.partial = cv.take<float>(static_cast<long long>(ceil_div(N, kTile)) * B * N);
     l.bytes = cv.used;
     return l;
@@ -797,9 +803,9 @@ int saliency_impl(void const* qv, void const* kv, float* score, int B, int H, in
     int const tps = ceil_div(qtiles, splits0);
     int const splits = ceil_div(qtiles, tps);
     saliency_stats_kernel<T><<<dim3(qtiles, B * H), kThreads, 0, stream>>>(
-        q, k, N, D, a_scale, logit_mul, vec_ok, l.stat_m, l.stat_l);
+        q, k, N, D, a_scale, logit_mul, vec_ok, l.stat_m, l.stat_inv_l);
     saliency_entropy_kernel<T><<<dim3(qtiles, splits, B), kThreads, 0, stream>>>(
-        q, k, B, H, N, D, a_scale, logit_mul, vec_ok, tps, l.stat_m, l.stat_l, l.partial);
+        q, k, B, H, N, D, a_scale, logit_mul, vec_ok, tps, l.stat_m, l.stat_inv_l, l.partial);
     saliency_finalize_kernel<<<B, 1024, 0, stream>>>(l.partial, splits, B, N, score);
     return cudaGetLastError() == cudaSuccess ? VIDTLDR_OK : VIDTLDR_ERR_CUDA;
 }
