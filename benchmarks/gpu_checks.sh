@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The checks that need an NVIDIA GPU, in the order the open work needs them, each logged under
+# $OUT (default ./gpu-checks) with its exit code, so one short session on a lent GPU machine
+# gives every number at once. Two stages, so each fits a 10-minute command limit:
+#
+#   bash benchmarks/gpu_checks.sh kernels   # install, build the kernels, GPU kernel tests, bench_kernels
+#   bash benchmarks/gpu_checks.sh models    # bench_torch_gpu (eager + compile, b1/b8), bench_merge_share
+#
+# It uses the Python packages already on the machine (no network): the package itself is installed
+# without dependencies. A step that fails is logged and the next one still runs.
+set -u
+cd "$(dirname "$0")/.."
+stage="${1:-kernels}"
+out="${OUT:-gpu-checks}"
+mkdir -p "$out"
+export VIDTLDR_PLUGIN_DIR="${VIDTLDR_PLUGIN_DIR:-$PWD/plugins/build-gpu}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" # works even where the editable install cannot
+
+step() {
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name ($*)"
+    local start=$SECONDS
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    local rc=$?
+    echo "   exit $rc after $((SECONDS - start)) s" | tee -a "$out/$name.log"
+    tail -n 30 "$out/$name.log"
+}
+
+arch() { python -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}{n}')"; }
+
+case "$stage" in
+kernels)
+    step machine 60 sh -c 'nvidia-smi; nvcc --version; cmake --version; python -c "import sys, torch; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
+    step install 120 python -m pip install --no-deps --no-build-isolation -q -e .
+    # cmake when present (the supported build), else the same kernel library straight from nvcc.
+    if command -v cmake >/dev/null; then
+        step build 300 python -c "from vidtldr_deploy.backends.plugin_build import build_plugins; print(build_plugins(build_dir='$VIDTLDR_PLUGIN_DIR', cuda_archs='$(arch)'))"
+    else
+        mkdir -p "$VIDTLDR_PLUGIN_DIR"
+        step build 300 nvcc -std=c++17 -O3 -shared -Xcompiler -fPIC -arch="sm_$(arch)" \
+            plugins/kernels/vidtldr_kernels.cu -o "$VIDTLDR_PLUGIN_DIR/libvidtldr_kernels.so"
+    fi
+    step kernel_tests 300 python -m pytest -q -p no:cacheprovider -ra tests/test_kernels.py
+    step bench_kernels 240 python benchmarks/bench_kernels.py --batch 1 8 --json "$out/bench_kernels.json"
+    ;;
+models)
+    step bench_torch_gpu 420 python benchmarks/bench_torch_gpu.py --batches 1 8 --modes eager compile \
+        --json "$out/bench_torch_gpu.json"
+    step bench_merge_share 150 python benchmarks/bench_merge_share.py --batches 1 8 --json "$out/bench_merge_share.json"
+    ;;
+*)
+    echo "usage: bash benchmarks/gpu_checks.sh kernels|models" >&2
+    exit 2
+    ;;
+esac
