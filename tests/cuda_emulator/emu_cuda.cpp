@@ -179,6 +179,7 @@ bool config_ok(dim3 grid, dim3 block, size_t dynamic_smem)
 
 } // namespace
 
+void fail_launch(char const* what) { fail(cudaErrorLaunchFailure, std::string(what) + ", in " + where()); }
 void sync_block() { yield(Wait::Block); }
 void sync_warp() { yield(Wait::Warp); }
 unsigned long long* warp_exchange() { return warp_slots[running->warp].data(); }

@@ -43,7 +43,7 @@ struct dim3
     constexpr dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 
-struct uint4
+struct alignas(16) uint4 // CUDA's alignment: a misaligned vector access faults on the GPU (UBSan here)
 {
     unsigned int x, y, z, w;
 };
@@ -97,6 +97,7 @@ extern dim3 block_idx;
 extern dim3 block_dim;
 extern dim3 grid_dim;
 
+void fail_launch(char const* what);  // records a launch failure (cudaGetLastError) with its reason
 void sync_block();                   // __syncthreads
 void sync_warp();                    // the barrier of every warp collective
 unsigned long long* warp_exchange(); // 32 slots shared by the current warp
@@ -232,6 +233,15 @@ struct fragment
 
 inline bool lane0() { return (emu::current->linear & 31) == 0; }
 
+// The documented preconditions of load/store_matrix_sync: a 256-bit aligned pointer and a leading
+// dimension that is a multiple of 16 bytes. A GPU faults or misreads otherwise; here it is a failure.
+template <typename E>
+inline void check_operand(void const* p, unsigned ldm)
+{
+    if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || (ldm * sizeof(E)) % 16 != 0)
+        emu::fail_launch("WMMA operand not 256-bit aligned or ldm not a multiple of 16 bytes");
+}
+
 template <typename Use, typename T, typename L>
 inline void fill_fragment(fragment<Use, 16, 16, 16, T, L>& f, float value)
 {
@@ -243,6 +253,7 @@ inline void fill_fragment(fragment<Use, 16, 16, 16, T, L>& f, float value)
 
 inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, __half, row_major>& f, __half const* p, unsigned ldm)
 {
+    check_operand<__half>(p, ldm);
     if (lane0())
         for (int m = 0; m < 16; ++m)
             for (int k = 0; k < 16; ++k)
@@ -250,6 +261,7 @@ inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, __half, row_major>& 
 }
 inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, __half, col_major>& f, __half const* p, unsigned ldm)
 {
+    check_operand<__half>(p, ldm);
     if (lane0())
         for (int k = 0; k < 16; ++k)
             for (int n = 0; n < 16; ++n)
@@ -257,6 +269,7 @@ inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, __half, col_major>& 
 }
 inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, __half, row_major>& f, __half const* p, unsigned ldm)
 {
+    check_operand<__half>(p, ldm);
     if (lane0())
         for (int k = 0; k < 16; ++k)
             for (int n = 0; n < 16; ++n)
@@ -283,6 +296,7 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, fragment<matri
 
 inline void store_matrix_sync(float* p, fragment<accumulator, 16, 16, 16, float> const& f, unsigned ldm, layout_t layout)
 {
+    check_operand<float>(p, ldm);
     if (lane0())
         for (int m = 0; m < 16; ++m)
             for (int n = 0; n < 16; ++n)
