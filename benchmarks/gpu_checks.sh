@@ -27,27 +27,42 @@ step() {
     tail -n 30 "$out/$name.log"
 }
 
-arch() { python -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}{n}')"; }
+arch() { python3 -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}{n}')"; }
 
 case "$stage" in
 kernels)
-    step machine 60 sh -c 'nvidia-smi; nvcc --version; cmake --version; python -c "import sys, torch; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
-    step install 120 python -m pip install --no-deps --no-build-isolation -q -e .
+    step machine 60 sh -c 'nvidia-smi; nvcc --version; cmake --version; python3 -c "import sys, torch; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
+    step install 120 python3 -m pip install --no-deps --no-build-isolation -q -e .
     # cmake when present (the supported build), else the same kernel library straight from nvcc.
     if command -v cmake >/dev/null; then
-        step build 300 python -c "from vidtldr_deploy.backends.plugin_build import build_plugins; print(build_plugins(build_dir='$VIDTLDR_PLUGIN_DIR', cuda_archs='$(arch)'))"
+        step build 300 python3 -c "from vidtldr_deploy.backends.plugin_build import build_plugins; print(build_plugins(build_dir='$VIDTLDR_PLUGIN_DIR', cuda_archs='$(arch)'))"
     else
         mkdir -p "$VIDTLDR_PLUGIN_DIR"
         step build 300 nvcc -std=c++17 -O3 -shared -Xcompiler -fPIC -arch="sm_$(arch)" \
             plugins/kernels/vidtldr_kernels.cu -o "$VIDTLDR_PLUGIN_DIR/libvidtldr_kernels.so"
     fi
-    step kernel_tests 300 python -m pytest -q -p no:cacheprovider -ra tests/test_kernels.py
-    step bench_kernels 240 python benchmarks/bench_kernels.py --batch 1 8 --json "$out/bench_kernels.json"
+    step kernel_tests 300 python3 -m pytest -q -p no:cacheprovider -ra tests/test_kernels.py
+    step bench_kernels 240 python3 benchmarks/bench_kernels.py --batch 1 8 --json "$out/bench_kernels.json"
+    # The GPU's own race and memory checkers over small calls of both kernels (fp32 and fp16).
+    if command -v compute-sanitizer >/dev/null; then
+        for tool in memcheck racecheck; do
+            step "sanitizer_$tool" 150 compute-sanitizer --tool "$tool" --error-exitcode 3 python3 -c "
+import torch
+from vidtldr_deploy.backends import kernels
+for dt in (torch.float32, torch.float16):
+    q, k = (torch.randn(2, 3, 130, 64, device='cuda').to(dt) for _ in range(2))
+    kernels.saliency(q, k, 0.125)
+    x = torch.randn(2, 131, 72, device='cuda').to(dt)
+    kernels.merge(x, 1 + torch.rand(2, 131, device='cuda'), torch.rand(2, 131, device='cuda'), 60)
+torch.cuda.synchronize()
+print('ok')"
+        done
+    fi
     ;;
 models)
-    step bench_torch_gpu 420 python benchmarks/bench_torch_gpu.py --batches 1 8 --modes eager compile \
+    step bench_torch_gpu 420 python3 benchmarks/bench_torch_gpu.py --batches 1 8 --modes eager compile \
         --json "$out/bench_torch_gpu.json"
-    step bench_merge_share 150 python benchmarks/bench_merge_share.py --batches 1 8 --json "$out/bench_merge_share.json"
+    step bench_merge_share 150 python3 benchmarks/bench_merge_share.py --batches 1 8 --json "$out/bench_merge_share.json"
     ;;
 *)
     echo "usage: bash benchmarks/gpu_checks.sh kernels|models" >&2
