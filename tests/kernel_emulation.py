@@ -11,6 +11,7 @@ the hardware: see the header for what the emulation leaves out.
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import shutil
 import subprocess
@@ -56,11 +57,18 @@ def host_compiler() -> str | None:
     return None
 
 
-def build(out_dir: Path, compiler: str) -> Path:
-    """Compile the kernels with the emulator into out_dir/libvidtldr_kernels_emulated.so."""
+def _translated_kernels(out_dir: Path) -> Path:
+    """The kernel source with its launches rewritten, as out_dir/vidtldr_kernels_emulated.cpp."""
     out_dir.mkdir(parents=True, exist_ok=True)
     translated = out_dir / "vidtldr_kernels_emulated.cpp"
+    # #line keeps compiler messages pointing at the real .cu file.
     translated.write_text(f'#line 1 "{KERNEL_SOURCE}"\n' + translate_launches(KERNEL_SOURCE.read_text()))
+    return translated
+
+
+def build(out_dir: Path, compiler: str) -> Path:
+    """Compile the kernels with the emulator into out_dir/libvidtldr_kernels_emulated.so."""
+    translated = _translated_kernels(out_dir)
     library = out_dir / "libvidtldr_kernels_emulated.so"
     command = [
         compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
@@ -74,6 +82,35 @@ def build(out_dir: Path, compiler: str) -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"emulated kernel build failed:\n{' '.join(command)}\n{result.stderr[-6000:]}")
     return library
+
+
+def find_tensorrt_include() -> Path | None:
+    """The folder holding TensorRT's NvInfer.h: $TENSORRT_ROOT/include or the system paths."""
+    candidates = []
+    if os.environ.get("TENSORRT_ROOT"):
+        candidates.append(Path(os.environ["TENSORRT_ROOT"]) / "include")
+    candidates += [Path("/usr/include/x86_64-linux-gnu"), Path("/usr/include/aarch64-linux-gnu"), Path("/usr/include")]
+    return next((c for c in candidates if (c / "NvInfer.h").is_file()), None)
+
+
+def build_plugin_harness(out_dir: Path, compiler: str, tensorrt_include: Path) -> Path:
+    """Compile tests/cuda_emulator/plugin_harness.cpp with plugins/src and the emulated kernels."""
+    kernels = _translated_kernels(out_dir)
+    plugin_dir = ROOT / "plugins" / "src"
+    program = out_dir / "plugin_harness"
+    command = [
+        compiler, "-std=c++17", "-O1", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function",
+        "-Wno-unknown-pragmas", "-Wno-sign-compare",
+        "-I", str(EMULATOR_DIR / "include"), "-I", str(KERNEL_SOURCE.parent), "-I", str(plugin_dir),
+        "-I", str(tensorrt_include),
+        str(EMULATOR_DIR / "plugin_harness.cpp"), str(plugin_dir / "saliency_plugin.cpp"),
+        str(plugin_dir / "merge_plugin.cpp"), str(plugin_dir / "plugin_common.cpp"), str(kernels),
+        str(EMULATOR_DIR / "emu_cuda.cpp"), "-o", str(program),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"plugin harness build failed:\n{' '.join(command)}\n{result.stderr[-6000:]}")
+    return program
 
 
 class EmulatedKernels:

@@ -12,47 +12,7 @@ using namespace nvinfer1;
 namespace vidtldr
 {
 
-MergePlugin::MergePlugin(int32_t r)
-    : mR(r)
-{
-}
-
-// The serialisation table points into the object, so a copy builds its own instead of copying pointers.
-MergePlugin::MergePlugin(MergePlugin const& other)
-    : IPluginV3()
-    , IPluginV3OneCore()
-    , IPluginV3OneBuild()
-    , IPluginV3OneRuntime()
-    , mR(other.mR)
-    , mRecorder(other.mRecorder)
-{
-}
-
-IPluginCapability* MergePlugin::getCapabilityInterface(PluginCapabilityType type) noexcept
-{
-    switch (type)
-    {
-    case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
-    case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
-    case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
-}
-
-IPluginV3* MergePlugin::clone() noexcept
-{
-    return new (std::nothrow) MergePlugin(*this);
-}
-
-char const* MergePlugin::getPluginName() const noexcept { return kMergeName; }
-char const* MergePlugin::getPluginVersion() const noexcept { return kPluginVersion; }
-char const* MergePlugin::getPluginNamespace() const noexcept { return kPluginNamespace; }
 int32_t MergePlugin::getNbOutputs() const noexcept { return 2; }
-
-void MergePlugin::fail(ErrorCode code, char const* message) const noexcept
-{
-    reportError(mRecorder, code, kMergeName, message);
-}
 
 // in: x (B, N, C), size (B, N), score (B, N); out (optional): x' (B, N - r, C), size' (B, N - r).
 bool MergePlugin::checkShapes(Dims const* in, Dims const* out) const noexcept
@@ -201,54 +161,15 @@ int32_t MergePlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc
     int const status = vidtldr_merge(inputs[0], static_cast<float const*>(inputs[1]),
         static_cast<float const*>(inputs[2]), outputs[0], static_cast<float*>(outputs[1]), static_cast<int>(x.d[0]),
         static_cast<int>(x.d[1]), static_cast<int>(x.d[2]), mR, dtype, workspace, stream);
-    if (status != VIDTLDR_OK)
-    {
-        char msg[256];
-        std::snprintf(msg, sizeof(msg), "kernel failed: %s (code %d)", vidtldr_error_string(status), status);
-        fail(status == VIDTLDR_ERR_CUDA ? ErrorCode::kFAILED_EXECUTION : ErrorCode::kINVALID_ARGUMENT, msg);
-        return -1;
-    }
-    return 0;
+    return kernelResult(status);
 }
 
-IPluginV3* MergePlugin::attachToContext(IPluginResourceContext* context) noexcept
-{
-    MergePlugin* copy = new (std::nothrow) MergePlugin(*this);
-    if (copy != nullptr && context != nullptr)
-        copy->mRecorder = context->getErrorRecorder();
-    return copy;
-}
-
-PluginFieldCollection const* MergePlugin::getFieldsToSerialize() noexcept
-{
-    mSerialFields.clear();
-    mSerialFields.emplace_back("r", &mR, PluginFieldType::kINT32, 1);
-    mSerialCollection.nbFields = static_cast<int32_t>(mSerialFields.size());
-    mSerialCollection.fields = mSerialFields.data();
-    return &mSerialCollection;
-}
-
-// --- creator ------------------------------------------------------------------------------------
-
-MergePluginCreator::MergePluginCreator()
-{
-    mFields.emplace_back("r", nullptr, PluginFieldType::kINT32, 1);
-    mCollection.nbFields = static_cast<int32_t>(mFields.size());
-    mCollection.fields = mFields.data();
-}
-
-char const* MergePluginCreator::getPluginName() const noexcept { return kMergeName; }
-char const* MergePluginCreator::getPluginVersion() const noexcept { return kPluginVersion; }
-char const* MergePluginCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
-PluginFieldCollection const* MergePluginCreator::getFieldNames() noexcept { return &mCollection; }
-
-IPluginV3* MergePluginCreator::createPlugin(
-    char const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept
+IPluginV3* MergePlugin::create(PluginFieldCollection const* fc) noexcept
 {
     int64_t r = -1;
-    if (!readIntField(fc, "r", r) || r < 0 || r > std::numeric_limits<int32_t>::max())
+    if (!readIntField(fc, kAttribute, r) || r < 0 || r > std::numeric_limits<int32_t>::max())
     {
-        reportError(nullptr, ErrorCode::kINVALID_ARGUMENT, kMergeName, "attribute `r` (int >= 0) is missing or invalid");
+        reportError(nullptr, ErrorCode::kINVALID_ARGUMENT, kName, "attribute `r` (int >= 0) is missing or invalid");
         return nullptr;
     }
     return new (std::nothrow) MergePlugin(static_cast<int32_t>(r));

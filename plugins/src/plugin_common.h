@@ -16,8 +16,6 @@ namespace vidtldr
 // Must match the ONNX nodes' plugin_namespace / plugin_version attributes (DESIGN.md, ONNX contract).
 constexpr char const* kPluginNamespace = "vidtldr";
 constexpr char const* kPluginVersion = "1";
-constexpr char const* kSaliencyName = "Saliency";
-constexpr char const* kMergeName = "Merge";
 
 // Keeps the logger finder handed over by TensorRT when it loads this library dynamically.
 void setLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept;

@@ -4,7 +4,6 @@
 #include "vidtldr_kernels.h"
 
 #include <cmath>
-#include <cstdio>
 #include <new>
 
 using namespace nvinfer1;
@@ -12,47 +11,7 @@ using namespace nvinfer1;
 namespace vidtldr
 {
 
-SaliencyPlugin::SaliencyPlugin(float scale)
-    : mScale(scale)
-{
-}
-
-// The serialisation table points into the object, so a copy builds its own instead of copying pointers.
-SaliencyPlugin::SaliencyPlugin(SaliencyPlugin const& other)
-    : IPluginV3()
-    , IPluginV3OneCore()
-    , IPluginV3OneBuild()
-    , IPluginV3OneRuntime()
-    , mScale(other.mScale)
-    , mRecorder(other.mRecorder)
-{
-}
-
-IPluginCapability* SaliencyPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept
-{
-    switch (type)
-    {
-    case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
-    case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
-    case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
-}
-
-IPluginV3* SaliencyPlugin::clone() noexcept
-{
-    return new (std::nothrow) SaliencyPlugin(*this);
-}
-
-char const* SaliencyPlugin::getPluginName() const noexcept { return kSaliencyName; }
-char const* SaliencyPlugin::getPluginVersion() const noexcept { return kPluginVersion; }
-char const* SaliencyPlugin::getPluginNamespace() const noexcept { return kPluginNamespace; }
 int32_t SaliencyPlugin::getNbOutputs() const noexcept { return 1; }
-
-void SaliencyPlugin::fail(ErrorCode code, char const* message) const noexcept
-{
-    reportError(mRecorder, code, kSaliencyName, message);
-}
 
 bool SaliencyPlugin::checkShapes(Dims const& q, Dims const& k, Dims const* out) const noexcept
 {
@@ -172,56 +131,15 @@ int32_t SaliencyPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorD
     int const status = vidtldr_saliency(inputs[0], inputs[1], static_cast<float*>(outputs[0]),
         static_cast<int>(q.d[0]), static_cast<int>(q.d[1]), static_cast<int>(q.d[2]), static_cast<int>(q.d[3]), mScale,
         dtype, workspace, stream);
-    if (status != VIDTLDR_OK)
-    {
-        char msg[256];
-        std::snprintf(msg, sizeof(msg), "kernel failed: %s (code %d)", vidtldr_error_string(status), status);
-        fail(status == VIDTLDR_ERR_CUDA ? ErrorCode::kFAILED_EXECUTION : ErrorCode::kINVALID_ARGUMENT, msg);
-        return -1;
-    }
-    return 0;
+    return kernelResult(status);
 }
 
-IPluginV3* SaliencyPlugin::attachToContext(IPluginResourceContext* context) noexcept
+IPluginV3* SaliencyPlugin::create(PluginFieldCollection const* fc) noexcept
 {
-    SaliencyPlugin* copy = new (std::nothrow) SaliencyPlugin(*this);
-    if (copy != nullptr && context != nullptr)
-        copy->mRecorder = context->getErrorRecorder();
-    return copy;
-}
-
-PluginFieldCollection const* SaliencyPlugin::getFieldsToSerialize() noexcept
-{
-    mSerialFields.clear();
-    mSerialFields.emplace_back("scale", &mScale, PluginFieldType::kFLOAT32, 1);
-    mSerialCollection.nbFields = static_cast<int32_t>(mSerialFields.size());
-    mSerialCollection.fields = mSerialFields.data();
-    return &mSerialCollection;
-}
-
-// --- creator ------------------------------------------------------------------------------------
-
-SaliencyPluginCreator::SaliencyPluginCreator()
-{
-    mFields.emplace_back("scale", nullptr, PluginFieldType::kFLOAT32, 1);
-    mCollection.nbFields = static_cast<int32_t>(mFields.size());
-    mCollection.fields = mFields.data();
-}
-
-char const* SaliencyPluginCreator::getPluginName() const noexcept { return kSaliencyName; }
-char const* SaliencyPluginCreator::getPluginVersion() const noexcept { return kPluginVersion; }
-char const* SaliencyPluginCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
-PluginFieldCollection const* SaliencyPluginCreator::getFieldNames() noexcept { return &mCollection; }
-
-IPluginV3* SaliencyPluginCreator::createPlugin(
-    char const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept
-{
-    // The same field ("scale") comes from the ONNX attribute at build time and from
-    // getFieldsToSerialize at deserialisation, so both phases parse alike.
     float scale = 0.0f;
-    if (!readFloatField(fc, "scale", scale) || !std::isfinite(scale))
+    if (!readFloatField(fc, kAttribute, scale) || !std::isfinite(scale))
     {
-        reportError(nullptr, ErrorCode::kINVALID_ARGUMENT, kSaliencyName,
+        reportError(nullptr, ErrorCode::kINVALID_ARGUMENT, kName,
             "attribute `scale` (finite float) is missing or invalid");
         return nullptr;
     }

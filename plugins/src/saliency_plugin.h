@@ -3,32 +3,25 @@
 #ifndef VIDTLDR_SALIENCY_PLUGIN_H
 #define VIDTLDR_SALIENCY_PLUGIN_H
 
-#include "NvInferRuntime.h"
-
-#include <vector>
+#include "plugin_base.h"
 
 namespace vidtldr
 {
 
-class SaliencyPlugin final : public nvinfer1::IPluginV3,
-                             public nvinfer1::IPluginV3OneCore,
-                             public nvinfer1::IPluginV3OneBuild,
-                             public nvinfer1::IPluginV3OneRuntime
+class SaliencyPlugin final : public PluginBase<SaliencyPlugin>
 {
 public:
-    explicit SaliencyPlugin(float scale);
-    SaliencyPlugin(SaliencyPlugin const& other);
-    SaliencyPlugin& operator=(SaliencyPlugin const&) = delete;
-    ~SaliencyPlugin() override = default;
+    static constexpr char const* kName = "Saliency";
+    static constexpr char const* kAttribute = "scale";
+    static constexpr nvinfer1::PluginFieldType kAttributeType = nvinfer1::PluginFieldType::kFLOAT32;
+    // nullptr (error reported) unless fc holds a finite `scale`.
+    static nvinfer1::IPluginV3* create(nvinfer1::PluginFieldCollection const* fc) noexcept;
 
-    // IPluginV3
-    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
-    nvinfer1::IPluginV3* clone() noexcept override;
-
-    // IPluginV3OneCore
-    char const* getPluginName() const noexcept override;
-    char const* getPluginVersion() const noexcept override;
-    char const* getPluginNamespace() const noexcept override;
+    explicit SaliencyPlugin(float scale)
+        : mScale(scale)
+    {
+    }
+    void const* attribute() const noexcept { return &mScale; }
 
     // IPluginV3OneBuild
     int32_t getNbOutputs() const noexcept override;
@@ -49,34 +42,14 @@ public:
         int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
-    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
 private:
     bool checkShapes(nvinfer1::Dims const& q, nvinfer1::Dims const& k, nvinfer1::Dims const* out) const noexcept;
-    void fail(nvinfer1::ErrorCode code, char const* message) const noexcept;
 
     float mScale;
-    nvinfer1::IErrorRecorder* mRecorder{nullptr}; // set by attachToContext; not owned
-    std::vector<nvinfer1::PluginField> mSerialFields;
-    nvinfer1::PluginFieldCollection mSerialCollection{};
 };
 
-class SaliencyPluginCreator final : public nvinfer1::IPluginCreatorV3One
-{
-public:
-    SaliencyPluginCreator();
-    char const* getPluginName() const noexcept override;
-    char const* getPluginVersion() const noexcept override;
-    char const* getPluginNamespace() const noexcept override;
-    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override;
-    nvinfer1::IPluginV3* createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,
-        nvinfer1::TensorRTPhase phase) noexcept override;
-
-private:
-    std::vector<nvinfer1::PluginField> mFields;
-    nvinfer1::PluginFieldCollection mCollection{};
-};
+using SaliencyPluginCreator = PluginCreator<SaliencyPlugin>;
 
 } // namespace vidtldr
 

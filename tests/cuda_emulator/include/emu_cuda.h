@@ -58,6 +58,7 @@ inline __half __float2half_rn(float f) { return __half{static_cast<_Float16>(f)}
 inline __half __float2half(float f) { return __float2half_rn(f); }
 
 typedef struct CUstream_st* cudaStream_t;
+typedef struct CUevent_st* cudaEvent_t;
 
 enum cudaError_t
 {
