@@ -122,7 +122,9 @@ def _check_saliency(kernels, q: torch.Tensor, k: torch.Tensor, scale: float) -> 
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("B,H,N,D", [(1, 3, 37, 64), (3, 2, 129, 40), (1, 12, 301, 64), (3, 4, 64, 72), (1, 1, 1, 16)])
+@pytest.mark.parametrize(
+    "B,H,N,D", [(1, 3, 37, 64), (3, 2, 129, 40), (1, 12, 301, 64), (3, 4, 64, 72), (1, 1, 1, 16), (2, 2, 50, 33)]
+)
 def test_saliency_matches_reference(kernels, dtype, B, H, N, D) -> None:
     g = _gen(kernels.device, N * 7 + D)
     q = torch.randn(B, H, N, D, device=kernels.device, generator=g).to(dtype)

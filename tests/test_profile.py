@@ -184,6 +184,7 @@ def test_profile_onnxruntime_cuda_without_gpu_package():
     res = runner.invoke(app, ["profile", "demo", "--runtime", "onnxruntime", "--device", "cuda", *FAST])
     assert res.exit_code != 0
     assert "onnxruntime-gpu" in res.output
+    assert "vidtldr-deploy[gpu]" in res.output.replace("\n", "")  # not eaten as console markup
 
 
 @pytest.mark.parametrize(

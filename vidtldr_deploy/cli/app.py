@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages quote paths and extras like [gpu]: never markup
 
 from vidtldr_deploy.cli import options as opt
 from vidtldr_deploy.errors import VidTLDRError
@@ -38,7 +39,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except VidTLDRError as err:
-            console.print(f"[bold red]error:[/] {err}", highlight=False)
+            console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper
@@ -51,7 +52,7 @@ def _write_report(path: Path | None, data: dict) -> None:
 
     write_json(path, data)
     md = write_markdown(path.with_suffix(".md"), data)
-    console.print(f"report: {path} (Markdown: {md})")
+    console.print(f"report: {path} (Markdown: {md})", markup=False)
 
 
 def _show_validation(result) -> None:
@@ -205,7 +206,7 @@ def export_command(
     with console.status(f"exporting ONNX ({cfg.merge_impl} merge)"):
         export_onnx(model, spec, onnx_path)
     size_mb = onnx_path.stat().st_size / 2**20
-    console.print(f"wrote {onnx_path} ({size_mb:.1f} MiB) in {time.perf_counter() - t0:.1f} s", highlight=False)
+    console.print(f"wrote {onnx_path} ({size_mb:.1f} MiB) in {time.perf_counter() - t0:.1f} s", highlight=False, markup=False)
 
     passed = True
     if not no_validate:
@@ -241,7 +242,7 @@ def export_command(
                 inputs_label=str(inputs) if inputs else "", strict_tokens=strict_tokens,
                 log=lambda msg: console.print(msg, highlight=False),
             )  # fmt: skip
-        console.print(f"wrote {built.engine_path} and {built.sidecar_path}", highlight=False)
+        console.print(f"wrote {built.engine_path} and {built.sidecar_path}", highlight=False, markup=False)
         if built.validation is not None:
             _show_validation(built.validation)
             _write_report(trt_backend.engine_report_path(report), built.validation.to_dict())

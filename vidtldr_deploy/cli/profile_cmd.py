@@ -135,13 +135,13 @@ def profile_command(
     out.print(prof.summary_line(report), highlight=False)
     if "fast_path" in report and device == "cuda":
         fp = report["fast_path"]
-        console.print(f"saliency/merge on CUDA: {fp['path']} ({fp['reason']})", highlight=False)
+        console.print(f"saliency/merge on CUDA: {fp['path']} ({fp['reason']})", highlight=False, markup=False)
     for note in report.get("notes", []):
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False)
     if json_path is not None:
         write_json(json_path, report)
         md = write_markdown(json_path.with_suffix(".md"), report)
-        console.print(f"report: {json_path} (Markdown: {md})", highlight=False)
+        console.print(f"report: {json_path} (Markdown: {md})", highlight=False, markup=False)
     if plot is not None:
         prof.plot_profile(report, plot)
-        console.print(f"plot: {plot}", highlight=False)
+        console.print(f"plot: {plot}", highlight=False, markup=False)
