@@ -100,7 +100,7 @@ def test_engine_file_names():
     assert trt_backend.engine_report_path(Path("r/report.json")) == Path("r/report.tensorrt.json")
 
 
-def test_export_plan_without_tensorrt_keeps_onnx(no_tensorrt, tmp_path):
+def test_export_plan_without_tensorrt_fails_before_exporting(no_tensorrt, tmp_path):
     from typer.testing import CliRunner
 
     from vidtldr_deploy.cli.app import app
@@ -108,12 +108,11 @@ def test_export_plan_without_tensorrt_keeps_onnx(no_tensorrt, tmp_path):
     engine = tmp_path / "engine.plan"
     result = CliRunner().invoke(app, ["export", "demo", "-o", str(engine), "--num-inputs", "1"])
     text = " ".join(result.output.split())
-    assert result.exit_code != 0, text
-    assert "TensorRT is not installed" in text
-    assert "ONNX graph is kept" in text
-    assert (tmp_path / "engine.onnx").is_file()
-    assert not engine.exists()
-    assert not sc.sidecar_path(engine).exists()
+    assert result.exit_code == 2, text
+    assert "TensorRT is not installed" in text and "vidtldr-deploy[tensorrt]" in text
+    assert f"-o {tmp_path / 'engine.onnx'}" in text  # how to get the graph alone
+    assert "wrote" not in text  # nothing was exported first
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------------
@@ -432,6 +431,23 @@ def test_fake_missing_plugin_library(fake_env, tmp_path, monkeypatch):
     with pytest.raises(VidTLDRError, match="does not exist: build it with `vidtldr build-plugins`"):
         trt_backend.build_engine(onnx_path, tmp_path / "engine.plan", plugin_library=lib)
     assert "engine.plan" not in _files(tmp_path)
+
+
+def test_fake_export_plan_without_plugins_fails_before_exporting(fake_env, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vidtldr_deploy.cli.app import app
+
+    fake_env("10.3.0", library=False)
+    monkeypatch.setenv("VIDTLDR_PLUGIN_DIR", str(tmp_path / "nowhere"))
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["export", "demo", "-o", str(out / "e.plan"), "--merge-impl", "plugin", "--num-inputs", "1"]
+    result = CliRunner().invoke(app, args)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert "vidtldr build-plugins" in text and "--merge-impl onnx" in text
+    assert list(out.iterdir()) == []
 
 
 def test_fake_graph_without_vidtldr_nodes_needs_no_library(fake_env, tmp_path):

@@ -136,6 +136,25 @@ def resolve_plugin_library(path: str | Path | None = None) -> Path:
     return find_plugin_library(path)
 
 
+def plugin_library_for(ops, plugin_library: str | Path | None = None) -> Path:
+    """The plugin library a graph with vidtldr `ops` nodes needs, or an error that says what to do."""
+    try:
+        return resolve_plugin_library(plugin_library)
+    except VidTLDRError as err:
+        raise VidTLDRError(
+            f"the graph holds {PLUGIN_DOMAIN} {'/'.join(ops)} nodes (--merge-impl plugin), which "
+            f"need the vid-TLDR TensorRT plugins: {str(err).rstrip('.')}. Or export with --merge-impl onnx "
+            "(standard ops only, no plugins)."
+        ) from None
+
+
+def check_engine_build(merge_impl: str, plugin_library: str | Path | None = None) -> None:
+    """Fail before any export work when an engine cannot be built here (no TensorRT, no plugins)."""
+    require_tensorrt()
+    if merge_impl == "plugin":
+        plugin_library_for(("Saliency", "Merge"), plugin_library)
+
+
 def registered_plugin_ops(trt, ops) -> dict[str, bool]:
     """op -> whether a plugin creator (name, version "1", namespace "vidtldr") is registered."""
     registry = trt.get_plugin_registry()
@@ -391,14 +410,7 @@ def build_engine(
     plugin_inputs = {name for n in nodes for name in n.input if name}
     plugin_outputs = {name for n in nodes for name in n.output if name}
     if nodes:
-        try:
-            plugin_path = resolve_plugin_library(plugin_library)
-        except VidTLDRError as err:
-            raise VidTLDRError(
-                f"the graph holds {PLUGIN_DOMAIN} {'/'.join(ops)} nodes (--merge-impl plugin), which "
-                f"need the vid-TLDR TensorRT plugins: {str(err).rstrip('.')}. Or export with --merge-impl onnx "
-                "(standard ops only, no plugins)."
-            ) from None
+        plugin_path = plugin_library_for(ops, plugin_library)
         load_plugin_library(plugin_path, ops)
         missing = [op for op, ok in registered_plugin_ops(trt, ops).items() if not ok]
         if missing:

@@ -190,6 +190,14 @@ def export_command(
     if spec_text is None:
         raise VidTLDRError("pass --schedule (e.g. 16x12, 600,200,100 or a preset such as msrvtt) or a --config that sets one")
 
+    if engine_path is not None:
+        from vidtldr_deploy.backends import tensorrt as trt_backend
+
+        try:  # before the minutes of export and validation an engine build could not use
+            trt_backend.check_engine_build(cfg.merge_impl, plugins)
+        except VidTLDRError as err:
+            raise VidTLDRError(f"{err}\nNo engine can be built here; to export the ONNX graph alone, use -o {onnx_path}") from None
+
     with console.status(f"loading {checkpoint}"):
         loaded = load_source(checkpoint, cfg.arch, cfg.frames, cfg.ckpt_frames, unsafe_load, seed)
     console.print(loaded.description, highlight=False)
@@ -225,12 +233,6 @@ def export_command(
     if engine_path is not None:
         if not passed:
             raise VidTLDRError(f"validation failed, so no engine was built; the graph is at {onnx_path}")
-        from vidtldr_deploy.backends import tensorrt as trt_backend
-
-        try:
-            trt_backend.require_tensorrt()
-        except VidTLDRError as err:
-            raise VidTLDRError(f"{err}. The ONNX graph is kept at {onnx_path}.") from None
         engine_clips, engine_tolerances = None, None
         if not no_validate:
             engine_tolerances = opt.tolerances_for(cfg.precision, flags, cfg)
