@@ -102,6 +102,28 @@ def test_parse_ort_profile_groups_ops_and_merge_subgraph():
     assert out["merge_subgraph"]["Saliency"] == pytest.approx(0.003)
     assert out["merge_subgraph"]["Merge"] == pytest.approx(0.003)
     assert out["nodes_ms"] == pytest.approx(0.056)
+    # standard-op merge steps, named by the graph's metadata (merge_step_nodes)
+    out = parse_ort_profile(events, skip_runs=1, node_parts={"node_matmul": "Saliency"})
+    assert out["merge_subgraph"]["Saliency"] == pytest.approx(0.053)
+
+
+def test_merge_step_nodes_from_exported_metadata(tmp_path):
+    from vidtldr_deploy.core.schedule import resolve_schedule
+    from vidtldr_deploy.export.onnx_export import ExportSpec, export_onnx
+    from vidtldr_deploy.models.source import load_source
+    from vidtldr_deploy.profile import merge_step_nodes
+
+    loaded = load_source("demo", None, None, None, False, 0)
+    schedule = resolve_schedule("16", loaded.model.cfg.depth, loaded.model.num_tokens, loaded.arch)
+    spec = ExportSpec(arch=loaded.arch, frames=loaded.frames, batch=1, schedule=schedule, merge_impl="onnx",
+                      opset=18, checkpoint_sha256=loaded.sha256, checkpoint=loaded.label)  # fmt: skip
+    path = tmp_path / "m.onnx"
+    graph = export_onnx(loaded.model, spec, path)
+    parts = merge_step_nodes(path)
+    assert set(parts.values()) == {"Saliency", "Merge"}  # one merge layer: both steps found
+    ops = {n.name: n.op_type for n in graph.graph.node}
+    assert "Log" in {ops[n] for n, p in parts.items() if p == "Saliency"}  # the entropy
+    assert "TopK" in {ops[n] for n, p in parts.items() if p == "Merge"}
 
 
 # ------------------------------------------------------------------ the command
