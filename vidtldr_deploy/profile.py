@@ -799,6 +799,7 @@ def plot_profile(report: dict, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from vidtldr_deploy.files import atomic_output
 
@@ -820,6 +821,7 @@ def plot_profile(report: dict, path: str | Path) -> Path:
     ax2.step(xs, [row["tokens_in"] for row in layers], where="post", label="merged (tokens in)", color="tab:blue")
     ax2.plot(xs, [layers[0]["tokens_in"]] * len(xs) if layers else [], "--", color="tab:gray", label="unmerged")
     ax2.set_xlabel("layer")
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_ylabel("tokens")
     ax2.set_ylim(bottom=0)
     ax2.set_title(f"tokens per layer, schedule {report['schedule']['spec']!r}", fontsize=9)
