@@ -43,6 +43,23 @@ kernels)
     fi
     step kernel_tests 300 python3 -m pytest -q -p no:cacheprovider -ra tests/test_kernels.py
     step bench_kernels 240 python3 benchmarks/bench_kernels.py --batch 1 8 --json "$out/bench_kernels.json"
+    # What bounds each kernel (gpu_notes.md has the floors): speed of light, pipes, occupancy,
+    # at UMT-B's first merge layer, batch 1, fp16, one launch of each kernel after a warm-up call.
+    if command -v ncu >/dev/null; then
+        step ncu_kernels 240 ncu --clock-control none --kernel-name 'regex:saliency|merge' --launch-skip 9 --launch-count 9 \
+            --section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy \
+            --section MemoryWorkloadAnalysis --section WarpStateStats python3 -c "
+import torch
+from vidtldr_deploy.backends import kernels
+q, k = (torch.randn(1, 12, 2352, 64, device='cuda', dtype=torch.float16) for _ in range(2))
+x = torch.randn(1, 2352, 768, device='cuda', dtype=torch.float16)
+size, score = 1 + torch.rand(1, 2352, device='cuda'), torch.rand(1, 2352, device='cuda')
+for _ in range(2):  # 3 saliency + 6 merge launches each; the first round is skipped (warm-up)
+    kernels.saliency(q, k, 0.125)
+    kernels.merge(x, size, score, 600)
+torch.cuda.synchronize()
+print('ok')"
+    fi
     # The GPU's own race and memory checkers over small calls of both kernels (fp32 and fp16).
     if command -v compute-sanitizer >/dev/null; then
         for tool in memcheck racecheck; do
