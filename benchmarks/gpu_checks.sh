@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The checks that need an NVIDIA GPU, in the order the open work needs them, each logged under
 # $OUT (default ./gpu-checks) with its exit code, so one short session on a lent GPU machine
-# gives every number at once. Two stages, so each fits a 10-minute command limit:
+# gives every number at once. Three stages, so each fits a 10-minute command limit:
 #
-#   bash benchmarks/gpu_checks.sh kernels   # install, build the kernels, GPU kernel tests, bench_kernels
+#   bash benchmarks/gpu_checks.sh kernels   # build the kernels, GPU kernel tests, bench_kernels
+#   bash benchmarks/gpu_checks.sh inspect   # Nsight Compute sections, compute-sanitizer memcheck/racecheck
 #   bash benchmarks/gpu_checks.sh models    # bench_torch_gpu (eager + compile, b1/b8), bench_merge_share
 #
 # It uses the Python packages already on the machine (no network): the package itself is installed
@@ -29,10 +30,11 @@ step() {
 
 arch() { python3 -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}{n}')"; }
 
-case "$stage" in
-kernels)
-    step machine 60 sh -c 'nvidia-smi; nvcc --version; cmake --version; python3 -c "import sys, torch; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
-    step install 120 python3 -m pip install --no-deps --no-build-isolation -q -e .
+# The kernel library for this GPU (kept in the ignored build folder between calls on a warm machine).
+build_kernels() {
+    if [ -f "$VIDTLDR_PLUGIN_DIR/libvidtldr_kernels.so" ] && [ "${1:-}" != force ]; then
+        return
+    fi
     # cmake when present (the supported build), else the same kernel library straight from nvcc.
     if command -v cmake >/dev/null; then
         step build 300 python3 -c "from vidtldr_deploy.backends.plugin_build import build_plugins; print(build_plugins(build_dir='$VIDTLDR_PLUGIN_DIR', cuda_archs='$(arch)'))"
@@ -41,8 +43,18 @@ kernels)
         step build 300 nvcc -std=c++17 -O3 -shared -Xcompiler -fPIC -arch="sm_$(arch)" \
             plugins/kernels/vidtldr_kernels.cu -o "$VIDTLDR_PLUGIN_DIR/libvidtldr_kernels.so"
     fi
+}
+
+case "$stage" in
+kernels)
+    step machine 60 sh -c 'nvidia-smi; nvcc --version; cmake --version; python3 -c "import sys, torch; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
+    step install 120 python3 -m pip install --no-deps --no-build-isolation -q -e .
+    build_kernels force
     step kernel_tests 300 python3 -m pytest -q -p no:cacheprovider -ra tests/test_kernels.py
     step bench_kernels 240 python3 benchmarks/bench_kernels.py --batch 1 8 --json "$out/bench_kernels.json"
+    ;;
+inspect)
+    build_kernels
     # What bounds each kernel (gpu_notes.md has the floors): speed of light, pipes, occupancy,
     # at UMT-B's first merge layer, batch 1, fp16, one launch of each kernel after a warm-up call.
     if command -v ncu >/dev/null; then
@@ -77,12 +89,13 @@ print('ok')"
     fi
     ;;
 models)
+    build_kernels
     step bench_torch_gpu 420 python3 benchmarks/bench_torch_gpu.py --batches 1 8 --modes eager compile \
         --json "$out/bench_torch_gpu.json"
     step bench_merge_share 150 python3 benchmarks/bench_merge_share.py --batches 1 8 --json "$out/bench_merge_share.json"
     ;;
 *)
-    echo "usage: bash benchmarks/gpu_checks.sh kernels|models" >&2
+    echo "usage: bash benchmarks/gpu_checks.sh kernels|inspect|models" >&2
     exit 2
     ;;
 esac
