@@ -252,29 +252,27 @@ inline void fill_fragment(fragment<Use, 16, 16, 16, T, L>& f, float value)
                 e = value;
 }
 
-inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, __half, row_major>& f, __half const* p, unsigned ldm)
+// f.v[i][j] = p[offset(i, j)] (matrix order: a is M x K, b is K x N), kept by lane 0.
+template <typename Fragment, typename Offset>
+inline void load_fragment(Fragment& f, __half const* p, unsigned ldm, Offset offset)
 {
     check_operand<__half>(p, ldm);
     if (lane0())
-        for (int m = 0; m < 16; ++m)
-            for (int k = 0; k < 16; ++k)
-                f.v[m][k] = __half2float(p[m * ldm + k]);
+        for (int i = 0; i < 16; ++i)
+            for (int j = 0; j < 16; ++j)
+                f.v[i][j] = __half2float(p[offset(i, j)]);
+}
+inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, __half, row_major>& f, __half const* p, unsigned ldm)
+{
+    load_fragment(f, p, ldm, [ldm](int m, int k) { return m * ldm + k; });
 }
 inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, __half, col_major>& f, __half const* p, unsigned ldm)
 {
-    check_operand<__half>(p, ldm);
-    if (lane0())
-        for (int k = 0; k < 16; ++k)
-            for (int n = 0; n < 16; ++n)
-                f.v[k][n] = __half2float(p[n * ldm + k]);
+    load_fragment(f, p, ldm, [ldm](int k, int n) { return n * ldm + k; });
 }
 inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, __half, row_major>& f, __half const* p, unsigned ldm)
 {
-    check_operand<__half>(p, ldm);
-    if (lane0())
-        for (int k = 0; k < 16; ++k)
-            for (int n = 0; n < 16; ++n)
-                f.v[k][n] = __half2float(p[k * ldm + n]);
+    load_fragment(f, p, ldm, [ldm](int k, int n) { return k * ldm + n; });
 }
 
 template <typename LA, typename LB>
