@@ -752,7 +752,14 @@ struct Carver
 
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-// Splits the streamed dimension so that at least ~4 blocks per SM are launched even at batch 1.
+// How the streamed dimension's tiles are shared among blocks: `count` blocks of `per_split` tiles
+// each (the last may have fewer), so that at least ~4 blocks per SM are launched even at batch 1.
+struct Splits
+{
+    int per_split;
+    int count;
+};
+
 int choose_splits(int tiles, long long other_blocks)
 {
     int dev = 0, sms = 80;
@@ -763,6 +770,12 @@ int choose_splits(int tiles, long long other_blocks)
     long long want = (target + other_blocks - 1) / (other_blocks > 0 ? other_blocks : 1);
     int splits = static_cast<int>(want < 1 ? 1 : (want > tiles ? tiles : want));
     return splits < 1 ? 1 : splits;
+}
+
+Splits split_tiles(int tiles, long long other_blocks)
+{
+    int const per_split = ceil_div(tiles, choose_splits(tiles, other_blocks));
+    return Splits{per_split, ceil_div(tiles, per_split)}; // no empty split
 }
 
 bool aligned16(void const* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -799,14 +812,12 @@ int saliency_impl(void const* qv, void const* kv, float* score, int B, int H, in
     bool const vec_ok = (D % 8 == 0) && aligned16(q) && aligned16(k);
     int const qtiles = ceil_div(N, kTile);
     // Decided before any launch: choose_splits clears the CUDA error state of its own queries.
-    int const splits0 = choose_splits(qtiles, static_cast<long long>(qtiles) * B);
-    int const tps = ceil_div(qtiles, splits0);
-    int const splits = ceil_div(qtiles, tps);
+    Splits const sp = split_tiles(qtiles, static_cast<long long>(qtiles) * B);
     saliency_stats_kernel<T><<<dim3(qtiles, B * H), kThreads, 0, stream>>>(
         q, k, N, D, a_scale, logit_mul, vec_ok, l.stat_m, l.stat_inv_l);
-    saliency_entropy_kernel<T><<<dim3(qtiles, splits, B), kThreads, 0, stream>>>(
-        q, k, B, H, N, D, a_scale, logit_mul, vec_ok, tps, l.stat_m, l.stat_inv_l, l.partial);
-    saliency_finalize_kernel<<<B, 1024, 0, stream>>>(l.partial, splits, B, N, score);
+    saliency_entropy_kernel<T><<<dim3(qtiles, sp.count, B), kThreads, 0, stream>>>(
+        q, k, B, H, N, D, a_scale, logit_mul, vec_ok, sp.per_split, l.stat_m, l.stat_inv_l, l.partial);
+    saliency_finalize_kernel<<<B, 1024, 0, stream>>>(l.partial, sp.count, B, N, score);
     return cudaGetLastError() == cudaSuccess ? VIDTLDR_OK : VIDTLDR_ERR_CUDA;
 }
 
@@ -872,17 +883,15 @@ int merge_impl(void const* xv, float const* size, float const* score, void* xov,
     int const atiles = ceil_div(Na, kTile);
     int const btiles = ceil_div(Nb, kTile);
     // Decided before any launch: choose_splits clears the CUDA error state of its own queries.
-    int const splits0 = choose_splits(btiles, static_cast<long long>(atiles) * B);
-    int const tps = ceil_div(btiles, splits0);
-    int const splits = ceil_div(btiles, tps);
+    Splits const sp = split_tiles(btiles, static_cast<long long>(atiles) * B);
     merge_inv_norm_kernel<T><<<static_cast<unsigned int>((rows * 32 + 127) / 128), 128, 0, stream>>>(
         x, rows, C, l.inv_norm);
     bool const vec_ok = (C % 8 == 0) && aligned16(x);
-    merge_best_kernel<T><<<dim3(atiles, splits, B), kThreads, 0, stream>>>(
-        x, l.inv_norm, B, N, C, vec_ok, tps, l.part_val, l.part_idx);
+    merge_best_kernel<T><<<dim3(atiles, sp.count, B), kThreads, 0, stream>>>(
+        x, l.inv_norm, B, N, C, vec_ok, sp.per_split, l.part_val, l.part_idx);
     long long const bna = static_cast<long long>(B) * Na;
     merge_combine_kernel<<<static_cast<unsigned int>((bna + 255) / 256), 256, 0, stream>>>(
-        l.part_val, l.part_idx, splits, B, Na, l.key, l.dest);
+        l.part_val, l.part_idx, sp.count, B, Na, l.key, l.dest);
     merge_rank_kernel<<<dim3(ceil_div(Na, 256), B), 256, 0, stream>>>(l.key, Na, r, l.rank, l.src);
     merge_kept_kernel<<<B, 1024, 0, stream>>>(l.rank, Na, r, l.kept);
     merge_emit_kernel<T><<<dim3(N - r, B), kEmitThreads, 0, stream>>>(
