@@ -12,8 +12,6 @@ using namespace nvinfer1;
 namespace vidtldr
 {
 
-int32_t MergePlugin::getNbOutputs() const noexcept { return 2; }
-
 // in: x (B, N, C), size (B, N), score (B, N); out (optional): x' (B, N - r, C), size' (B, N - r).
 bool MergePlugin::checkShapes(Dims const* in, Dims const* out) const noexcept
 {
@@ -51,19 +49,6 @@ bool MergePlugin::checkShapes(Dims const* in, Dims const* out) const noexcept
         }
     }
     return true;
-}
-
-int32_t MergePlugin::configurePlugin(
-    DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (in == nullptr || out == nullptr || nbInputs != 3 || nbOutputs != 2)
-    {
-        fail(ErrorCode::kINVALID_ARGUMENT, "expects 3 inputs (x, size, score) and 2 outputs (x', size')");
-        return -1;
-    }
-    Dims const ins[3] = {in[0].desc.dims, in[1].desc.dims, in[2].desc.dims};
-    Dims const outs[2] = {out[0].desc.dims, out[1].desc.dims};
-    return checkShapes(ins, outs) ? 0 : -1;
 }
 
 bool MergePlugin::supportsFormatCombination(
@@ -128,19 +113,6 @@ size_t MergePlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int3
     Dims const& m = inputs[0].max;
     return vidtldr_merge_workspace_size(
         static_cast<int>(m.d[0]), static_cast<int>(m.d[1]), static_cast<int>(m.d[2]), static_cast<int>(mR));
-}
-
-int32_t MergePlugin::onShapeChange(
-    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (in == nullptr || out == nullptr || nbInputs != 3 || nbOutputs != 2)
-    {
-        fail(ErrorCode::kINVALID_ARGUMENT, "expects 3 inputs (x, size, score) and 2 outputs (x', size')");
-        return -1;
-    }
-    Dims const ins[3] = {in[0].dims, in[1].dims, in[2].dims};
-    Dims const outs[2] = {out[0].dims, out[1].dims};
-    return checkShapes(ins, outs) ? 0 : -1;
 }
 
 int32_t MergePlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,

@@ -15,6 +15,9 @@ public:
     static constexpr char const* kName = "Merge";
     static constexpr char const* kAttribute = "r";
     static constexpr nvinfer1::PluginFieldType kAttributeType = nvinfer1::PluginFieldType::kINT32;
+    static constexpr int32_t kNbInputs = 3;
+    static constexpr int32_t kNbOutputs = 2;
+    static constexpr char const* kIoDescription = "expects 3 inputs (x, size, score) and 2 outputs (x', size')";
     // nullptr (error reported) unless fc holds an integer `r` >= 0 (checked against N at configure).
     static nvinfer1::IPluginV3* create(nvinfer1::PluginFieldCollection const* fc) noexcept;
 
@@ -24,10 +27,10 @@ public:
     }
     void const* attribute() const noexcept { return &mR; }
 
+    // (in, out) shapes, in the order of the op's inputs and outputs; reports what is wrong.
+    bool checkShapes(nvinfer1::Dims const* in, nvinfer1::Dims const* out) const noexcept;
+
     // IPluginV3OneBuild
-    int32_t getNbOutputs() const noexcept override;
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
     bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
         int32_t nbOutputs) noexcept override;
     int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
@@ -39,14 +42,10 @@ public:
         nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
 
     // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
-        int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
 
 private:
-    bool checkShapes(nvinfer1::Dims const* in, nvinfer1::Dims const* out) const noexcept;
-
     int32_t mR;
 };
 

@@ -6,8 +6,11 @@
 //   static constexpr char const* kName;                       the ONNX op type ("Saliency", "Merge")
 //   static constexpr char const* kAttribute;                  its one attribute ("scale", "r")
 //   static constexpr nvinfer1::PluginFieldType kAttributeType;
+//   static constexpr int32_t kNbInputs, kNbOutputs;
+//   static constexpr char const* kIoDescription;              "expects 2 inputs (q, k) and 1 output ..."
 //   static nvinfer1::IPluginV3* create(nvinfer1::PluginFieldCollection const* fc) noexcept;
 //   void const* attribute() const noexcept;                   the member getFieldsToSerialize points at
+//   bool checkShapes(Dims const* in, Dims const* out) const;  reports (fail) and returns false if wrong
 // and its op-specific IPluginV3OneBuild / IPluginV3OneRuntime methods; PluginCreator<P> is its creator.
 #ifndef VIDTLDR_PLUGIN_BASE_H
 #define VIDTLDR_PLUGIN_BASE_H
@@ -49,6 +52,19 @@ public:
     char const* getPluginName() const noexcept override { return Derived::kName; }
     char const* getPluginVersion() const noexcept override { return kPluginVersion; }
     char const* getPluginNamespace() const noexcept override { return kPluginNamespace; }
+
+    // IPluginV3OneBuild / IPluginV3OneRuntime: one shape check, at build time and at run time.
+    int32_t getNbOutputs() const noexcept override { return Derived::kNbOutputs; }
+    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override
+    {
+        return checkIo(in, nbInputs, out, nbOutputs, [](nvinfer1::DynamicPluginTensorDesc const& d) { return d.desc.dims; });
+    }
+    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
+        int32_t nbOutputs) noexcept override
+    {
+        return checkIo(in, nbInputs, out, nbOutputs, [](nvinfer1::PluginTensorDesc const& d) { return d.dims; });
+    }
 
     // IPluginV3OneRuntime
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override
@@ -98,6 +114,23 @@ protected:
     }
 
 private:
+    template <typename Desc, typename DimsOf>
+    int32_t checkIo(Desc const* in, int32_t nbInputs, Desc const* out, int32_t nbOutputs, DimsOf dimsOf) const noexcept
+    {
+        if (in == nullptr || out == nullptr || nbInputs != Derived::kNbInputs || nbOutputs != Derived::kNbOutputs)
+        {
+            fail(nvinfer1::ErrorCode::kINVALID_ARGUMENT, Derived::kIoDescription);
+            return -1;
+        }
+        nvinfer1::Dims ins[Derived::kNbInputs];
+        nvinfer1::Dims outs[Derived::kNbOutputs];
+        for (int32_t i = 0; i < Derived::kNbInputs; ++i)
+            ins[i] = dimsOf(in[i]);
+        for (int32_t i = 0; i < Derived::kNbOutputs; ++i)
+            outs[i] = dimsOf(out[i]);
+        return self().checkShapes(ins, outs) ? 0 : -1;
+    }
+
     Derived const& self() const noexcept { return static_cast<Derived const&>(*this); }
     Derived* copy() const noexcept { return new (std::nothrow) Derived(self()); }
 

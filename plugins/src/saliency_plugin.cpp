@@ -11,10 +11,11 @@ using namespace nvinfer1;
 namespace vidtldr
 {
 
-int32_t SaliencyPlugin::getNbOutputs() const noexcept { return 1; }
-
-bool SaliencyPlugin::checkShapes(Dims const& q, Dims const& k, Dims const* out) const noexcept
+// in: q, k (B, H, N, D); out: score (B, N).
+bool SaliencyPlugin::checkShapes(Dims const* in, Dims const* out) const noexcept
 {
+    Dims const& q = in[0];
+    Dims const& k = in[1];
     if (q.nbDims != 4 || k.nbDims != 4)
     {
         fail(ErrorCode::kINVALID_ARGUMENT, "q and k must be 4-D (B, H, N, D)");
@@ -34,17 +35,6 @@ bool SaliencyPlugin::checkShapes(Dims const& q, Dims const& k, Dims const* out) 
         return false;
     }
     return true;
-}
-
-int32_t SaliencyPlugin::configurePlugin(
-    DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (in == nullptr || out == nullptr || nbInputs != 2 || nbOutputs != 1)
-    {
-        fail(ErrorCode::kINVALID_ARGUMENT, "expects 2 inputs (q, k) and 1 output (score)");
-        return -1;
-    }
-    return checkShapes(in[0].desc.dims, in[1].desc.dims, &out[0].desc.dims) ? 0 : -1;
 }
 
 bool SaliencyPlugin::supportsFormatCombination(
@@ -100,17 +90,6 @@ size_t SaliencyPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, i
     Dims const& m = inputs[0].max; // the largest shape the engine will see
     return vidtldr_saliency_workspace_size(static_cast<int>(m.d[0]), static_cast<int>(m.d[1]),
         static_cast<int>(m.d[2]), static_cast<int>(m.d[3]));
-}
-
-int32_t SaliencyPlugin::onShapeChange(
-    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (in == nullptr || out == nullptr || nbInputs != 2 || nbOutputs != 1)
-    {
-        fail(ErrorCode::kINVALID_ARGUMENT, "expects 2 inputs (q, k) and 1 output (score)");
-        return -1;
-    }
-    return checkShapes(in[0].dims, in[1].dims, &out[0].dims) ? 0 : -1;
 }
 
 int32_t SaliencyPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,

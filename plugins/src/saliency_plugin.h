@@ -14,6 +14,9 @@ public:
     static constexpr char const* kName = "Saliency";
     static constexpr char const* kAttribute = "scale";
     static constexpr nvinfer1::PluginFieldType kAttributeType = nvinfer1::PluginFieldType::kFLOAT32;
+    static constexpr int32_t kNbInputs = 2;
+    static constexpr int32_t kNbOutputs = 1;
+    static constexpr char const* kIoDescription = "expects 2 inputs (q, k) and 1 output (score)";
     // nullptr (error reported) unless fc holds a finite `scale`.
     static nvinfer1::IPluginV3* create(nvinfer1::PluginFieldCollection const* fc) noexcept;
 
@@ -23,10 +26,10 @@ public:
     }
     void const* attribute() const noexcept { return &mScale; }
 
+    // (in, out) shapes, in the order of the op's inputs and outputs; reports what is wrong.
+    bool checkShapes(nvinfer1::Dims const* in, nvinfer1::Dims const* out) const noexcept;
+
     // IPluginV3OneBuild
-    int32_t getNbOutputs() const noexcept override;
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
     bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
         int32_t nbOutputs) noexcept override;
     int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
@@ -38,14 +41,10 @@ public:
         nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
 
     // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
-        int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
 
 private:
-    bool checkShapes(nvinfer1::Dims const& q, nvinfer1::Dims const& k, nvinfer1::Dims const* out) const noexcept;
-
     float mScale;
 };
 
