@@ -66,22 +66,26 @@ def _translated_kernels(out_dir: Path) -> Path:
     return translated
 
 
-def build(out_dir: Path, compiler: str) -> Path:
-    """Compile the kernels with the emulator into out_dir/libvidtldr_kernels_emulated.so."""
-    translated = _translated_kernels(out_dir)
-    library = out_dir / "libvidtldr_kernels_emulated.so"
+def _compile(compiler: str, sources: list[Path], output: Path, include_dirs: list[Path], extra: list[str], what: str) -> Path:
+    """One g++ / clang++ run over the emulated kernels plus `sources`; raises with the compiler's output."""
     command = [
-        compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
+        compiler, "-std=c++17", "-O2", *extra,
         "-fno-strict-aliasing",  # the kernels reinterpret shared-memory bytes, as CUDA allows
         "-ffp-contract=off",
         "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas", "-Wno-sign-compare",
-        "-I", str(EMULATOR_DIR / "include"), "-I", str(KERNEL_SOURCE.parent),
-        str(translated), str(EMULATOR_DIR / "emu_cuda.cpp"), "-o", str(library),
+        *(arg for d in [EMULATOR_DIR / "include", KERNEL_SOURCE.parent, *include_dirs] for arg in ("-I", str(d))),
+        *(str(src) for src in [*sources, _translated_kernels(output.parent), EMULATOR_DIR / "emu_cuda.cpp"]),
+        "-o", str(output),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"emulated kernel build failed:\n{' '.join(command)}\n{result.stderr[-6000:]}")
-    return library
+        raise RuntimeError(f"{what} build failed:\n{' '.join(command)}\n{result.stderr[-6000:]}")
+    return output
+
+
+def build(out_dir: Path, compiler: str) -> Path:
+    """Compile the kernels with the emulator into out_dir/libvidtldr_kernels_emulated.so."""
+    return _compile(compiler, [], out_dir / "libvidtldr_kernels_emulated.so", [], ["-fPIC", "-shared"], "emulated kernel")
 
 
 def find_tensorrt_include() -> Path | None:
@@ -95,26 +99,17 @@ def find_tensorrt_include() -> Path | None:
 
 def build_plugin_harness(out_dir: Path, compiler: str, tensorrt_include: Path) -> Path:
     """Compile tests/cuda_emulator/plugin_harness.cpp with plugins/src and the emulated kernels."""
-    kernels = _translated_kernels(out_dir)
     plugin_dir = ROOT / "plugins" / "src"
-    program = out_dir / "plugin_harness"
-    command = [
-        compiler, "-std=c++17", "-O1", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function",
-        "-Wno-unknown-pragmas", "-Wno-sign-compare",
-        "-I", str(EMULATOR_DIR / "include"), "-I", str(KERNEL_SOURCE.parent), "-I", str(plugin_dir),
-        "-I", str(tensorrt_include),
-        str(EMULATOR_DIR / "plugin_harness.cpp"), str(plugin_dir / "saliency_plugin.cpp"),
-        str(plugin_dir / "merge_plugin.cpp"), str(plugin_dir / "plugin_common.cpp"), str(kernels),
-        str(EMULATOR_DIR / "emu_cuda.cpp"), "-o", str(program),
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"plugin harness build failed:\n{' '.join(command)}\n{result.stderr[-6000:]}")
-    return program
+    sources = [EMULATOR_DIR / "plugin_harness.cpp"] + [
+        plugin_dir / name for name in ("saliency_plugin.cpp", "merge_plugin.cpp", "plugin_common.cpp")
+    ]
+    return _compile(compiler, sources, out_dir / "plugin_harness", [plugin_dir, tensorrt_include], [], "plugin harness")
 
 
 class EmulatedKernels:
     """saliency / merge on CPU tensors through the emulated library (the contract of backends.kernels)."""
+
+    device = "cpu"  # where its inputs live
 
     def __init__(self, library: Path) -> None:
         self.lib = kernel_binding._declare(ctypes.CDLL(str(library)))

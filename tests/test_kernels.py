@@ -51,10 +51,6 @@ class CudaKernels:
         return self._kmod.merge(x, size, score, r, library=self._library)
 
 
-class CpuEmulatedKernels(kernel_emulation.EmulatedKernels):
-    device = "cpu"
-
-
 @pytest.fixture(scope="session")
 def cuda_kernels(tmp_path_factory: pytest.TempPathFactory) -> CudaKernels:
     if not torch.cuda.is_available():
@@ -71,11 +67,11 @@ def cuda_kernels(tmp_path_factory: pytest.TempPathFactory) -> CudaKernels:
 
 
 @pytest.fixture(scope="session")
-def emulated_kernels(tmp_path_factory: pytest.TempPathFactory) -> CpuEmulatedKernels:
+def emulated_kernels(tmp_path_factory: pytest.TempPathFactory) -> kernel_emulation.EmulatedKernels:
     compiler = kernel_emulation.host_compiler()
     if compiler is None:
         pytest.skip("needs a host C++ compiler with _Float16 (g++ >= 12 or clang++ >= 15) for the CUDA emulation")
-    return CpuEmulatedKernels(kernel_emulation.build(tmp_path_factory.mktemp("kernels-emulated"), compiler))
+    return kernel_emulation.EmulatedKernels(kernel_emulation.build(tmp_path_factory.mktemp("kernels-emulated"), compiler))
 
 
 @pytest.fixture(params=["cuda", "emulated"])
