@@ -1,7 +1,7 @@
 """Time the vid-TLDR CUDA kernels at the first merge layer of UMT-B (MSRVTT preset).
 
 Saliency (fp16 q, k) is timed against one fused attention over the same q, k, v
-(torch.nn.functional.scaled_dot_product_attention): DESIGN.md asks for at most ~1.5x, since the
+(torch.nn.functional.scaled_dot_product_attention): docs/design.md asks for at most ~1.5x, since the
 saliency pass replaces a materialised attention map. Merge is timed against the eager PyTorch
 reference `bipartite_merge`. CUDA events, warm-up, median over many iterations.
 
@@ -38,7 +38,7 @@ def time_ms(fn, iters: int, warmup: int) -> dict[str, float]:
 
 
 def bench_batch(batch: int, iters: int, warmup: int, library: str | None) -> list[dict]:
-    from vidtldr_deploy.backends import kernels
+    from vidtldr_deploy.runtime import kernels
     from vidtldr_deploy.core.merge import bipartite_merge
 
     g = torch.Generator(device="cuda").manual_seed(batch)

@@ -6,7 +6,7 @@
 UMT-B, 12 frames, MSRVTT preset (600,200,100), eager, SDPA attention. For each batch the merged
 model runs with saliency and merge through the `vidtldr` custom ops twice: once forced onto the
 reference PyTorch maths (materialises the N x N attention per head for saliency and the
-(N/2) x (N/2) similarity for the merge), once on the CUDA kernels (streaming, DESIGN.md "Speed").
+(N/2) x (N/2) similarity for the merge), once on the CUDA kernels (streaming, docs/design.md "Speed").
 Each part is timed with CUDA events around the block's attention, saliency, merge and MLP (the
 instrumented pass of vidtldr_deploy.profile), and the unmerged model's encoder time is shown
 beside them. Needs CUDA (exits with status 2 and a message otherwise); without the kernel library
@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     if cuda_missing("bench_merge_share"):
         return 2
 
-    from vidtldr_deploy.backends import torch_cuda_ops
+    from vidtldr_deploy.runtime import torch_cuda_ops
 
     loaded = random_model(args.arch, args.frames, args.seed)
-    schedule = resolve_schedule(args.schedule, loaded.model.cfg.depth, loaded.model.num_tokens, loaded.arch)
+    schedule = loaded.schedule(args.schedule)
     layers = schedule.to_dict()["layers"]
     base_layers = [{**row, "r": 0, "tokens_in": layers[0]["tokens_in"], "tokens_out": layers[0]["tokens_in"]} for row in layers]
     merged = prepare_torch_model(loaded.model, schedule.rs, "cuda", args.precision, "custom_op")

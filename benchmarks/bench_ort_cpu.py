@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     loaded = random_model(args.arch, args.frames, args.seed)
-    schedule = resolve_schedule(args.schedule, loaded.model.cfg.depth, loaded.model.num_tokens, loaded.arch)
+    schedule = loaded.schedule(args.schedule)
     settings = ProfileSettings(
         runtime="onnxruntime", device="cpu", batch=args.batch, iterations=args.iterations,
         warmup=args.warmup, merge_impl=args.merge_impl, layers=not args.no_layers,

@@ -9,7 +9,7 @@ merge_impl custom_op is the fast path (saliency and merge through the `vidtldr` 
 call the streaming CUDA kernels when the kernel library is built: `vidtldr build-plugins`); add
 `reference` to --merge-impls to see the plain PyTorch maths beside it. Merged and unmerged are timed
 interleaved on the same clip; speedup = baseline median / merged median, against the ideal from
-FLOPs (1.70x for this preset). DESIGN.md quotes 0.41x (batch 1) and 0.60x (batch 8) for a merged
+FLOPs (1.70x for this preset). docs/design.md quotes 0.41x (batch 1) and 0.60x (batch 8) for a merged
 model that materialises attention: this script is how the fast path is measured against that.
 Needs CUDA: exits with a message (status 2) without it.
 """
@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.backends.cuda.matmul.allow_tf32 = True
 
-    from vidtldr_deploy.backends import torch_cuda_ops
+    from vidtldr_deploy.runtime import torch_cuda_ops
 
     loaded = random_model(args.arch, args.frames, args.seed)
-    schedule = resolve_schedule(args.schedule, loaded.model.cfg.depth, loaded.model.num_tokens, loaded.arch)
+    schedule = loaded.schedule(args.schedule)
     rows, reports = [], []
     t0 = time.perf_counter()
     for impl in args.merge_impls:

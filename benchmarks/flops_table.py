@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from vidtldr_deploy.core.flops import count_flops, token_count
+from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.core.schedule import PRESETS, resolve_schedule
 from vidtldr_deploy.models.registry import get_architecture
 
@@ -29,7 +30,7 @@ def rows(archs: list[str], frames: int, batch: int) -> list[dict]:
         cfg = arch.config
         n = token_count(cfg, frames)
         for preset, rs in PRESETS.get(name, {}).items():
-            schedule = resolve_schedule(preset, cfg.depth, n, name)
+            schedule = schedule_for(preset, name, cfg.depth, n)
             report = count_flops(cfg, frames, schedule, batch)
             out.append(
                 {

@@ -37,7 +37,7 @@ build_kernels() {
     fi
     # cmake when present (the supported build), else the same kernel library straight from nvcc.
     if command -v cmake >/dev/null; then
-        step build 300 python3 -c "from vidtldr_deploy.backends.plugin_build import build_plugins; print(build_plugins(build_dir='$VIDTLDR_PLUGIN_DIR', cuda_archs='$(arch)'))"
+        step build 300 python3 -c "from vidtldr_deploy.runtime.plugin_build import build_plugins; print(build_plugins(build_dir='$VIDTLDR_PLUGIN_DIR', cuda_archs='$(arch)'))"
     else
         mkdir -p "$VIDTLDR_PLUGIN_DIR"
         step build 300 nvcc -std=c++17 -O3 -shared -Xcompiler -fPIC -arch="sm_$(arch)" \
@@ -62,7 +62,7 @@ inspect)
             --section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy \
             --section MemoryWorkloadAnalysis --section WarpStateStats python3 -c "
 import torch
-from vidtldr_deploy.backends import kernels
+from vidtldr_deploy.runtime import kernels
 q, k = (torch.randn(1, 12, 2352, 64, device='cuda', dtype=torch.float16) for _ in range(2))
 x = torch.randn(1, 2352, 768, device='cuda', dtype=torch.float16)
 size, score = 1 + torch.rand(1, 2352, device='cuda'), torch.rand(1, 2352, device='cuda')
@@ -77,7 +77,7 @@ print('ok')"
         for tool in memcheck racecheck; do
             step "sanitizer_$tool" 150 compute-sanitizer --tool "$tool" --error-exitcode 3 python3 -c "
 import torch
-from vidtldr_deploy.backends import kernels
+from vidtldr_deploy.runtime import kernels
 for dt in (torch.float32, torch.float16):
     q, k = (torch.randn(2, 3, 130, 64, device='cuda').to(dt) for _ in range(2))
     kernels.saliency(q, k, 0.125)

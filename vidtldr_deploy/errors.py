@@ -1,5 +1,78 @@
-"""One exception type for every user-facing failure, so the CLI can print it and exit non-zero."""
+"""The toolkit's error types, and the exit code each one means (docs/design.md, "Exit codes").
+
+Every user-facing failure is a VidTLDRError whose message names the problem and the fix; the CLI
+prints it as one line and exits with the type's code, so scripts can tell a failed accuracy check
+(1) from bad input or a missing tool (2) and from a bug (3, any other exception).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class VidTLDRError(Exception):
-    """A problem the user can fix: the message names the problem and the fix."""
+    """A problem the user can fix: the message names the problem and the fix (exit 2)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InputError(VidTLDRError):
+    """A file, flag or value the toolkit cannot take."""
+
+
+class EnvironmentProblem(VidTLDRError):
+    """Something missing on this machine: a package, a GPU, a built library."""
+
+
+class CheckFailed(VidTLDRError):
+    """A validation or accuracy check ran and failed (exit 1)."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class InputErrors(InputError):
+    """Several input problems found in one pass (HF Optimum-style): all are reported at once, so a
+    user fixes a command line in one go instead of one rerun per flag."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            text = self.problems[0]
+        else:
+            text = f"{len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(text)
+
+
+class ProblemCollector:
+    """Collect input problems, then raise them together: `with ProblemCollector() as check: ...`."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.problems.append(problem)
+
+    def run(self, fn, *args, **kwargs):
+        """Call fn; an InputError it raises is collected instead of propagated."""
+        try:
+            return fn(*args, **kwargs)
+        except InputErrors as err:
+            self.problems.extend(err.problems)
+        except InputError as err:
+            self.problems.append(str(err))
+        return None
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise InputErrors(self.problems)
+
+    def __enter__(self) -> ProblemCollector:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.raise_if_any()

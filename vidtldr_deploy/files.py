@@ -1,28 +1,86 @@
-"""Atomic output files: whatever the toolkit writes appears whole or not at all."""
+"""Files the toolkit writes and reads: atomic outputs with normal permissions, output-path checks
+made before any work, and content hashes.
+
+An output appears whole or not at all: it is written to a hidden temporary file beside the target
+and moved into place only when the block succeeds. The temporary file is removed on any failure,
+Ctrl-C included; the CLI turns SIGTERM into the same unwinding (cli/main.py), so a killed run leaves
+nothing half-written either.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_output_path(path: str | Path, what: str = "-o") -> Path:
+    """Refuse an output path that cannot be written, before any work: a missing or read-only
+    folder, or an existing directory in its place. Returns the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a directory: give a file name inside it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError(
+            f"{what} {path}: folder {parent} does not exist: create it (mkdir -p {parent}) or "
+            f"choose another {what} path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path}: folder {parent} is not writable: choose another path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{what} {path} exists and is read-only: remove it or choose another path")
+    return path
+
+
+def check_distinct_outputs(paths: dict[str, Path | None]) -> None:
+    """Two outputs of one command must never be the same file (e.g. --report equal to -o)."""
+    seen: dict[Path, str] = {}
+    for what, path in paths.items():
+        if path is None:
+            continue
+        key = Path(os.path.abspath(path))
+        if key in seen:
+            raise InputError(f"{what} {path} is also {seen[key]}: one would overwrite the other")
+        seen[key] = what
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path, suffix: str = ".tmp"):
     """Yield a temporary path beside `path`; move it into place only if the block succeeds, so a
-    failure never leaves a half-written file behind."""
+    failure never leaves a half-written file behind. The result gets the permissions any tool's
+    output gets (0666 minus the umask), not mkstemp's 0600, so an engine can be handed to a
+    container or another user; an existing file's mode is kept."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise VidTLDRError(
-            f"output directory {path.parent} does not exist: create it or choose another -o path"
-        )
+    check_output_path(path, "output")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        mode = (path.stat().st_mode & 0o7777) if path.exists() else (0o666 & ~_umask())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -55,7 +55,7 @@ VIDTLDR_API const char* vidtldr_error_string(int code);
 
 /*
  * Saliency: foreground score (B, N) fp32 from q, k (B, H, N, D) of dtype `dtype`.
- * score_i follows DESIGN.md "saliency(P0)" with P0 = softmax(scale * q k^T) per head: negative
+ * score_i follows docs/design.md "saliency(P0)" with P0 = softmax(scale * q k^T) per head: negative
  * entropy of the head-mean attention row (0 log 0 = 0), then the per-sample foreground
  * normalisation (constant entropies give all ones). Never materialises an N x N map.
  */

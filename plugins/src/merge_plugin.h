@@ -1,6 +1,6 @@
 // vidtldr::Merge (version 1): x (B, N, C) fp32/fp16, size (B, N) fp32, score (B, N) fp32
 //   -> x' (B, N - r, C) in x's dtype, size' (B, N - r) fp32. Attribute: int `r` (resolved count,
-//   0 <= r <= N // 2). See DESIGN.md "merge(x, size, s, r)".
+//   0 <= r <= N // 2). See docs/design.md "merge(x, size, s, r)".
 #ifndef VIDTLDR_MERGE_PLUGIN_H
 #define VIDTLDR_MERGE_PLUGIN_H
 

@@ -13,7 +13,7 @@
 namespace vidtldr
 {
 
-// Must match the ONNX nodes' plugin_namespace / plugin_version attributes (DESIGN.md, ONNX contract).
+// Must match the ONNX nodes' plugin_namespace / plugin_version attributes (docs/design.md, ONNX contract).
 constexpr char const* kPluginNamespace = "vidtldr";
 constexpr char const* kPluginVersion = "1";
 

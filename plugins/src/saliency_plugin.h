@@ -1,5 +1,5 @@
 // vidtldr::Saliency (version 1): q, k (B, H, N, D) fp32/fp16 -> foreground score (B, N) fp32.
-// Attribute: float `scale` (the attention scale, usually D^-0.5). See DESIGN.md "saliency(P0)".
+// Attribute: float `scale` (the attention scale, usually D^-0.5). See docs/design.md "saliency(P0)".
 #ifndef VIDTLDR_SALIENCY_PLUGIN_H
 #define VIDTLDR_SALIENCY_PLUGIN_H
 

@@ -1,4 +1,4 @@
-"""Pure vid-TLDR maths (DESIGN.md, "vid-TLDR semantics"): no model, no export, no I/O."""
+"""Pure vid-TLDR maths (docs/design.md, "vid-TLDR semantics"): no model, no export, no I/O."""
 
 from vidtldr_deploy.core.merge import MergePlan, bipartite_merge, plan_merge, resolve_r
 from vidtldr_deploy.core.saliency import (

@@ -1,8 +1,8 @@
-"""Saliency-weighted bipartite merge with token mass (DESIGN.md, "merge(x, size, s, r)").
+"""Saliency-weighted bipartite merge with token mass (docs/design.md, "merge(x, size, s, r)").
 
 The scatter-add into destinations is a one-hot matrix product rather than scatter_reduce: it is
 exact in fp32 for a 0/1 matrix, and the same code then exports to plain ONNX ops that every runtime
-computes correctly (DESIGN.md, "ONNX contract").
+computes correctly (docs/design.md, "ONNX contract").
 """
 
 from __future__ import annotations

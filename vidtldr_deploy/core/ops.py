@@ -1,7 +1,7 @@
 """`vidtldr::saliency` and `vidtldr::merge` as torch custom ops.
 
 A model built with custom ops traces to one opaque node per merge step, which the ONNX export maps to
-the `vidtldr` domain nodes (DESIGN.md, "ONNX contract"). Eagerly they run the reference maths; the
+the `vidtldr` domain nodes (docs/design.md, "ONNX contract"). Eagerly they run the reference maths; the
 fake implementations give torch.export / torch.compile the static output shapes.
 """
 

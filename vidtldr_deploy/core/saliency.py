@@ -1,4 +1,4 @@
-"""Saliency of each token from the size-free attention map (DESIGN.md, "saliency(P0)").
+"""Saliency of each token from the size-free attention map (docs/design.md, "saliency(P0)").
 
 The official implementation (mlvlab/vid-TLDR `get_objective_score`) takes the head-mean of the
 softmax attention, scores each row by its negative entropy, then keeps the foreground: tokens whose

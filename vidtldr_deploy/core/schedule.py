@@ -1,4 +1,4 @@
-"""Schedule strings -> per-layer merge table (DESIGN.md, "Schedules").
+"""Schedule strings -> per-layer merge table (docs/design.md, "Schedules").
 
 One helper turns every schedule form into a per-layer list of r, and one resolves that list against a
 model's token count into the table that is printed, stored in ONNX metadata and in every report.
@@ -7,36 +7,11 @@ model's token count into the table that is printed, stored in ONNX metadata and 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from vidtldr_deploy.core.merge import resolve_r
 from vidtldr_deploy.errors import VidTLDRError
-
-# Published with vid-TLDR (mlvlab/vid-TLDR README, 12 frames): r per layer from layer 0.
-PRESETS: dict[str, dict[str, list[int]]] = {
-    "umt-b16": {
-        "msrvtt": [600, 200, 100],
-        "msvd": [450, 250, 200],
-        "anet": [500],
-        "didemo": [250, 150, 150, 150],
-        "lsmdc": [400, 150, 150],
-        "ssv2-label": [200, 200, 200, 100],
-        "ssv2-template": [400, 300],
-        "qa-msrvtt": [600, 200],
-        "qa-msvd": [600, 200],
-    },
-    "umt-l16": {
-        "msrvtt": [550, 400],
-        "msvd": [600, 200, 100, 100],
-        "anet": [600, 300],
-        "didemo": [800, 100],
-        "lsmdc": [250, 250, 200, 200],
-        "ssv2-label": [450, 250, 100],
-        "ssv2-template": [350, 300, 100, 50],
-        "qa-msrvtt": [400, 400, 100],
-        "qa-msvd": [400, 400, 100],
-    },
-}
 
 GRAMMAR = (
     "'RxL' (r=R in each of the first L layers, e.g. 16x12 or 0.25x2), "
@@ -54,12 +29,20 @@ def _number(text: str, spec: str) -> float:
     return int(value) if value >= 1 and value == int(value) else value
 
 
-def parse_schedule(spec: str, depth: int, arch: str | None = None) -> list[float]:
-    """Per-layer r list of length `depth` from a schedule string; errors say what was expected."""
+def parse_schedule(
+    spec: str,
+    depth: int,
+    presets: Mapping[str, Sequence[int]] | None = None,
+    owner: str | None = None,
+) -> list[float]:
+    """Per-layer r list of length `depth` from a schedule string; errors say what was expected.
+
+    `presets` are the named schedules the caller's architecture (`owner`, for messages) publishes:
+    core knows no model names (models/presets.py holds them)."""
     text = spec.strip().lower()
     if text in ("", "none", "0"):
         return [0] * depth
-    presets = PRESETS.get(arch or "", {})
+    presets = presets or {}
     if text in presets:
         rs: list[float] = list(presets[text])
     elif m := re.fullmatch(rf"({_NUMBER})x(\d+)", text):
@@ -67,7 +50,7 @@ def parse_schedule(spec: str, depth: int, arch: str | None = None) -> list[float
     elif re.fullmatch(rf"-?{_NUMBER}(\s*,\s*-?{_NUMBER})*", text):
         rs = [_number(t.strip(), spec) for t in text.split(",")]
     else:
-        known = ", ".join(sorted(presets)) or f"none for architecture {arch!r}"
+        known = ", ".join(sorted(presets)) or f"none for architecture {owner!r}"
         raise VidTLDRError(
             f"cannot parse schedule {spec!r}: expected {GRAMMAR}. Presets: {known}."
         )
@@ -113,12 +96,17 @@ class MergeSchedule:
 
 
 def resolve_schedule(
-    spec: str, depth: int, n_tokens: int, arch: str | None = None, protected: int = 0
+    spec: str,
+    depth: int,
+    n_tokens: int,
+    presets: Mapping[str, Sequence[int]] | None = None,
+    protected: int = 0,
+    owner: str | None = None,
 ) -> MergeSchedule:
     """Resolve a schedule string against a model's depth and token count (clamping r to N // 2)."""
     rows = []
     n = n_tokens
-    for layer, requested in enumerate(parse_schedule(spec, depth, arch)):
+    for layer, requested in enumerate(parse_schedule(spec, depth, presets, owner)):
         r = resolve_r(requested, n, protected)
         wanted = int(n * requested) if 0 < requested < 1 else int(requested)
         rows.append(LayerMerge(layer, n, requested, r, n - r, clamped=r < wanted))

@@ -7,16 +7,14 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from vidtldr_deploy.compare import Tolerances
+from vidtldr_deploy.constants import EXPORT_MERGE_IMPLS as MERGE_IMPLS
+from vidtldr_deploy.constants import PRECISIONS
 from vidtldr_deploy.errors import VidTLDRError
-from vidtldr_deploy.export.onnx_export import MERGE_IMPLS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10 (JetPack 6)
     import tomli as tomllib
-
-PRECISIONS = ("fp32", "fp16")
 
 
 @dataclass
@@ -47,15 +45,6 @@ class ExportConfig:
         if self.batch < 1:
             raise VidTLDRError(f"{prefix}--batch must be at least 1, got {self.batch}")
         return self
-
-    def tolerance_values(self, base: Tolerances) -> Tolerances:
-        known = {f.name for f in fields(Tolerances)}
-        unknown = sorted(set(self.tolerances) - known)
-        if unknown:
-            raise VidTLDRError(
-                f"unknown tolerance(s) {', '.join(unknown)}: expected {', '.join(sorted(known))}"
-            )
-        return Tolerances(**{**base.to_dict(), **self.tolerances})
 
     def override(self, **flags) -> "ExportConfig":
         """A copy with every flag that was given (not None) replacing the config's value."""

@@ -1,72 +1,26 @@
-"""PyTorch MergeViT -> static-shape ONNX (DESIGN.md, "ONNX contract"), a thin wrapper over
+"""PyTorch MergeViT -> static-shape ONNX (docs/design.md, "ONNX contract"), a thin wrapper over
 torch.onnx.export (dynamo) plus the `vidtldr` local functions and the metadata every report reads."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 import torch
 
-from vidtldr_deploy import __version__
-from vidtldr_deploy.core.schedule import MergeSchedule
+from vidtldr_deploy.constants import INPUT_NAME, META_PREFIX, MergeImpl
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.export import onnx_functions
+from vidtldr_deploy.export.metadata import ExportSpec
 from vidtldr_deploy.files import atomic_output
 from vidtldr_deploy.models.vit import MergeViT
 
-MERGE_IMPLS = ("onnx", "plugin")
-DEFAULT_OPSET = 18
-INPUT_NAME = "video"
-META_PREFIX = "vidtldr."
-
-
-@dataclass(frozen=True)
-class ExportSpec:
-    """What a graph was exported as: everything needed to rebuild its PyTorch reference."""
-
-    arch: str
-    frames: int
-    batch: int
-    schedule: MergeSchedule
-    merge_impl: str = "onnx"
-    opset: int = DEFAULT_OPSET
-    checkpoint_sha256: str = ""
-    checkpoint: str = ""
-
-    def metadata(self, model: MergeViT) -> dict[str, str]:
-        side = model.cfg.img_size
-        return {
-            "version": __version__,
-            "arch": self.arch,
-            "frames": str(self.frames),
-            "batch": str(self.batch),
-            "input_shape": json.dumps([self.batch, 3, self.frames, side, side]),
-            "outputs": json.dumps(list(model.output_names)),
-            "merge_impl": self.merge_impl,
-            "schedule": json.dumps(self.schedule.to_dict()),
-            "checkpoint_sha256": self.checkpoint_sha256,
-            "checkpoint": self.checkpoint,
-        }
-
-
-def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
-    """The `vidtldr.*` metadata_props of an exported graph, without the prefix."""
-    return {
-        p.key.removeprefix(META_PREFIX): p.value
-        for p in model.metadata_props
-        if p.key.startswith(META_PREFIX)
-    }
-
-
 def _trace(model: MergeViT, dummy: torch.Tensor, spec: ExportSpec) -> onnx.ModelProto:
-    table = onnx_functions.translation_table() if spec.merge_impl == "plugin" else None
+    table = onnx_functions.translation_table() if spec.impl is MergeImpl.CUSTOM else None
     log = io.StringIO()
     # The exporter narrates every step on stdout and warns about unrelated torchvision ops.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -88,21 +42,18 @@ def _trace(model: MergeViT, dummy: torch.Tensor, spec: ExportSpec) -> onnx.Model
 
 def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx.ModelProto:
     """Export `model` with `spec.schedule` to `out_path` (written atomically) and return the graph."""
-    if spec.merge_impl not in MERGE_IMPLS:
-        raise VidTLDRError(f"--merge-impl must be one of {MERGE_IMPLS}, got {spec.merge_impl!r}")
+    impl = spec.impl
     if len(spec.schedule.layers) != model.cfg.depth:
         raise VidTLDRError("the schedule was resolved for another depth than this model's")
-    impl = "custom_op" if spec.merge_impl == "plugin" else "reference"
-    model.set_schedule(spec.schedule.rs, impl).eval()
     side = model.cfg.img_size
     dummy = torch.randn(spec.batch, 3, spec.frames, side, side)
-    try:
-        proto = _trace(model, dummy, spec)
-    except Exception as err:  # the exporter raises many types; the user needs the cause
-        raise VidTLDRError(f"ONNX export failed: {str(err).splitlines()[0]}") from err
-    finally:
-        model.set_schedule(model.rs, "reference")
-    if spec.merge_impl == "plugin":
+    with model.scheduled(spec.schedule.rs, impl):
+        model.eval()
+        try:
+            proto = _trace(model, dummy, spec)
+        except Exception as err:  # the exporter raises many types; the user needs the cause
+            raise VidTLDRError(f"ONNX export failed: {str(err).splitlines()[0]}") from err
+    if impl is MergeImpl.CUSTOM:
         proto.functions.extend(onnx_functions.local_functions())
     for key, value in spec.metadata(model).items():
         proto.metadata_props.add(key=META_PREFIX + key, value=value)

@@ -2,7 +2,7 @@
 
 TensorRT maps each node to the plugin of the same name (namespace/version from the node's
 `plugin_namespace`/`plugin_version` attributes); every other runtime inlines the local function,
-written here from standard ops with the same semantics as vidtldr_deploy.core (DESIGN.md, "ONNX
+written here from standard ops with the same semantics as vidtldr_deploy.core (docs/design.md, "ONNX
 contract"). The scatter-add is a one-hot MatMul, never ScatterElements with a reduction.
 """
 
@@ -14,10 +14,8 @@ from onnx.defs import OpSchema
 from onnxscript import FLOAT
 from onnxscript import opset18 as op
 
-DOMAIN = "vidtldr"
-VERSION = 1
-PLUGIN_NAMESPACE = "vidtldr"
-PLUGIN_VERSION = "1"
+from vidtldr_deploy.constants import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from vidtldr_deploy.constants import DOMAIN_VERSION as VERSION
 
 VIDTLDR = onnxscript.values.Opset(DOMAIN, VERSION)
 

@@ -6,7 +6,6 @@ module is only unpickled when the caller passes `unsafe_load=True` (CLI: `--unsa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.models.registry import Architecture, StateDict, list_architectures
 from vidtldr_deploy.models.vit import MergeViT, ViTConfig
 
@@ -29,14 +29,6 @@ class Checkpoint:
     state: StateDict
     sha256: str
     hf_config: dict | None = None  # config.json of a Hugging Face save_pretrained directory
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unwrap(obj, path: Path) -> StateDict:
@@ -105,7 +97,7 @@ def read_checkpoint(path: str | Path, unsafe_load: bool = False) -> Checkpoint:
         state = _safetensors_load(path)
     else:
         state = _torch_load(path, unsafe_load)
-    return Checkpoint(path=path, state=state, sha256=sha256_of(path))
+    return Checkpoint(path=path, state=state, sha256=sha256_file(path))
 
 
 def _first_mismatch(

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
+from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.models.checkpoint import infer_architecture, load_model, read_checkpoint
+from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.models.registry import get_architecture
 from vidtldr_deploy.models.vit import MergeViT
 
@@ -25,6 +27,10 @@ class LoadedModel:
     label: str  # the checkpoint path, or demo:<arch>:seed<N>
     sha256: str  # of the checkpoint file; "" for the demo
     description: str  # one line for the user: what was loaded and how
+
+    def schedule(self, spec: str) -> MergeSchedule:
+        """`spec` resolved for this model: its depth, token count and its architecture's presets."""
+        return schedule_for(spec, self.arch, self.model.cfg.depth, self.model.num_tokens)
 
 
 def demo_label(arch: str, seed: int) -> str:

@@ -1,6 +1,6 @@
 """A merge-aware video ViT shared by the families: pre-norm blocks that apply vid-TLDR in place.
 
-Block i (DESIGN.md): attention (proportional once a merge happened), residual, then if r_i > 0 the
+Block i (docs/design.md): attention (proportional once a merge happened), residual, then if r_i > 0 the
 saliency of the size-free attention and a merge of the hidden state, then the MLP. Attention stays
 fused (SDPA); proportional attention is an additive log(size) key bias, and saliency is recomputed
 from q and k so the layer never hands its probabilities to another consumer.
@@ -8,6 +8,8 @@ from q and k so the layer never hands its probabilities to another consumer.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -15,12 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidtldr_deploy.core import ops
+from vidtldr_deploy.core.flops import token_count
 from vidtldr_deploy.core.merge import bipartite_merge
 from vidtldr_deploy.core.saliency import saliency_from_qk
+from vidtldr_deploy.constants import MergeImpl
 from vidtldr_deploy.errors import VidTLDRError
-
-MERGE_IMPLS = ("reference", "custom_op")
-
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -117,8 +118,8 @@ class SaliencyStep(nn.Module):
         super().__init__()
         self.scale = scale
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, merge_impl: str) -> torch.Tensor:
-        if merge_impl == "custom_op":
+    def forward(self, q: torch.Tensor, k: torch.Tensor, merge_impl: MergeImpl) -> torch.Tensor:
+        if merge_impl is MergeImpl.CUSTOM:
             return ops.saliency(q, k, self.scale)
         return saliency_from_qk(q, k, self.scale)
 
@@ -126,8 +127,8 @@ class SaliencyStep(nn.Module):
 class MergeStep(nn.Module):
     """Merge r tokens of the hidden state (see SaliencyStep for why this is a module)."""
 
-    def forward(self, x, size, score, r: int, merge_impl: str):
-        if merge_impl == "custom_op":
+    def forward(self, x, size, score, r: int, merge_impl: MergeImpl):
+        if merge_impl is MergeImpl.CUSTOM:
             mass = torch.ones_like(x[..., 0], dtype=torch.float32) if size is None else size
             return ops.merge(x, mass, score, r)
         return bipartite_merge(x, size, score, r)
@@ -144,7 +145,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=cfg.norm_eps)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
 
-    def forward(self, x, size, r: int, merge_impl: str):
+    def forward(self, x, size, r: int, merge_impl: MergeImpl | str = MergeImpl.STANDARD):
+        merge_impl = MergeImpl.parse(merge_impl)
         h, q, k = self.attn(self.norm1(x), size)
         x = x + h
         if r > 0:
@@ -175,9 +177,8 @@ class MergeViT(nn.Module):
         self.cfg = cfg
         self.frames = frames
         self.patch_embed = PatchEmbed(cfg)
-        grid = cfg.img_size // cfg.patch_size
         steps = frames // cfg.tubelet
-        self.num_tokens = steps * grid * grid
+        self.num_tokens = token_count(cfg, frames)
         table = interpolated_sinusoid_table(
             self.num_tokens, cfg.embed_dim, ckpt_frames or steps, steps
         )
@@ -190,7 +191,7 @@ class MergeViT(nn.Module):
         self.pool_norm = pool_norm
         self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes else None
         self.rs: list[int] = [0] * cfg.depth
-        self.merge_impl = "reference"
+        self.merge_impl = MergeImpl.STANDARD
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -201,14 +202,28 @@ class MergeViT(nn.Module):
         side = self.cfg.img_size
         return f"(B, 3, {self.frames}, {side}, {side})"
 
-    def set_schedule(self, rs: list[int], merge_impl: str = "reference") -> "MergeViT":
+    def set_schedule(
+        self, rs: Sequence[int], merge_impl: MergeImpl | str = MergeImpl.STANDARD
+    ) -> MergeViT:
+        """Merge rs[i] tokens in block i from now on (MergeImpl or any of its spellings)."""
         if len(rs) != self.cfg.depth:
             raise VidTLDRError(f"schedule has {len(rs)} layers, model has {self.cfg.depth}")
-        if merge_impl not in MERGE_IMPLS:
-            raise VidTLDRError(f"merge_impl must be one of {MERGE_IMPLS}, got {merge_impl!r}")
+        self.merge_impl = MergeImpl.parse(merge_impl)
         self.rs = [int(r) for r in rs]
-        self.merge_impl = merge_impl
         return self
+
+    @contextlib.contextmanager
+    def scheduled(
+        self, rs: Sequence[int], merge_impl: MergeImpl | str = MergeImpl.STANDARD
+    ) -> Iterator[MergeViT]:
+        """`with model.scheduled(rs): ...` runs the block with schedule `rs` and restores the
+        schedule it had afterwards, also when the block fails."""
+        saved = (list(self.rs), self.merge_impl)
+        self.set_schedule(rs, merge_impl)
+        try:
+            yield self
+        finally:
+            self.set_schedule(*saved)
 
     def pool(self, x: torch.Tensor, size: torch.Tensor | None) -> torch.Tensor:
         if self.cfg.pool == "size_weighted" and size is not None:

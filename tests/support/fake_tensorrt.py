@@ -1,0 +1,219 @@
+"""A tensorrt stand-in with the API surface the engine build uses (TensorRT 10 or 11 flavour), and a
+tiny graph with vidtldr nodes to build: the build's control flow is tested without TensorRT."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+
+class _Enum:
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+class FakeTensor:
+    def __init__(self, name, shape, dtype):
+        self.name, self.shape, self.dtype = name, shape, dtype
+
+
+class FakeLayer:
+    def __init__(self, name, type_, inputs, outputs):
+        self.name, self.type = name, type_
+        self._inputs, self._outputs = inputs, outputs
+        self.precision = None
+        self.output_types: dict[int, object] = {}
+
+    num_inputs = property(lambda self: len(self._inputs))
+    num_outputs = property(lambda self: len(self._outputs))
+
+    def get_input(self, i):
+        return self._inputs[i]
+
+    def get_output(self, i):
+        return self._outputs[i]
+
+    def set_output_type(self, i, dtype):
+        self.output_types[i] = dtype
+
+
+class FakeNetwork:
+    def __init__(self, flags):
+        self.flags = flags
+        self.layers: list[FakeLayer] = []
+        self.inputs: list[FakeTensor] = []
+        self.outputs: list[FakeTensor] = []
+
+    num_layers = property(lambda self: len(self.layers))
+    num_inputs = property(lambda self: len(self.inputs))
+    num_outputs = property(lambda self: len(self.outputs))
+
+    def get_layer(self, i):
+        return self.layers[i]
+
+    def get_input(self, i):
+        return self.inputs[i]
+
+    def get_output(self, i):
+        return self.outputs[i]
+
+
+def make_fake_trt(version: str, creators: set[str]):
+    """A tensorrt stand-in with the API surface build_engine uses (TensorRT 10 or 11 flavour)."""
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version
+    major = int(version.split(".")[0])
+    trt.float32, trt.float16, trt.int64, trt.int32, trt.bool = "f32", "f16", "i64", "i32", "b"
+    trt.LayerType = _Enum(PLUGIN_V3="PLUGIN_V3", MATRIX_MULTIPLY="MM", SHAPE="SHAPE")
+    flags = dict(TF32=1, DEBUG=2)
+    if major < 11:
+        flags.update(FP16=3, OBEY_PRECISION_CONSTRAINTS=4, PREFER_PRECISION_CONSTRAINTS=5)
+    trt.BuilderFlag = _Enum(**flags)
+    trt.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=5)
+    trt.MemoryPoolType = _Enum(WORKSPACE="workspace")
+    trt.calls = {"parsed_functions": None, "creators": creators, "registered": set()}
+
+    class ILogger:
+        Severity = _Enum(INTERNAL_ERROR=0, ERROR=1, WARNING=2, INFO=3, VERBOSE=4)
+
+        def __init__(self):
+            pass
+
+    trt.ILogger = ILogger
+
+    class Registry:
+        def get_creator(self, name, version, namespace):
+            ok = name in trt.calls["registered"] and version == "1" and namespace == "vidtldr"
+            return object() if ok else None
+
+        def load_library(self, path):
+            trt.calls["registered"] |= trt.calls["creators"]
+            return "handle"
+
+    registry = Registry()
+    trt.get_plugin_registry = lambda: registry
+
+    class TimingCache:
+        def __init__(self, data):
+            self.data = bytes(data)
+
+        def serialize(self):
+            return self.data + b"+timed"
+
+    class Config:
+        def __init__(self):
+            self.flags = {"TF32"}
+            self.pool = {}
+            self.cache = None
+            trt.calls["config"] = self
+
+        def set_flag(self, flag):
+            self.flags.add(_name(trt.BuilderFlag, flag))
+
+        def clear_flag(self, flag):
+            self.flags.discard(_name(trt.BuilderFlag, flag))
+
+        def set_memory_pool_limit(self, pool, size):
+            self.pool[pool] = size
+
+        def create_timing_cache(self, data):
+            return TimingCache(data)
+
+        def set_timing_cache(self, cache, ignore_mismatch):
+            self.cache = cache
+            return True
+
+        def get_timing_cache(self):
+            return self.cache
+
+    class Builder:
+        def __init__(self, logger):
+            self.logger = logger
+
+        def create_network(self, flags=0):
+            return FakeNetwork(flags)
+
+        def create_builder_config(self):
+            return Config()
+
+        def build_serialized_network(self, network, config):
+            trt.calls["network"] = network
+            return b"serialized-engine:" + ",".join(sorted(config.flags)).encode()
+
+    class OnnxParser:
+        def __init__(self, network, logger):
+            self.network = network
+
+        def parse(self, data, path=None):
+            model = onnx.load_from_string(data)
+            trt.calls["parsed_functions"] = [f.name for f in model.functions]
+            local = {f.name for f in model.functions}
+            net = self.network
+            types_ = {o.name: o for o in model.graph.output}
+            for i in model.graph.input:
+                dims = tuple(d.dim_value for d in i.type.tensor_type.shape.dim)
+                net.inputs.append(FakeTensor(i.name, dims, trt.float32))
+            tensors = {t.name: t for t in net.inputs}
+            for n in model.graph.node:
+                if n.domain == "vidtldr" and n.op_type not in local:
+                    if n.op_type not in trt.calls["registered"]:
+                        return False  # the parser's fallback plugin importer finds nothing
+                    kind = trt.LayerType.PLUGIN_V3
+                else:
+                    kind = "SHAPE" if n.op_type == "Shape" else "MM"
+                dtype = trt.int64 if n.op_type == "Shape" else trt.float32
+                outs = [FakeTensor(o, (1,), dtype) for o in n.output]
+                tensors.update({t.name: t for t in outs})
+                net.layers.append(FakeLayer(n.name, kind, [tensors[i] for i in n.input], outs))
+            for name in types_:
+                net.outputs.append(tensors[name])
+            return True
+
+        num_errors = 0
+
+    trt.Builder, trt.OnnxParser = Builder, OnnxParser
+    return trt
+
+
+def _name(enum, value):
+    return next(k for k, v in vars(enum).items() if v == value)
+
+
+def tiny_plugin_graph(path: Path, with_functions: bool = True) -> Path:
+    """video -> A (MatMul-ish) -> vidtldr.Saliency -> vidtldr.Merge -> B -> out, plus a Shape."""
+    f32 = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Relu", ["video"], ["x"], name="before"),
+        helper.make_node("Saliency", ["x", "x"], ["score"], name="sal", domain="vidtldr", scale=0.5,
+                         plugin_namespace="vidtldr", plugin_version="1"),
+        helper.make_node("Merge", ["x", "x", "score"], ["xm", "sm"], name="merge", domain="vidtldr", r=1,
+                         plugin_namespace="vidtldr", plugin_version="1"),
+        helper.make_node("Relu", ["xm"], ["out"], name="after"),
+        helper.make_node("Shape", ["out"], ["shape"], name="shape_of"),
+        helper.make_node("Relu", ["video"], ["unrelated"], name="elsewhere"),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("video", f32, [1, 4])],
+        [helper.make_tensor_value_info("out", f32, None), helper.make_tensor_value_info("shape", TensorProto.INT64, None),
+         helper.make_tensor_value_info("unrelated", f32, None)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("vidtldr", 1)])
+    if with_functions:
+        for op in ("Saliency", "Merge"):
+            model.functions.append(
+                helper.make_function("vidtldr", op, ["a"], ["b"], [helper.make_node("Identity", ["a"], ["b"])],
+                                     [helper.make_opsetid("", 18)])
+            )  # fmt: skip
+    model.functions.append(
+        helper.make_function("other", "Keep", ["a"], ["b"], [helper.make_node("Identity", ["a"], ["b"])],
+                             [helper.make_opsetid("", 18)])
+    )  # fmt: skip
+    model.metadata_props.add(key="vidtldr.schedule", value=json.dumps({"spec": "1x1", "layers": []}))
+    model.metadata_props.add(key="vidtldr.arch", value="umt-tiny")
+    model.metadata_props.add(key="vidtldr.merge_impl", value="plugin")
+    onnx.save(model, str(path))
+    return path

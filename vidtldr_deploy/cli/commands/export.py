@@ -1,0 +1,89 @@
+"""`vidtldr export` / `vidtldr-export`: checkpoint -> static ONNX graph (-> TensorRT engine),
+validated against PyTorch. The work is pipelines/export.py; this module parses, checks and shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidtldr_deploy.cli import args as opt
+from vidtldr_deploy.cli.console import guarded, info, out, status
+from vidtldr_deploy.cli.results import show_validation, write_report_files
+from vidtldr_deploy.errors import CheckFailed
+
+
+def export_command(
+    checkpoint: Annotated[str, typer.Argument(help="Checkpoint file (.pt/.pth/.bin/.safetensors), Hugging Face model folder, or 'demo' for the built-in tiny model.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="model.onnx, or engine.plan (writes engine.onnx, then builds the engine).")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Export config TOML (see export_configs/); flags override it.")] = None,
+    arch: opt.Arch = None,
+    frames: opt.Frames = None,
+    ckpt_frames: opt.CkptFrames = None,
+    batch: opt.Batch = None,
+    schedule: opt.Schedule = None,
+    merge_impl: Annotated[Optional[str], typer.Option("--merge-impl", help="onnx: standard ops only; plugin: vidtldr Saliency/Merge nodes (TensorRT plugins) with local functions.")] = None,
+    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset (default 18).")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="Engine precision: fp32 or fp16 (saliency and merge stay fp32).")] = None,
+    workspace: Annotated[Optional[int], typer.Option("--workspace", help="TensorRT workspace limit in MiB.")] = None,
+    plugins: Annotated[Optional[Path], typer.Option("--plugins", help="libvidtldr_plugins.so for the engine build (default: $VIDTLDR_PLUGIN_DIR or plugins/build).")] = None,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip validation against PyTorch.")] = False,
+    inputs: opt.Inputs = None,
+    seed: opt.Seed = 0,
+    num_inputs: opt.NumInputs = 2,
+    report: opt.Report = None,
+    unsafe_load: opt.UnsafeLoad = False,
+    max_abs: opt.MaxAbs = None,
+    mean_abs: opt.MeanAbs = None,
+    min_cosine: opt.MinCosine = None,
+    rel_l2: opt.RelL2 = None,
+    min_top1: opt.MinTop1 = None,
+    min_top5: opt.MinTop5 = None,
+    strict_tokens: opt.StrictTokens = False,
+) -> None:
+    """Export a checkpoint with a static merge schedule to ONNX (and a TensorRT engine), then validate it."""
+    from vidtldr_deploy.export.config import ExportConfig, load_export_config
+    from vidtldr_deploy.pipelines.export import ExportEvents, ExportRequest, run_export
+    from vidtldr_deploy.report.tables import schedule_table
+
+    base = load_export_config(config) if config else ExportConfig()
+    cfg = base.override(
+        arch=arch, frames=frames, ckpt_frames=ckpt_frames, batch=batch, schedule=schedule,
+        merge_impl=merge_impl, opset=opset, precision=precision, workspace_mib=workspace,
+    )  # fmt: skip
+    flags = opt.tolerance_flags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
+    request = ExportRequest(
+        checkpoint=checkpoint, output=output, config=cfg,
+        graph_tolerances=opt.tolerances_for("fp32", flags, cfg),
+        engine_tolerances=opt.tolerances_for(cfg.precision, flags, cfg),
+        validate=not no_validate, inputs=inputs, seed=seed, num_inputs=num_inputs, report=report,
+        plugins=plugins, unsafe_load=unsafe_load, strict_tokens=strict_tokens,
+    )  # fmt: skip
+
+    def loaded(loaded_model, resolved, batch_size):
+        title = f"{loaded_model.arch}, {loaded_model.frames} frames, batch {batch_size}, schedule {resolved.spec!r}"
+        out.print(schedule_table(resolved.to_dict(), title))
+
+    def validated(result, report_path):
+        show_validation(result)
+        write_report_files(report_path, result.to_dict())
+
+    events = ExportEvents(status=status, info=info, loaded=loaded, validated=validated)
+    outcome = run_export(request, events)
+    if outcome.validation is not None and not outcome.validation.passed and output.suffix == ".plan":
+        raise CheckFailed(f"validation failed, so no engine was built; the graph is at {outcome.onnx_path}")
+    if not outcome.passed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(guarded(export_command))
+
+
+# `vidtldr-export ...`: the same command as its own app, so its help says `vidtldr-export`.
+export_app = typer.Typer(
+    add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)  # fmt: skip
+export_app.command()(guarded(export_command))

@@ -1,0 +1,131 @@
+"""`vidtldr profile`: merged against unmerged latency, interleaved, with FLOPs and per-layer times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidtldr_deploy.cli import args as opt
+from vidtldr_deploy.cli.console import console, guarded, info, out, rich_progress_callback, status
+from vidtldr_deploy.cli.results import write_report_files
+from vidtldr_deploy.errors import InputError
+
+
+def profile_command(
+    target: Annotated[str, typer.Argument(help="Checkpoint, 'demo', an .onnx from `vidtldr export` (rebuilt from its metadata), or a TensorRT .plan.")],
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="torch, onnxruntime or tensorrt.")] = "torch",
+    device: Annotated[str, typer.Option("--device", "-d", help="cpu or cuda.")] = "cpu",
+    batch: opt.Batch = None,
+    iterations: Annotated[int, typer.Option("--iterations", "-n", help="Timed iterations per model (interleaved).")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up iterations per model.")] = 10,
+    precision: Annotated[str, typer.Option("--precision", help="fp32 or fp16 (torch and tensorrt; saliency and merge stay fp32).")] = "fp32",
+    json_path: Annotated[Optional[Path], typer.Option("--report", "--json", help="Write the report as JSON here (Markdown beside it, .md); --json is an alias.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: latency distributions and tokens per layer.")] = None,
+    arch: opt.Arch = None,
+    frames: opt.Frames = None,
+    ckpt_frames: opt.CkptFrames = None,
+    schedule: opt.Schedule = None,
+    merge_impl: Annotated[Optional[str], typer.Option("--merge-impl", help="torch: custom_op (CUDA kernels on the GPU, default) or reference; onnxruntime/tensorrt: plugin (default) or onnx.")] = None,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile both models (torch runtime).")] = False,
+    layers: Annotated[bool, typer.Option("--layers/--no-layers", help="Per-layer times from a separate instrumented pass after timing.")] = True,
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="For a .plan target: the unmerged engine to compare with (otherwise built from the ONNX beside the plan).")] = None,
+    seed: opt.Seed = 0,
+    unsafe_load: opt.UnsafeLoad = False,
+) -> None:
+    """Latency of the merged model against its unmerged baseline (same runtime, same inputs, interleaved)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.models.source import load_source
+    from vidtldr_deploy.pipelines.export import schedule_spec
+    from vidtldr_deploy.profile.run import ProfileInputs, ProfileSettings, run_profile
+    from vidtldr_deploy.report import plots, tables
+
+    settings = ProfileSettings(
+        runtime=runtime, device=device, batch=batch or 1, iterations=iterations, warmup=warmup,
+        precision=precision, merge_impl=merge_impl, compile=compile_model, layers=layers, seed=seed,
+    )  # fmt: skip
+    for path, what in ((json_path, "--report"), (plot, "--plot")):
+        if path is not None:
+            check_output_path(path, what)
+    check_distinct_outputs({"the target": Path(target), "--report": json_path, "--plot": plot})
+    suffix = Path(target).suffix.lower()
+    merged_onnx = merged_plan = None
+    if suffix in (".onnx", ".plan"):
+        if arch or frames or schedule or ckpt_frames:
+            raise InputError(
+                f"{target} fixes the architecture, frames and schedule: --arch/--frames/--schedule "
+                "apply to checkpoints and 'demo' only"
+            )
+        if suffix == ".plan":
+            if runtime != "tensorrt":
+                raise InputError(f"{target} is a TensorRT engine: use --runtime tensorrt --device cuda")
+            settings.check()  # TensorRT installed, CUDA device
+            onnx_path = Path(target).with_suffix(".onnx")
+            if not onnx_path.exists():
+                raise InputError(
+                    f"{target}: the graph it was built from ({onnx_path}) is not beside it; the "
+                    "profile rebuilds the PyTorch model and FLOPs from the graph's metadata"
+                )
+            merged_plan = Path(target)
+        else:
+            onnx_path = Path(target)
+        settings.check()
+        from vidtldr_deploy.export.reference import reference_for_graph
+
+        with status(f"loading {onnx_path} and rebuilding its PyTorch model from the metadata"):
+            ref = reference_for_graph(onnx_path, None, unsafe_load, None)
+        graph_batch = ref.input_shape[0]
+        if batch is not None and batch != graph_batch:
+            raise InputError(
+                f"--batch {batch}: {onnx_path} has a static batch of {graph_batch}; export another "
+                "graph for another batch, or leave --batch out"
+            )
+        settings.batch = graph_batch
+        if runtime != "torch":
+            settings.merge_impl = ref.metadata.get("merge_impl", "onnx")
+        loaded, resolved = ref.loaded, ref.schedule
+        merged_onnx = onnx_path
+    else:
+        if baseline is not None:
+            raise InputError("--baseline applies to a .plan target only")
+        settings.check()
+        spec_text = schedule_spec(schedule, target)
+        with status(f"loading {target}"):
+            loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
+        resolved = loaded.schedule(spec_text)
+    info(loaded.description)
+    if baseline is not None and not baseline.exists():
+        raise InputError(f"--baseline {baseline} does not exist")
+
+    inputs = ProfileInputs(
+        loaded=loaded, schedule=resolved, target=target, merged_onnx=merged_onnx,
+        merged_plan=merged_plan, baseline_plan=baseline,
+    )  # fmt: skip
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        result = run_profile(inputs, settings, rich_progress_callback(progress))
+    report = result.to_dict()
+
+    out.print(tables.schedule_table(report["schedule"], f"{loaded.arch}, {loaded.frames} frames, batch {settings.batch}"))
+    out.print(tables.latency_table(report))
+    if report["merged"].get("breakdown") and report["baseline"].get("breakdown"):
+        if report["merged"]["breakdown"].get("layers"):
+            out.print(tables.layer_table(report))
+        out.print(tables.parts_table(report))
+    out.print(tables.summary_line(report), highlight=False)
+    if "fast_path" in report and device == "cuda":
+        fp = report["fast_path"]
+        console.print(f"saliency/merge on CUDA: {fp['path']} ({fp['reason']})", highlight=False, markup=False)
+    for note in report.get("notes", []):
+        console.print(f"note: {note}", highlight=False, markup=False)
+    write_report_files(json_path, report)
+    if plot is not None:
+        plots.plot_profile(report, plot)
+        console.print(f"plot: {plot}", highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("profile")(guarded(profile_command))

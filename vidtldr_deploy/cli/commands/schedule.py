@@ -1,0 +1,52 @@
+"""`vidtldr schedule`: a schedule resolved into the per-layer token table and FLOPs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from vidtldr_deploy.cli import args as opt
+from vidtldr_deploy.cli.console import guarded, out
+
+
+def schedule_command(
+    arch: Annotated[str, typer.Option("--arch", help="Architecture name.")],
+    schedule: opt.Schedule = None,
+    frames: opt.Frames = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    """Resolve a schedule into the per-layer token table and FLOPs, merged against unmerged."""
+    from vidtldr_deploy.core.flops import count_flops, token_count
+    from vidtldr_deploy.models.presets import schedule_for
+    from vidtldr_deploy.models.registry import get_architecture
+    from vidtldr_deploy.models.vit import check_input_geometry
+    from vidtldr_deploy.report.tables import schedule_table
+
+    spec = get_architecture(arch)
+    cfg = spec.config
+    frames = spec.default_frames if frames is None else frames
+    check_input_geometry(cfg, frames)
+    resolved = schedule_for(schedule or "none", spec.name, cfg.depth, token_count(cfg, frames))
+    flops = count_flops(cfg, frames, resolved)
+    data = {
+        "kind": "schedule",
+        "arch": spec.name,
+        "frames": frames,
+        "spec": resolved.spec,
+        "layers": resolved.to_dict()["layers"],
+        "flops": {"merged": flops.merged, "baseline": flops.baseline, "ratio": flops.ratio, "ideal_speedup": flops.speedup},
+    }
+    if as_json:
+        print(json.dumps(data))
+        return
+    out.print(schedule_table(resolved.to_dict(), f"{spec.name}, {frames} frames, schedule {resolved.spec!r}"))
+    out.print(
+        f"FLOPs (multiply-adds, fvcore convention): merged {flops.merged / 1e9:.2f} G, "
+        f"unmerged {flops.baseline / 1e9:.2f} G, ideal speedup {flops.speedup:.2f}x"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("schedule")(guarded(schedule_command))

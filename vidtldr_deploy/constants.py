@@ -1,0 +1,61 @@
+"""Names the whole toolkit shares, defined once: the ONNX domain and plugin identity, graph metadata,
+merge implementations, precisions, runtimes and devices (docs/design.md, "ONNX contract")."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from vidtldr_deploy.errors import InputError
+
+# The vidtldr custom ops: ONNX domain and function-opset version, TensorRT plugin namespace and
+# version. The exporter, the engine build and the C++ creators (plugins/src) must agree on them.
+DOMAIN = "vidtldr"
+DOMAIN_VERSION = 1
+PLUGIN_NAMESPACE = "vidtldr"
+PLUGIN_VERSION = "1"
+MERGE_OPS = ("Saliency", "Merge")
+
+# The exported graph: its one input and the prefix of its metadata_props.
+INPUT_NAME = "video"
+META_PREFIX = "vidtldr."
+
+PRECISIONS = ("fp32", "fp16")
+RUNTIMES = ("torch", "onnxruntime", "tensorrt")
+DEVICES = ("cpu", "cuda")
+
+
+class MergeImpl(str, Enum):
+    """How saliency and merge are computed: one concept with two spellings.
+
+    STANDARD is the reference maths: plain PyTorch in the model, standard ONNX ops in the graph.
+    CUSTOM is the `vidtldr` custom ops: torch.ops.vidtldr.* in the model (CUDA kernels on the GPU),
+    `vidtldr::Saliency` / `vidtldr::Merge` nodes (TensorRT plugins) in the graph.
+    """
+
+    STANDARD = "onnx"
+    CUSTOM = "plugin"
+
+    @property
+    def export_name(self) -> str:
+        return self.value
+
+    @property
+    def model_name(self) -> str:
+        return "reference" if self is MergeImpl.STANDARD else "custom_op"
+
+    @classmethod
+    def parse(cls, text: str | MergeImpl, allowed: tuple[str, ...] | None = None) -> MergeImpl:
+        """`onnx`/`reference` -> STANDARD, `plugin`/`custom_op` -> CUSTOM; `allowed` limits the
+        spellings a caller accepts (e.g. a command whose flag documents one vocabulary)."""
+        if isinstance(text, MergeImpl):
+            return text
+        names = {"onnx": cls.STANDARD, "reference": cls.STANDARD,
+                 "plugin": cls.CUSTOM, "custom_op": cls.CUSTOM}  # fmt: skip
+        if text not in names or (allowed is not None and text not in allowed):
+            choices = ", ".join(allowed or names)
+            raise InputError(f"--merge-impl must be one of {choices}, got {text!r}")
+        return names[text]
+
+
+EXPORT_MERGE_IMPLS = tuple(m.export_name for m in MergeImpl)
+MODEL_MERGE_IMPLS = tuple(m.model_name for m in MergeImpl)

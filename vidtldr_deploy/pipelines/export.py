@@ -1,0 +1,239 @@
+"""The export pipeline: load -> export -> validate -> engine -> validate, the work behind
+`vidtldr export` / `vidtldr-export`, with every input checked before the first step.
+
+The CLI owns the terminal: it passes an `ExportEvents` whose hooks show progress and results, so
+the pipeline is one function a script or a test can call as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vidtldr_deploy.core.schedule import MergeSchedule
+from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.export.config import ExportConfig
+from vidtldr_deploy.export.metadata import ExportSpec
+from vidtldr_deploy.export.onnx_export import export_onnx
+from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
+from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+from vidtldr_deploy.runtime.tensorrt.build import build_engine
+from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
+from vidtldr_deploy.validate.inputs import make_inputs
+from vidtldr_deploy.validate.result import ValidationResult
+from vidtldr_deploy.validate.run import validate_runner
+from vidtldr_deploy.validate.tolerances import Tolerances
+
+DEMO_SCHEDULE = "0.25x2"  # the demo's default: a quarter of the tokens in each of the first two layers
+
+
+def is_demo(source: str) -> bool:
+    return source == DEMO or source.startswith(DEMO_PREFIX)
+
+
+def schedule_spec(spec: str | None, source: str, what: str = "--schedule") -> str:
+    """The schedule to use: the one given, the demo's default for the demo, else an error."""
+    if spec is not None:
+        return spec
+    if is_demo(source):
+        return DEMO_SCHEDULE
+    raise InputError(
+        f"pass {what} (e.g. 16x12, 600,200,100 or a preset such as msrvtt) or a --config that sets one"
+    )
+
+
+def plan_paths(output: Path) -> tuple[Path, Path | None]:
+    """-o X.onnx writes the graph; -o X.plan writes X.onnx and then the engine X.plan."""
+    if output.suffix == ".plan":
+        return output.with_suffix(".onnx"), output
+    if output.suffix != ".onnx":
+        raise InputError(f"-o {output}: expected a .onnx or .plan file name")
+    return output, None
+
+
+@dataclass
+class ExportEvents:
+    """What the pipeline tells its caller; every hook is optional."""
+
+    status: Callable[[str], contextlib.AbstractContextManager] = lambda text: contextlib.nullcontext()
+    info: Callable[[str], None] = lambda text: None
+    loaded: Callable[[LoadedModel, MergeSchedule, int], None] = lambda loaded, schedule, batch: None
+    validated: Callable[[ValidationResult, Path | None], None] = lambda result, report: None
+
+
+@dataclass
+class ExportRequest:
+    checkpoint: str
+    output: Path
+    config: ExportConfig
+    graph_tolerances: Tolerances  # ONNX Runtime runs the fp32 graph, whatever the engine's precision
+    engine_tolerances: Tolerances
+    validate: bool = True
+    inputs: Path | None = None
+    seed: int = 0
+    num_inputs: int = 2
+    report: Path | None = None
+    plugins: Path | None = None
+    unsafe_load: bool = False
+    strict_tokens: bool = False
+
+
+@dataclass
+class ExportOutcome:
+    loaded: LoadedModel
+    schedule: MergeSchedule
+    onnx_path: Path
+    validation: ValidationResult | None = None
+    engine: EngineBuild | None = None
+
+    @property
+    def passed(self) -> bool:
+        results = [self.validation, self.engine.validation if self.engine else None]
+        return all(r.passed for r in results if r is not None)
+
+
+def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
+    """Everything that can be refused before any work: paths, schedule, TensorRT and plugins."""
+    cfg = request.config
+    cfg.check()
+    onnx_path, engine_path = plan_paths(request.output)
+    check_output_path(onnx_path, "-o")
+    if engine_path is not None:
+        check_output_path(engine_path, "-o")
+    if request.report is not None:
+        check_output_path(request.report, "--report")
+    if request.inputs is not None and not request.inputs.is_file():
+        raise InputError(f"--inputs {request.inputs} does not exist: give a .npy or .npz file")
+    check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, "--report": request.report,
+                            "--inputs": request.inputs})  # fmt: skip
+    spec_text = schedule_spec(cfg.schedule, request.checkpoint)
+    if engine_path is not None:
+        from vidtldr_deploy.runtime.tensorrt.plugins import check_engine_build
+
+        try:  # before the minutes of export and validation an engine build could not use
+            check_engine_build(cfg.merge_impl, request.plugins)
+        except VidTLDRError as err:
+            raise type(err)(
+                f"{err}\nNo engine can be built here; to export the ONNX graph alone, use -o {onnx_path}"
+            ) from None
+    return onnx_path, engine_path, spec_text
+
+
+def run_export(request: ExportRequest, events: ExportEvents | None = None) -> ExportOutcome:
+    events = events or ExportEvents()
+    cfg = request.config
+    onnx_path, engine_path, spec_text = check_request(request)
+    with events.status(f"loading {request.checkpoint}"):
+        loaded = load_source(
+            request.checkpoint, cfg.arch, cfg.frames, cfg.ckpt_frames, request.unsafe_load, request.seed
+        )
+    events.info(loaded.description)
+    model = loaded.model
+    resolved = loaded.schedule(spec_text)
+    events.loaded(loaded, resolved, cfg.batch)
+    side = model.cfg.img_size
+    clips: list[np.ndarray] = []
+    if request.validate:  # read before the export, so a bad file fails before minutes of work
+        clips = make_inputs((cfg.batch, 3, loaded.frames, side, side), request.seed, request.num_inputs, request.inputs)
+    spec = ExportSpec(
+        arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
+        merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,
+        checkpoint=loaded.label,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    with events.status(f"exporting ONNX ({cfg.merge_impl} merge)"):
+        export_onnx(model, spec, onnx_path)
+    size_mb = onnx_path.stat().st_size / 2**20
+    events.info(f"wrote {onnx_path} ({size_mb:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
+    outcome = ExportOutcome(loaded, resolved, onnx_path)
+    label = str(request.inputs) if request.inputs else ""
+    if request.validate:
+        with events.status("validating: ONNX Runtime against PyTorch"), OnnxRuntimeRunner(onnx_path) as runner:
+            outcome.validation = validate_runner(
+                runner, str(onnx_path), loaded, resolved, clips, request.graph_tolerances,
+                inputs_label=label, strict_tokens=request.strict_tokens,
+            )  # fmt: skip
+        events.validated(outcome.validation, request.report)
+    if engine_path is None:
+        return outcome
+    if outcome.validation is not None and not outcome.validation.passed:
+        return outcome  # the caller says no engine was built; the graph stays for inspection
+    with events.status(f"building the TensorRT engine ({cfg.precision}) and validating it"):
+        outcome.engine = build_and_validate(
+            onnx_path, engine_path, loaded, resolved, clips or None, request.engine_tolerances,
+            precision=cfg.precision, workspace_mib=cfg.workspace_mib, plugin_library=request.plugins,
+            inputs_label=label, strict_tokens=request.strict_tokens, log=events.info,
+        )  # fmt: skip
+    events.info(f"wrote {outcome.engine.engine_path} and {outcome.engine.sidecar_path}")
+    if outcome.engine.validation is not None:
+        events.validated(outcome.engine.validation, engine_report_path(request.report))
+    return outcome
+
+
+@dataclass
+class EngineBuild:
+    engine_path: Path
+    sidecar_path: Path
+    sidecar: dict
+    validation: ValidationResult | None = None  # None with --no-validate
+    notes: list[str] = field(default_factory=list)
+
+
+def engine_report_path(report: str | Path | None) -> Path | None:
+    """The engine's validation report beside the ONNX one: r.json -> r.tensorrt.json."""
+    if report is None:
+        return None
+    report = Path(report)
+    return report.with_name(f"{report.stem}.tensorrt{report.suffix or '.json'}")
+
+
+def build_and_validate(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    loaded=None,
+    schedule=None,
+    inputs: list[np.ndarray] | None = None,
+    tolerances=None,
+    precision: str = "fp32",
+    workspace_mib: int | None = None,
+    plugin_library: str | Path | None = None,
+    timing_cache: str | Path | None = None,
+    metadata: dict | None = None,
+    inputs_label: str = "",
+    strict_tokens: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> EngineBuild:
+    """Build the engine and its sidecar, then (given inputs) validate it against PyTorch.
+
+    The ONNX graph is never touched; on failure the VidTLDRError says so."""
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        if log:
+            log(msg)
+
+    try:
+        sidecar = build_engine(
+            onnx_path, engine_path, precision=precision, workspace_mib=workspace_mib,
+            plugin_library=plugin_library, timing_cache=timing_cache, metadata=metadata, log=note,
+        )  # fmt: skip
+    except VidTLDRError as err:
+        raise VidTLDRError(f"{err}\nNo engine was written; the ONNX graph is kept at {onnx_path}.") from None
+    result = EngineBuild(engine_path, sidecar_path(engine_path), sidecar, notes=notes)
+    if inputs:
+        from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
+
+        with TensorRTRunner(engine_path, plugin_library=plugin_library) as runner:
+            result.validation = validate_runner(
+            runner, str(engine_path), loaded, schedule, inputs, tolerances,
+            precision=precision, inputs_label=inputs_label, strict_tokens=strict_tokens,
+        )  # fmt: skip
+    return result

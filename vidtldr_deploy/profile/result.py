@@ -1,0 +1,103 @@
+"""The typed result of a profile, and its JSON form (the source of truth: scripts parse its keys,
+so keys are only ever added)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vidtldr_deploy.core.flops import FlopsReport
+from vidtldr_deploy.runtime.breakdown import Breakdown
+
+TIMING = "interleaved (ABBA): merged and baseline alternate every iteration on the same input"
+
+
+@dataclass
+class ModelLatency:
+    stats: dict  # latency_stats(): latency_ms {mean, median, ...}, throughput, iterations
+    samples_ms: list[float]
+    peak_memory_mb: float | None = None
+    rss_delta_mb: float | None = None
+    breakdown: Breakdown | None = None
+
+    @property
+    def median_ms(self) -> float:
+        return self.stats["latency_ms"]["median"]
+
+    def to_dict(self) -> dict:
+        out = {**self.stats, "samples_ms": self.samples_ms, "peak_memory_mb": self.peak_memory_mb,
+               "rss_delta_mb": self.rss_delta_mb}  # fmt: skip
+        if self.breakdown is not None:
+            out["breakdown"] = self.breakdown.to_dict()
+        return out
+
+
+@dataclass
+class ProfileResult:
+    target: str
+    runtime: str
+    device: str
+    arch: str
+    source: str
+    frames: int
+    batch: int
+    precision: str
+    merge_impl: str
+    compile: bool
+    input_shape: list[int]
+    iterations: int
+    warmup: int
+    inputs: str
+    merged: ModelLatency
+    baseline: ModelLatency
+    flops: FlopsReport
+    schedule: dict
+    environment: dict
+    toolkit_version: str
+    extra: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def speedup(self) -> float:
+        """Baseline median over merged median (> 1: merging is faster)."""
+        return self.baseline.median_ms / self.merged.median_ms
+
+    @property
+    def speedup_vs_ideal(self) -> float:
+        return self.speedup / self.flops.speedup
+
+    def to_dict(self) -> dict:
+        report: dict = {
+            "kind": "profile",
+            "toolkit_version": self.toolkit_version,
+            "target": self.target,
+            "runtime": self.runtime,
+            "device": self.device,
+            "arch": self.arch,
+            "source": self.source,
+            "frames": self.frames,
+            "batch": self.batch,
+            "precision": self.precision,
+            "merge_impl": self.merge_impl,
+            "compile": self.compile,
+            "input_shape": self.input_shape,
+            "iterations": self.iterations,
+            "warmup": self.warmup,
+            "timing": TIMING,
+            "inputs": self.inputs,
+            "merged": self.merged.to_dict(),
+            "baseline": self.baseline.to_dict(),
+            "speedup": self.speedup,
+            "flops": {
+                "merged": self.flops.merged,
+                "baseline": self.flops.baseline,
+                "ratio": self.flops.ratio,
+                "ideal_speedup": self.flops.speedup,
+            },
+            "speedup_vs_ideal": self.speedup_vs_ideal,
+            "schedule": self.schedule,
+            "environment": self.environment,
+        }
+        report.update(self.extra)
+        if self.notes:
+            report["notes"] = self.notes
+        return report

@@ -1,0 +1,159 @@
+"""Latency profiling (docs/design.md, "Profiling"): the merged model against its unmerged baseline,
+same runtime, same inputs, timed interleaved so that drift (clocks, thermals, other processes) hits
+both; speedup = baseline median / merged median, next to the ideal from FLOPs.
+
+Every runtime arrives as a pair of Runners (profile/runtimes.py): the loop times `timed_step`s, and
+the per-part breakdown comes from each runner's own instrumentation in a separate pass afterwards,
+so instrumentation never touches the latency numbers.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vidtldr_deploy import __version__
+from vidtldr_deploy.constants import PRECISIONS, MergeImpl
+from vidtldr_deploy.core.flops import count_flops
+from vidtldr_deploy.core.schedule import MergeSchedule
+from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.models.source import LoadedModel
+from vidtldr_deploy.profile.result import ModelLatency, ProfileResult
+from vidtldr_deploy.profile.runtimes import OPENERS, unmerged_like, merge_impl_for
+from vidtldr_deploy.profile.stats import latency_stats
+from vidtldr_deploy.profile.timing import Candidate, PhaseCallback, interleaved_timing, no_progress
+from vidtldr_deploy.runtime.devices import check_device, environment
+
+MODELS = ("merged", "baseline")  # measured in this order on even iterations, reversed on odd ones
+
+
+@dataclass
+class ProfileSettings:
+    runtime: str = "torch"
+    device: str = "cpu"
+    batch: int = 1
+    iterations: int = 50
+    warmup: int = 10
+    precision: str = "fp32"
+    merge_impl: str | None = None  # torch: custom_op|reference; ONNX/TensorRT export: plugin|onnx
+    compile: bool = False  # torch.compile (torch runtime)
+    layers: bool = True  # the per-layer pass after timing
+    layer_iterations: int = 3
+    seed: int = 0
+
+    def resolved_merge_impl(self) -> MergeImpl:
+        return merge_impl_for(self.runtime, self.merge_impl)
+
+    def check(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision must be fp32 or fp16, got {self.precision!r}")
+        if self.runtime == "onnxruntime" and self.precision != "fp32":
+            raise InputError(
+                "--runtime onnxruntime runs the exported fp32 graph: use --precision fp32, or "
+                "--runtime torch / tensorrt for fp16"
+            )
+        if self.compile and self.runtime != "torch":
+            raise InputError("--compile applies to --runtime torch only")
+        if self.batch < 1:
+            raise InputError(f"--batch must be at least 1, got {self.batch}")
+        if self.iterations < 1:
+            raise InputError(f"--iterations must be at least 1, got {self.iterations}")
+        if self.warmup < 0:
+            raise InputError(f"--warmup must be >= 0, got {self.warmup}")
+        check_device(self.runtime, self.device)
+        self.resolved_merge_impl()
+
+
+@dataclass
+class ProfileInputs:
+    """What to profile: the model and schedule, and where they already exist as files."""
+
+    loaded: LoadedModel
+    schedule: MergeSchedule
+    target: str
+    merged_onnx: Path | None = None  # an exported graph (used as is for onnxruntime/tensorrt)
+    merged_plan: Path | None = None
+    baseline_plan: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def run_profile(
+    inputs: ProfileInputs, settings: ProfileSettings, progress: PhaseCallback = no_progress
+) -> ProfileResult:
+    """Time the merged model and its unmerged baseline interleaved and return the profile."""
+    settings.check()
+    loaded, schedule = inputs.loaded, inputs.schedule
+    impl = settings.resolved_merge_impl()
+    side = loaded.model.cfg.img_size
+    shape = (settings.batch, 3, loaded.frames, side, side)
+    gen = torch.Generator().manual_seed(settings.seed)
+    video = torch.randn(shape, generator=gen).numpy()
+    rows = {"merged": schedule.to_dict()["layers"], "baseline": unmerged_like(schedule).to_dict()["layers"]}
+    breakdown: dict = {"merged": None, "baseline": None}
+    notes: list[str] = []
+
+    with tempfile.TemporaryDirectory(prefix="vidtldr-profile-") as tmp:
+        workdir = Path(tmp)
+        runners = OPENERS[settings.runtime](inputs, settings, impl, workdir, progress)
+        try:
+            cands = [
+                Candidate(label, runners[label].timed_step(video), runners[label].before_timed,
+                          runners[label].after_timed, runners[label].peak_memory_mb)
+                for label in MODELS
+            ]  # fmt: skip
+            times = interleaved_timing(cands, settings.iterations, settings.warmup, progress)
+            if settings.layers:
+                advance = progress("per-layer pass", len(MODELS))
+                for label in MODELS:
+                    found = runners[label].breakdown(video, rows[label], settings.layer_iterations, workdir)
+                    if found is None:
+                        notes.append(f"the {settings.runtime} runner exposes no per-layer profiler")
+                    elif settings.compile:
+                        found.note = "measured on the eager model (hooks do not see inside torch.compile)"
+                    breakdown[label] = found
+                    advance()
+        finally:
+            for runner in runners.values():
+                runner.close()
+
+    flops = count_flops(loaded.model.cfg, loaded.frames, schedule, settings.batch)
+    latencies = {}
+    for c in cands:
+        latencies[c.label] = ModelLatency(
+            stats=latency_stats(times[c.label], settings.batch),
+            samples_ms=[t * 1e3 for t in times[c.label]],
+            peak_memory_mb=c.peak_memory(),
+            rss_delta_mb=c.rss_delta_mb if settings.device == "cpu" else None,
+            breakdown=breakdown[c.label],
+        )
+    if impl is MergeImpl.CUSTOM and settings.runtime == "torch":
+        from vidtldr_deploy.runtime import torch_cuda_ops
+
+        inputs.extra.setdefault("fast_path", torch_cuda_ops.status())
+    return ProfileResult(
+        target=inputs.target,
+        runtime=settings.runtime,
+        device=settings.device,
+        arch=loaded.arch,
+        source=loaded.label,
+        frames=loaded.frames,
+        batch=settings.batch,
+        precision=settings.precision,
+        merge_impl=impl.model_name if settings.runtime == "torch" else impl.export_name,
+        compile=settings.compile,
+        input_shape=list(shape),
+        iterations=settings.iterations,
+        warmup=settings.warmup,
+        inputs=f"one seeded random clip batch (seed {settings.seed})",
+        merged=latencies["merged"],
+        baseline=latencies["baseline"],
+        flops=flops,
+        schedule=schedule.to_dict(),
+        environment=environment(settings.device),
+        extra=dict(inputs.extra),
+        notes=sorted(set(notes)),
+        toolkit_version=__version__,
+    )

@@ -1,0 +1,106 @@
+"""How each runtime gets the two models a profile times: the merged one and its unmerged baseline,
+as Runners. One opener per runtime, in one table: adding a runtime adds an entry here and a runner
+module under runtime/, and nothing else in profiling changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from vidtldr_deploy.constants import EXPORT_MERGE_IMPLS, MODEL_MERGE_IMPLS, MergeImpl
+from vidtldr_deploy.core.schedule import MergeSchedule, unmerged_schedule
+from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.models.source import LoadedModel
+from vidtldr_deploy.runtime.base import Runner
+
+# The flag's vocabulary per runtime (the model's for torch, the graph's for the exported runtimes)
+# and the default: the custom ops, which are what the fast paths run.
+_SPELLINGS = {"torch": MODEL_MERGE_IMPLS, "onnxruntime": EXPORT_MERGE_IMPLS, "tensorrt": EXPORT_MERGE_IMPLS}
+
+
+def merge_impl_for(runtime: str, text: str | None) -> MergeImpl:
+    allowed = _SPELLINGS.get(runtime, EXPORT_MERGE_IMPLS)
+    if text is None:
+        return MergeImpl.CUSTOM
+    if text not in allowed:
+        raise InputError(
+            f"--merge-impl for --runtime {runtime} must be one of {', '.join(allowed)}, got {text!r}"
+        )
+    return MergeImpl.parse(text)
+
+
+def unmerged_like(schedule: MergeSchedule) -> MergeSchedule:
+    n = schedule.layers[0].tokens_in if schedule.layers else 0
+    return unmerged_schedule(len(schedule.layers), n)
+
+
+def export_temp_onnx(
+    loaded: LoadedModel, schedule: MergeSchedule, batch: int, merge_impl: MergeImpl, path: Path
+) -> Path:
+    from vidtldr_deploy.export.metadata import ExportSpec
+    from vidtldr_deploy.export.onnx_export import export_onnx
+
+    spec = ExportSpec(
+        arch=loaded.arch, frames=loaded.frames, batch=batch, schedule=schedule,
+        merge_impl=MergeImpl.parse(merge_impl).export_name, checkpoint_sha256=loaded.sha256,
+        checkpoint=loaded.label,
+    )  # fmt: skip
+    export_onnx(loaded.model, spec, path)
+    return path
+
+
+def _open_torch(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
+    from vidtldr_deploy.runtime.pytorch import TorchRunner
+
+    model, rs = inputs.loaded.model, inputs.schedule.rs
+    return {
+        label: TorchRunner(model, schedule_rs, impl, settings.device, settings.precision, settings.compile)
+        for label, schedule_rs in (("merged", rs), ("baseline", [0] * len(rs)))
+    }
+
+
+def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+    merged = inputs.merged_onnx
+    if merged is None:
+        done = progress(f"exporting the merged model to ONNX ({impl.export_name} merge)", 1)
+        merged = export_temp_onnx(inputs.loaded, inputs.schedule, settings.batch, impl, workdir / "merged.onnx")
+        done()
+    done = progress("exporting the unmerged baseline to ONNX", 1)
+    baseline = export_temp_onnx(
+        inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD, workdir / "baseline.onnx"
+    )
+    done()
+    return {"merged": OnnxRuntimeRunner(merged, settings.device),
+            "baseline": OnnxRuntimeRunner(baseline, settings.device)}  # fmt: skip
+
+
+def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
+    from vidtldr_deploy.runtime.tensorrt.build import build_engine
+    from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
+
+    plans = {"merged": inputs.merged_plan, "baseline": inputs.baseline_plan}
+    if plans["merged"] is None:
+        onnx_path = inputs.merged_onnx or export_temp_onnx(
+            inputs.loaded, inputs.schedule, settings.batch, impl, workdir / "merged.onnx"
+        )
+        progress("building the merged TensorRT engine", 1)
+        plans["merged"] = workdir / "merged.plan"
+        build_engine(Path(onnx_path), plans["merged"], precision=settings.precision)
+    if plans["baseline"] is None:
+        base_onnx = export_temp_onnx(
+            inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD, workdir / "baseline.onnx"
+        )
+        progress("building the unmerged TensorRT engine", 1)
+        plans["baseline"] = workdir / "baseline.plan"
+        build_engine(base_onnx, plans["baseline"], precision=settings.precision)
+    return {label: TensorRTRunner(Path(plan)) for label, plan in plans.items()}
+
+
+Opener = Callable[..., dict[str, Runner]]
+OPENERS: dict[str, Opener] = {
+    "torch": _open_torch,
+    "onnxruntime": _open_onnxruntime,
+    "tensorrt": _open_tensorrt,
+}

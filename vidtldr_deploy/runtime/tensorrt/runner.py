@@ -1,0 +1,163 @@
+"""TensorRT engine runner: checks the sidecar against this machine, loads the plugins the engine
+was built with, runs static-shape inference with PyTorch CUDA tensors as device buffers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.files import sha256_file
+from vidtldr_deploy.runtime.base import Runner
+from vidtldr_deploy.runtime.breakdown import Breakdown, from_named_times
+from vidtldr_deploy.runtime.tensorrt import sidecar as sc
+from vidtldr_deploy.runtime.tensorrt.build import dtype_name
+from vidtldr_deploy.runtime.tensorrt.environment import (
+    errors_tail,
+    gpu_info,
+    process_logger,
+    require_tensorrt,
+    torch_cuda,
+)
+from vidtldr_deploy.runtime.tensorrt.plugins import load_plugin_library, resolve_plugin_library
+
+def _torch_dtype(trt, torch, dtype):
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+             "int8": torch.int8, "int32": torch.int32, "int64": torch.int64, "bool": torch.bool,
+             "uint8": torch.uint8}  # fmt: skip
+    name = dtype_name(trt, dtype)
+    if name not in table:
+        raise VidTLDRError(f"engine I/O type {name} is not supported by the TensorRT runner")
+    return table[name]
+
+
+class TensorRTRunner(Runner):
+    """Runs an engine built by `build_engine` after checking its sidecar against this machine.
+
+    Device buffers are PyTorch CUDA tensors (static shapes: allocated once)."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_path: str | Path, plugin_library: str | Path | None = None):
+        trt = require_tensorrt()
+        torch = torch_cuda()
+        self.engine_path = Path(engine_path)
+        if not self.engine_path.is_file():
+            raise VidTLDRError(f"engine {self.engine_path} does not exist")
+        self.sidecar = sc.read_sidecar(self.engine_path)
+
+        runtime: dict[str, Any] = {
+            "tensorrt_version": trt.__version__,
+            "engine_sha256": sha256_file(self.engine_path),
+            **gpu_info(),
+        }
+        plugin_path: Path | None = None
+        if self.sidecar.get("plugin_library_sha256"):
+            candidate = plugin_library
+            if candidate is None and not os.environ.get("VIDTLDR_PLUGIN_DIR"):
+                recorded = self.sidecar.get("plugin_library")
+                if recorded and Path(recorded).is_file():
+                    candidate = recorded
+            try:
+                plugin_path = resolve_plugin_library(candidate)
+            except VidTLDRError:
+                if plugin_library is not None:
+                    raise
+                runtime["plugin_library"] = None
+                runtime["plugin_library_sha256"] = None
+            else:
+                runtime["plugin_library"] = str(plugin_path)
+                runtime["plugin_library_sha256"] = sha256_file(plugin_path)
+        sc.require_sidecar_match(self.sidecar, runtime, self.engine_path)
+        if plugin_path is not None:
+            load_plugin_library(plugin_path)
+
+        self._logger = process_logger(trt)
+        messages = self._logger.messages
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+        if self.engine is None:
+            raise VidTLDRError(
+                f"TensorRT {trt.__version__} could not load {self.engine_path}{errors_tail(messages)}"
+            )
+        self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise VidTLDRError(f"could not create an execution context for {self.engine_path}{errors_tail(messages)}")
+
+        self._torch = torch
+        self.device = torch.device("cuda", torch.cuda.current_device())
+        self.stream = torch.cuda.Stream(self.device)
+        self.buffers: dict[str, Any] = {}
+        self.input_names: list[str] = []
+        self.output_names: list[str] = []
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            shape = tuple(self.engine.get_tensor_shape(name))
+            if any(d < 0 for d in shape):
+                raise VidTLDRError(f"{self.engine_path}: tensor {name} has a dynamic shape {shape}; "
+                                   "vidtldr engines are static")
+            dtype = _torch_dtype(trt, torch, self.engine.get_tensor_dtype(name))
+            buf = torch.empty(shape, dtype=dtype, device=self.device)
+            self.buffers[name] = buf
+            self.context.set_tensor_address(name, buf.data_ptr())
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                self.input_names.append(name)
+            else:
+                self.output_names.append(name)
+        if len(self.input_names) != 1:
+            raise VidTLDRError(f"{self.engine_path} has inputs {self.input_names}; expected one (video)")
+        self.input_name = self.input_names[0]
+        self.input_shape = tuple(self.buffers[self.input_name].shape)
+
+    def run(self, video: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        if tuple(video.shape) != self.input_shape:
+            raise VidTLDRError(
+                f"input shape {tuple(video.shape)} does not match the engine's static input "
+                f"{self.input_shape}"
+            )
+        dst = self.buffers[self.input_name]
+        with torch.cuda.stream(self.stream):
+            dst.copy_(torch.from_numpy(np.ascontiguousarray(video)).to(dst.dtype), non_blocking=False)
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise VidTLDRError(f"TensorRT failed to run {self.engine_path}")
+            outs = {name: self.buffers[name].float().cpu() for name in self.output_names}
+        self.stream.synchronize()
+        return {name: t.numpy() for name, t in outs.items()}
+
+    def layer_times(self, iterations: int = 3) -> dict[str, float]:
+        """Mean milliseconds per engine layer (TensorRT IProfiler) over `iterations` runs of the
+        last input, in a separate execution context so timed runs stay unprofiled."""
+        trt = require_tensorrt()
+
+        class _Profiler(trt.IProfiler):
+            def __init__(self):
+                trt.IProfiler.__init__(self)
+                self.times: dict[str, float] = {}
+
+            def report_layer_time(self, layer_name, ms):
+                self.times[layer_name] = self.times.get(layer_name, 0.0) + float(ms)
+
+        profiler = _Profiler()
+        context = self.engine.create_execution_context()
+        context.profiler = profiler
+        for name, buf in self.buffers.items():
+            context.set_tensor_address(name, buf.data_ptr())
+        for _ in range(max(1, iterations)):
+            if not context.execute_async_v3(self.stream.cuda_stream):
+                raise VidTLDRError(f"TensorRT failed to run {self.engine_path} under the profiler")
+            self.stream.synchronize()
+        times = {k: v / max(1, iterations) for k, v in profiler.times.items()}
+        del context
+        return times
+
+    def breakdown(self, video, schedule_rows, iterations, workdir) -> Breakdown:
+        self.run(video)
+        return from_named_times(self.layer_times(iterations), "TensorRT IProfiler")
+
+    def close(self) -> None:
+        self.context = None
+        self.engine = None

@@ -1,0 +1,269 @@
+"""The `X.plan.json` sidecar (docs/design.md, "TensorRT"): an engine never travels alone.
+
+A TensorRT engine only runs on the TensorRT version, GPU (compute capability) and plugin library it
+was built with, and says little about itself when it refuses. The sidecar records what it was built
+from and for, and loading compares it with the machine so the user reads what does not match and
+what to do. Pure Python: no tensorrt or CUDA import, so it is tested everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+from vidtldr_deploy import __version__
+from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.files import atomic_output, sha256_bytes, sha256_file
+
+FORMAT = "vidtldr-engine-sidecar"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "toolkit_version",
+    "tensorrt_version",
+    "cuda_version",
+    "gpu_name",
+    "compute_capability",
+    "precision",
+    "inputs",
+    "outputs",
+    "schedule",
+    "onnx_sha256",
+    "plugin_library_sha256",
+)
+
+
+def sidecar_path(engine_path: str | Path) -> Path:
+    """`X.plan` -> `X.plan.json`."""
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + ".json")
+
+
+def normalize_capability(cc: Any) -> str | None:
+    """(8, 7), [8, 7], "8.7", "sm_87", "87" -> "8.7"."""
+    if cc is None or cc == "":
+        return None
+    if isinstance(cc, (tuple, list)):
+        return f"{int(cc[0])}.{int(cc[1])}"
+    text = str(cc).strip().lower().removeprefix("sm_").removeprefix("sm")
+    if "." in text:
+        major, minor = text.split(".", 1)
+        return f"{int(major)}.{int(minor)}"
+    if text.isdigit() and len(text) >= 2:
+        return f"{int(text[:-1])}.{int(text[-1])}"
+    raise ValueError(f"not a compute capability: {cc!r}")
+
+
+def sm_name(cc: str | None) -> str:
+    """"8.7" -> "sm_87"."""
+    if not cc:
+        return "unknown compute capability"
+    major, minor = cc.split(".")
+    return f"sm_{major}{minor}"
+
+
+def io_spec(shape, dtype: str) -> dict:
+    return {"shape": [int(d) for d in shape], "dtype": str(dtype)}
+
+
+def make_sidecar(
+    *,
+    tensorrt_version: str,
+    cuda_version: str | None,
+    gpu_name: str | None,
+    compute_capability: Any,
+    precision: str,
+    inputs: dict[str, dict],
+    outputs: dict[str, dict],
+    schedule: dict | None,
+    onnx_path: str | Path | None = None,
+    onnx_sha256: str | None = None,
+    plugin_library: str | Path | None = None,
+    plugin_library_sha256: str | None = None,
+    engine_sha256: str | None = None,
+    toolkit_version: str = __version__,
+    arch: str | None = None,
+    merge_impl: str | None = None,
+    checkpoint: str | None = None,
+    checkpoint_sha256: str | None = None,
+    plugin_layers: int = 0,
+    build: dict | None = None,
+) -> dict:
+    """Everything that decides whether an engine runs here, and what it computes.
+
+    `inputs`/`outputs`: name -> {"shape": [...], "dtype": "float32"} (see `io_spec`).
+    `plugin_library_sha256` is None when the engine holds no vidtldr plugin layers.
+    """
+    if onnx_sha256 is None and onnx_path is not None:
+        onnx_sha256 = sha256_file(onnx_path)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "toolkit_version": toolkit_version,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "tensorrt_version": str(tensorrt_version),
+        "cuda_version": None if cuda_version is None else str(cuda_version),
+        "gpu_name": gpu_name,
+        "compute_capability": normalize_capability(compute_capability),
+        "precision": precision,
+        "inputs": inputs,
+        "outputs": outputs,
+        "arch": arch,
+        "merge_impl": merge_impl,
+        "schedule": schedule,
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": checkpoint_sha256,
+        "onnx": None if onnx_path is None else str(onnx_path),
+        "onnx_sha256": onnx_sha256,
+        "plugin_library": None if plugin_library is None else str(plugin_library),
+        "plugin_library_sha256": plugin_library_sha256,
+        "plugin_layers": int(plugin_layers),
+        "engine_sha256": engine_sha256,
+        "build": dict(build or {}),
+    }
+
+
+def _dumps(sidecar: dict) -> str:
+    return json.dumps(sidecar, indent=2, sort_keys=False) + "\n"
+
+
+def write_sidecar(engine_path: str | Path, sidecar: dict) -> Path:
+    """Write `X.plan.json` beside `X.plan`, atomically."""
+    path = sidecar_path(engine_path)
+    text = _dumps(sidecar)  # serialise first: an unserialisable sidecar writes nothing
+    with atomic_output(path, suffix=".json") as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def write_engine_and_sidecar(engine_path: str | Path, engine: bytes | memoryview, sidecar: dict) -> dict:
+    """Write the engine and its sidecar (with the engine's sha256 filled in) so that a failure
+    leaves neither behind: both go to temporary files first and are moved into place last."""
+    engine_path = Path(engine_path)
+    json_path = sidecar_path(engine_path)
+    sidecar = dict(sidecar, engine_sha256=sha256_bytes(engine))
+    text = _dumps(sidecar)
+    json_placed = engine_placed = False
+    try:
+        with atomic_output(engine_path, suffix=".plan") as tmp_engine:
+            with open(tmp_engine, "wb") as f:
+                f.write(engine)
+            with atomic_output(json_path, suffix=".json") as tmp_json:
+                tmp_json.write_text(text)
+            json_placed = True
+        engine_placed = True
+    finally:
+        if json_placed and not engine_placed:
+            json_path.unlink(missing_ok=True)
+    return sidecar
+
+
+def read_sidecar(engine_path: str | Path) -> dict:
+    """Read `X.plan.json` for `X.plan` (or the .json itself); missing or corrupt is a clear error."""
+    engine_path = Path(engine_path)
+    path = engine_path if engine_path.name.endswith(".plan.json") else sidecar_path(engine_path)
+    if not path.exists():
+        raise VidTLDRError(
+            f"{path} is missing: an engine never travels without its .plan.json (it records the "
+            "TensorRT version, GPU and plugin library the engine was built for). Copy it along with "
+            "the engine, or rebuild the engine on this device with vidtldr-export ... -o X.plan"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise VidTLDRError(
+            f"{path} is not valid JSON ({err}): the sidecar is corrupt; rebuild the engine with "
+            "vidtldr-export ... -o X.plan"
+        ) from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise VidTLDRError(f"{path} is not a vidtldr engine sidecar (no \"format\": \"{FORMAT}\")")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise VidTLDRError(f"{path} lacks {', '.join(missing)}: rebuild the engine to get a complete sidecar")
+    if int(data["format_version"]) > FORMAT_VERSION:
+        raise VidTLDRError(
+            f"{path} has sidecar format {data['format_version']}, newer than this toolkit reads "
+            f"({FORMAT_VERSION}): upgrade vidtldr-deploy (the engine was built by {data['toolkit_version']})"
+        )
+    return data
+
+
+def _short(digest: str | None) -> str:
+    return (digest or "none")[:12]
+
+
+def _major(version: str | None) -> str | None:
+    return None if not version else str(version).split(".")[0]
+
+
+def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
+    """What keeps this engine from running here, one sentence each (empty: it matches).
+
+    `runtime` keys (each optional; a missing or None value is not checked): tensorrt_version,
+    cuda_version, gpu_name, compute_capability, plugin_library (path), plugin_library_sha256
+    (of the library that will be loaded; None with a path means none was found), engine_sha256.
+    """
+    problems: list[str] = []
+    want_engine, have_engine = sidecar.get("engine_sha256"), runtime.get("engine_sha256")
+    if want_engine and have_engine and want_engine != have_engine:
+        problems.append(
+            f"the engine file (sha256 {_short(have_engine)}) is not the one its sidecar describes "
+            f"(sha256 {_short(want_engine)}): the .plan was replaced without its .plan.json; rebuild "
+            "the engine"
+        )
+
+    want_cc = normalize_capability(sidecar.get("compute_capability"))
+    have_cc = normalize_capability(runtime.get("compute_capability"))
+    want_gpu, have_gpu = sidecar.get("gpu_name"), runtime.get("gpu_name")
+    cc_differs = bool(want_cc and have_cc and want_cc != have_cc)
+    name_differs = bool(want_gpu and have_gpu and want_gpu != have_gpu)
+    if cc_differs or name_differs:
+        problems.append(
+            f"engine built for {want_gpu or 'an unknown GPU'} ({sm_name(want_cc)}), this GPU is "
+            f"{have_gpu or 'unknown'} ({sm_name(have_cc)}): rebuild the engine on this device"
+        )
+
+    want_trt, have_trt = sidecar.get("tensorrt_version"), runtime.get("tensorrt_version")
+    if want_trt and have_trt and str(want_trt) != str(have_trt):
+        problems.append(
+            f"engine built with TensorRT {want_trt}, this is TensorRT {have_trt}: an engine only "
+            "loads in the TensorRT version that built it; rebuild the engine here"
+        )
+
+    want_cuda, have_cuda = sidecar.get("cuda_version"), runtime.get("cuda_version")
+    if want_cuda and have_cuda and _major(want_cuda) != _major(have_cuda):
+        problems.append(
+            f"engine built with CUDA {want_cuda}, this runtime has CUDA {have_cuda}: rebuild the "
+            "engine (and the plugin library) with this CUDA"
+        )
+
+    want_plugin = sidecar.get("plugin_library_sha256")
+    if want_plugin:
+        if "plugin_library_sha256" in runtime:
+            have_plugin = runtime.get("plugin_library_sha256")
+            where = runtime.get("plugin_library") or "the plugin library"
+            if have_plugin is None:
+                problems.append(
+                    f"engine holds vidtldr plugin layers, but no plugin library was found (it was "
+                    f"built with {sidecar.get('plugin_library') or 'libvidtldr_plugins.so'}, sha256 "
+                    f"{_short(want_plugin)}): pass --plugins, or run vidtldr build-plugins and rebuild "
+                    "the engine"
+                )
+            elif have_plugin != want_plugin:
+                problems.append(
+                    f"plugin library {where} (sha256 {_short(have_plugin)}) differs from the one the "
+                    f"engine was built with (sha256 {_short(want_plugin)}): rebuild the engine with "
+                    "this library, or load the library it was built with"
+                )
+    return problems
+
+
+def require_sidecar_match(sidecar: dict, runtime: dict, engine_path: str | Path) -> None:
+    """Raise VidTLDRError listing every mismatch between the sidecar and this machine."""
+    problems = check_sidecar(sidecar, runtime)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise VidTLDRError(f"{engine_path} cannot run here:\n{lines}")
