@@ -10,8 +10,13 @@ from support.videos import (
     write_video,
 )
 
-from vidtldr_deploy.clips import count_frames, decode_frames, sample_frames
-from vidtldr_deploy.clips import middle_indices, uniform_indices
+from vidtldr_deploy.clips import (
+    count_frames,
+    decode_frames,
+    middle_indices,
+    sample_frames,
+    uniform_indices,
+)
 from vidtldr_deploy.errors import VidTLDRError
 
 N_FRAMES = 30

@@ -57,7 +57,10 @@ def test_sampling_by_name_and_refusals():
 def test_recipes_by_family_and_architecture():
     umt, mae = recipe_for("umt"), recipe_for("VideoMAE")
     assert (umt.sampling, umt.image_size, mae.sampling, mae.image_size) == (
-        "middle", 224, "uniform", 224,
+        "middle",
+        224,
+        "uniform",
+        224,
     )
     assert umt.mean == (0.485, 0.456, 0.406) and umt.std == (0.229, 0.224, 0.225)
     assert recipe_for("umt-b16") == umt

@@ -15,8 +15,16 @@ def _touch(path):
 
 def test_folder_is_recursive_sorted_and_video_only(tmp_path):
     root = tmp_path / "clips"
-    for rel in ["b.mp4", "a/z.MKV", "a/y.webm", "c.avi", "notes.txt", ".hidden.mp4", "x.npy",
-                "d/e/f.mov"]:
+    for rel in [
+        "b.mp4",
+        "a/z.MKV",
+        "a/y.webm",
+        "c.avi",
+        "notes.txt",
+        ".hidden.mp4",
+        "x.npy",
+        "d/e/f.mov",
+    ]:
         _touch(root / rel)
     names = [s.path.relative_to(root).as_posix() for s in expand_paths([root])]
     assert names == ["a/y.webm", "a/z.MKV", "b.mp4", "c.avi", "d/e/f.mov"]
@@ -30,7 +38,10 @@ def test_files_keep_the_given_order_and_arrays_expand(tmp_path):
     video = _touch(tmp_path / "v.mp4")
     sources = expand_paths([video, tmp_path / "two.npz", str(tmp_path / "one.npy")])
     assert [(s.kind, s.key) for s in sources] == [
-        ("video", None), ("array", "first"), ("array", "second"), ("array", None),
+        ("video", None),
+        ("array", "first"),
+        ("array", "second"),
+        ("array", None),
     ]
     assert sources[1].name.endswith("two.npz:first")
 

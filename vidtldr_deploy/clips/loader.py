@@ -130,9 +130,7 @@ def _clip_names(source: ClipSource, count: int) -> list[str]:
     return [f"{source.name}[{i}]" for i in range(count)]
 
 
-def _label(
-    paths: list[Path], count: int, skipped: int, recipe: ClipRecipe, frames: int
-) -> str:
+def _label(paths: list[Path], count: int, skipped: int, recipe: ClipRecipe, frames: int) -> str:
     where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} paths"
     text = f"{count} clip{'s' * (count != 1)} from {where}, {recipe.describe()}, T={frames}"
     return text + (f", {skipped} skipped" if skipped else "")

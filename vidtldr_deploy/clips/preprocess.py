@@ -20,8 +20,9 @@ def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
     """Short-side bilinear resize of one uint8 (H, W, 3) frame.
 
     PIL's bilinear (antialiased when shrinking, rounded to uint8) is what VideoMAEImageProcessor
-    (the PIL backend) uses; torch's interpolate differs from it by up to a few grey levels, so
-    the processor's output is only reproduced to 1e-6 through PIL itself."""
+    (the PIL backend) uses; torch's interpolate, even with antialias=True, lands a grey level
+    off on some pixels (~0.017 after normalisation), so the processor's output is only
+    reproduced to 1e-6 (in fact bit for bit) through PIL itself."""
     height, width = short_side_size(frame.shape[0], frame.shape[1], size)
     image = Image.fromarray(frame).resize((width, height), resample=Image.BILINEAR)
     return np.asarray(image)

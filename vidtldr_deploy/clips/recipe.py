@@ -94,6 +94,4 @@ def _architecture(name: str):
     try:
         return get_architecture(name)
     except VidTLDRError as err:
-        raise VidTLDRError(
-            f"{err}; or a clip family: {', '.join(sorted(FAMILY_RECIPES))}"
-        ) from err
+        raise VidTLDRError(f"{err}; or a clip family: {', '.join(sorted(FAMILY_RECIPES))}") from err
