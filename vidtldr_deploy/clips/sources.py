@@ -1,0 +1,114 @@
+"""User paths -> clip sources: video files, folders of them, and .npy/.npz clip batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vidtldr_deploy.errors import VidTLDRError
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
+ARRAY_SUFFIXES = (".npy", ".npz")
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """One thing to load: a video file (kind "video"), or one array of already preprocessed clips
+    (kind "array": a whole .npy, or one member `key` of a .npz), as validate.make_inputs reads."""
+
+    path: Path
+    kind: str
+    key: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}:{self.key}" if self.key is not None else str(self.path)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[ClipSource]:
+    """Every clip source named by `paths`, in the order given; a folder contributes its video
+    files (recursively, sorted by relative path so every run and machine sees the same order)."""
+    sources: list[ClipSource] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise VidTLDRError(f"clip path {path} does not exist")
+        if path.is_dir():
+            sources.extend(_folder_sources(path))
+        else:
+            sources.extend(_file_sources(path))
+    return sources
+
+
+def _suffix(path: Path) -> str:
+    return path.suffix.lower()
+
+
+def _file_sources(path: Path) -> list[ClipSource]:
+    suffix = _suffix(path)
+    if suffix in VIDEO_SUFFIXES:
+        return [ClipSource(path, "video")]
+    if suffix == ".npy":
+        return [ClipSource(path, "array")]
+    if suffix == ".npz":
+        return [ClipSource(path, "array", key) for key in _npz_keys(path)]
+    raise VidTLDRError(
+        f"{path}: unsupported clip file type {path.suffix!r}; use a video "
+        f"({', '.join(VIDEO_SUFFIXES)}), a folder of videos, or a .npy/.npz clip batch"
+    )
+
+
+def _folder_sources(folder: Path) -> list[ClipSource]:
+    # Only videos: arrays are whole batches for one input shape, named one by one on purpose.
+    # Hidden files (e.g. macOS "._clip.mp4" resource forks) are not videos.
+    found = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and _suffix(p) in VIDEO_SUFFIXES and not p.name.startswith(".")
+    ]
+    if not found:
+        raise VidTLDRError(
+            f"folder {folder} holds no video files ({', '.join(VIDEO_SUFFIXES)}, searched "
+            "recursively)"
+        )
+    found.sort(key=lambda p: p.relative_to(folder).as_posix())
+    return [ClipSource(p, "video") for p in found]
+
+
+def _npz_keys(path: Path) -> list[str]:
+    try:
+        with np.load(path) as archive:
+            keys = list(archive.files)
+    except (ValueError, OSError) as err:
+        raise VidTLDRError(f"{path} is not a readable .npz file: {err}") from err
+    if not keys:
+        raise VidTLDRError(f"{path} holds no arrays")
+    return keys
+
+
+def read_array(source: ClipSource) -> np.ndarray:
+    """The array a kind-"array" source names, as stored."""
+    try:
+        if source.key is None:
+            return np.load(source.path)
+        with np.load(source.path) as archive:
+            return archive[source.key]
+    except (ValueError, OSError, KeyError) as err:
+        raise VidTLDRError(f"{source.name} is not a readable .npy/.npz array: {err}") from err
+
+
+def array_clips(source: ClipSource, shape: tuple[int, int, int, int]) -> list[np.ndarray]:
+    """The clips of an array source: a batch (n, *shape) gives n clips, a single clip `shape`
+    one; float32, as the graph takes them. Arrays are used as they are (already preprocessed)."""
+    arr = read_array(source)
+    if tuple(arr.shape) == tuple(shape):
+        arr = arr[None]
+    if arr.ndim != 5 or tuple(arr.shape[1:]) != tuple(shape):
+        raise VidTLDRError(
+            f"{source.name}: clips of shape {tuple(arr.shape)}, but the model takes "
+            f"(batch, {', '.join(map(str, shape))})"
+        )
+    return [np.ascontiguousarray(clip, dtype=np.float32) for clip in arr]
