@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 import typer
+from triton_helpers import BATCH
 from typer.testing import CliRunner
-
-from vidtldr_deploy.backends import engine_sidecar as sc
-
-pytest.importorskip("tritonclient.grpc.model_config_pb2")
-
-BATCH = 2
 
 
 @pytest.fixture(scope="session")
@@ -34,33 +29,6 @@ def exported(tmp_path_factory) -> dict[str, Path]:
         paths[impl] = folder / f"demo_{impl}.onnx"
         export_onnx(model, spec, paths[impl])
     return paths
-
-
-def write_fake_plan(folder: Path, stem: str = "engine", plugin: Path | None = None) -> Path:
-    """An engine file that only its sidecar describes (no TensorRT here), written by the sidecar
-    module's own writer so the engine hash is filled in as a real build does."""
-    sidecar = sc.make_sidecar(
-        tensorrt_version="10.7.0",
-        cuda_version="12.6",
-        gpu_name="NVIDIA H100 80GB HBM3",
-        compute_capability="9.0",
-        precision="fp16",
-        inputs={"video": sc.io_spec((BATCH, 3, 4, 32, 32), "float32")},
-        outputs={
-            "tokens": sc.io_spec((BATCH, 36, 64), "float32"),
-            "pooled": sc.io_spec((BATCH, 64), "float32"),
-        },
-        schedule={"spec": "0.25x2", "layers": []},
-        onnx_sha256="ee" * 32,
-        plugin_library=None if plugin is None else plugin,
-        plugin_library_sha256=None if plugin is None else sc.sha256_file(plugin),
-        arch="umt-tiny",
-        merge_impl="plugin" if plugin else "onnx",
-        plugin_layers=4 if plugin else 0,
-    )
-    path = folder / f"{stem}.plan"
-    sc.write_engine_and_sidecar(path, b"not really an engine " + stem.encode(), sidecar)
-    return path
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ import types
 
 import numpy as np
 import pytest
-from conftest import BATCH
 from google.protobuf import json_format
-from triton_helpers import all_configs, io_of, leftovers
+from triton_helpers import BATCH, all_configs, io_of, leftovers
+
+pytest.importorskip("tritonclient.grpc")
 
 from vidtldr_deploy.serve import triton as tr
 

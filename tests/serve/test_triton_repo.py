@@ -9,8 +9,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import BATCH, write_fake_plan
-from triton_helpers import all_configs, io_of, leftovers, read_config
+from triton_helpers import BATCH, all_configs, io_of, leftovers, read_config, write_fake_plan
+
+pytest.importorskip("tritonclient.grpc")
 
 from vidtldr_deploy.backends import engine_sidecar as sc
 from vidtldr_deploy.errors import VidTLDRError
