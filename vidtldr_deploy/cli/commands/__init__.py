@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from vidtldr_deploy.cli.commands import archs, build_plugins, export, profile, schedule, validate
+from vidtldr_deploy.cli.commands import (
+    archs,
+    build_plugins,
+    export,
+    profile,
+    schedule,
+    triton,
+    validate,
+)
 
 COMMANDS = [
     archs.register,
@@ -11,4 +19,5 @@ COMMANDS = [
     validate.register,
     profile.register,
     build_plugins.register,
+    triton.register,
 ]

@@ -1,0 +1,140 @@
+"""--ensemble: the preprocessing model's configs, and its model.py run against a fake Triton
+Python backend (triton_python_backend_utils) with a stubbed vidtldr_deploy.clips decoder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+from google.protobuf import json_format
+from triton_helpers import BATCH, all_configs, io_of, leftovers
+
+pytest.importorskip("tritonclient.grpc")
+
+from vidtldr_deploy.serve import triton as tr
+
+
+@pytest.fixture
+def ensemble_repo(cli, exported, tmp_path):
+    repo = tmp_path / "repo"
+    r = cli("triton", exported["plugin"], "-o", repo, "--name", "umt", "--ensemble")
+    assert r.exit_code == 0, r.output
+    return repo
+
+
+def test_ensemble_configs(ensemble_repo, tmp_path):
+    configs = all_configs(ensemble_repo)
+    assert set(configs) == {"umt", "umt_preprocess", "umt_ensemble"}
+    engine, pre, ens = configs["umt"], configs["umt_preprocess"], configs["umt_ensemble"]
+    video = io_of(engine)["video"]
+    assert pre.backend == "python" and pre.max_batch_size == 0
+    assert io_of(pre) == {"video_bytes": ("TYPE_STRING", [BATCH]), "video": video}
+    assert pre.instance_group[0].kind == pre.instance_group[0].KIND_CPU
+    assert ens.platform == "ensemble" and ens.max_batch_size == 0
+    engine_outputs = {
+        o.name: v for o, v in zip(engine.output, [io_of(engine)[o.name] for o in engine.output])
+    }
+    assert io_of(ens) == {"video_bytes": ("TYPE_STRING", [BATCH]), **engine_outputs}
+    first, second = ens.ensemble_scheduling.step
+    assert first.model_name == "umt_preprocess" and second.model_name == "umt"
+    assert first.output_map["video"] == second.input_map["video"]
+    assert set(second.output_map) == {o.name for o in engine.output}
+    assert (ensemble_repo / "umt_ensemble" / "1").is_dir()
+    assert "pip install vidtldr-deploy av" in (ensemble_repo / "README.md").read_text()
+    assert leftovers(tmp_path) == []
+
+
+class _Tensor:
+    def __init__(self, name, array):
+        self.name, self.array = name, array
+
+    def as_numpy(self):
+        return self.array
+
+
+class _Response:
+    def __init__(self, output_tensors, error=None):
+        self.output_tensors, self.error = output_tensors, error
+
+
+def _fake_pb_utils() -> types.ModuleType:
+    pb = types.ModuleType("triton_python_backend_utils")
+    pb.Tensor = _Tensor
+    pb.InferenceResponse = _Response
+    pb.TritonError = lambda msg: RuntimeError(msg)
+    pb.triton_string_to_numpy = lambda s: {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16}[s]
+    pb.get_input_tensor_by_name = lambda request, name: request.get(name)
+    return pb
+
+
+@pytest.fixture
+def preprocess_model(ensemble_repo, monkeypatch):
+    calls = []
+
+    def decode_clip(data, recipe, frames):
+        calls.append((data, recipe, frames))
+        if data == b"corrupt":
+            raise ValueError("invalid data found when processing input")
+        value = float(len(data))
+        return np.full((3, frames, 32, 32), value, dtype=np.float64)
+
+    clips = types.ModuleType("vidtldr_deploy.clips")
+    clips.decode_clip = decode_clip
+    monkeypatch.setitem(sys.modules, "vidtldr_deploy.clips", clips)
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
+    path = ensemble_repo / "umt_preprocess" / "1" / "model.py"
+    spec = importlib.util.spec_from_file_location("umt_preprocess_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = all_configs(ensemble_repo)["umt_preprocess"]
+    # What the Python backend passes: the config as JSON with the proto field names.
+    args = {
+        "model_config": json.dumps(
+            json_format.MessageToDict(config, preserving_proto_field_name=True)
+        )
+    }
+    model = module.TritonPythonModel()
+    model.initialize(args)
+    return model, calls
+
+
+def _request(items):
+    return {"video_bytes": _Tensor("video_bytes", np.array(items, dtype=np.object_))}
+
+
+def test_preprocess_decodes_a_batch(preprocess_model):
+    model, calls = preprocess_model
+    (response,) = model.execute([_request([b"abc", b"abcdef"])])
+    assert response.error is None
+    (out,) = response.output_tensors
+    video = out.as_numpy()
+    assert (
+        out.name == "video" and video.shape == (BATCH, 3, 4, 32, 32) and video.dtype == np.float32
+    )
+    assert video[0].max() == 3 and video[1].min() == 6
+    assert [(c[1], c[2]) for c in calls] == [("umt-tiny", 4)] * 2  # recipe and frames from config
+
+
+def test_preprocess_errors_fail_only_their_request(preprocess_model):
+    model, _ = preprocess_model
+    wrong_count, corrupt, fine = model.execute(
+        [_request([b"abc"]), _request([b"corrupt", b"x"]), _request([b"ab", b"cd"])]
+    )
+    assert "exactly 2 clips" in str(wrong_count.error)
+    assert "preprocess: invalid data" in str(corrupt.error) and corrupt.output_tensors == []
+    assert fine.error is None
+
+
+def test_preprocess_rejects_a_wrong_clip_shape(preprocess_model, monkeypatch):
+    model, _ = preprocess_model
+    model.decode = lambda data, recipe, frames: np.zeros((3, frames, 16, 16))
+    (response,) = model.execute([_request([b"a", b"b"])])
+    assert "decoded to [3, 4, 16, 16]" in str(response.error)
+
+
+def test_template_is_shipped():
+    assert tr._PREPROCESS_TEMPLATE.is_file()

@@ -1,0 +1,58 @@
+"""Reading a written repository back through Triton's schema (shared by the serving tests)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vidtldr_deploy.backends import engine_sidecar as sc
+from vidtldr_deploy.serve.triton_config import parse_pbtxt
+
+BATCH = 2  # the static batch the tiny graphs are exported with
+
+
+def read_config(repo: Path, name: str):
+    return parse_pbtxt((repo / name / "config.pbtxt").read_text())
+
+
+def io_of(config) -> dict[str, tuple[str, list[int]]]:
+    from tritonclient.grpc import model_config_pb2 as pb2
+
+    items = list(config.input) + list(config.output)
+    return {t.name: (pb2.DataType.Name(t.data_type), list(t.dims)) for t in items}
+
+
+def all_configs(repo: Path) -> dict:
+    return {p.parent.name: parse_pbtxt(p.read_text()) for p in repo.glob("*/config.pbtxt")}
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary build folders the repository writer could have left beside -o."""
+    return sorted(p for p in os.listdir(folder) if p.startswith("."))
+
+
+def write_fake_plan(folder: Path, stem: str = "engine", plugin: Path | None = None) -> Path:
+    """An engine file that only its sidecar describes (no TensorRT here), written by the sidecar
+    module's own writer so the engine hash is filled in as a real build does."""
+    sidecar = sc.make_sidecar(
+        tensorrt_version="10.7.0",
+        cuda_version="12.6",
+        gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability="9.0",
+        precision="fp16",
+        inputs={"video": sc.io_spec((BATCH, 3, 4, 32, 32), "float32")},
+        outputs={
+            "tokens": sc.io_spec((BATCH, 36, 64), "float32"),
+            "pooled": sc.io_spec((BATCH, 64), "float32"),
+        },
+        schedule={"spec": "0.25x2", "layers": []},
+        onnx_sha256="ee" * 32,
+        plugin_library=None if plugin is None else plugin,
+        plugin_library_sha256=None if plugin is None else sc.sha256_file(plugin),
+        arch="umt-tiny",
+        merge_impl="plugin" if plugin else "onnx",
+        plugin_layers=4 if plugin else 0,
+    )
+    path = folder / f"{stem}.plan"
+    sc.write_engine_and_sidecar(path, b"not really an engine " + stem.encode(), sidecar)
+    return path

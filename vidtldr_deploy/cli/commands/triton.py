@@ -1,0 +1,174 @@
+"""`vidtldr triton` (a Triton model repository from exports) and `vidtldr triton-client`."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from vidtldr_deploy.errors import VidTLDRError
+
+EXIT_ERROR = 2
+console = Console(stderr=True)
+out = Console()
+
+
+def _user_errors(fn):
+    """VidTLDRError -> one message and exit 2 (the shared cli wrapper replaces this at merge)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except VidTLDRError as err:
+            console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return wrapper
+
+
+def triton_command(
+    targets: Annotated[
+        List[Path],
+        typer.Argument(help="Engines (.plan, with their .plan.json) and/or exported .onnx graphs."),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The model repository folder to write.")
+    ],
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", help="Model name (one TARGET only; default: the file stem)."),
+    ] = None,
+    instances: Annotated[
+        int, typer.Option("--instances", help="Model instances (instance_group count).")
+    ] = 1,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", help="Instance kind of ONNX models: gpu or cpu (engines: always gpu)."
+        ),
+    ] = "gpu",
+    max_queue_delay_us: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-queue-delay-us",
+            help="Dynamic batching delay; only for graphs with a dynamic batch dimension.",
+        ),
+    ] = None,
+    max_batch_size: Annotated[
+        int,
+        typer.Option(
+            "--max-batch-size",
+            help="max_batch_size of graphs with a dynamic batch dimension (static batch: 0).",
+        ),
+    ] = 8,
+    plugins: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plugins",
+            help="libvidtldr_plugins.so for engines with plugin layers "
+            "(default: $VIDTLDR_PLUGIN_DIR or plugins/build).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing non-empty repository folder (all of it)."
+        ),
+    ] = False,
+    ensemble: Annotated[
+        bool,
+        typer.Option(
+            "--ensemble",
+            help="Add NAME_preprocess (Python backend: decode video bytes) and NAME_ensemble.",
+        ),
+    ] = False,
+    no_warmup: Annotated[
+        bool, typer.Option("--no-warmup", help="Leave model_warmup out of the configs.")
+    ] = False,
+) -> None:
+    """Write a Triton Inference Server model repository for exported engines and graphs."""
+    from vidtldr_deploy.serve.triton import RepositoryOptions, build_repository
+
+    opts = RepositoryOptions(
+        name=name, instances=instances, device=device, max_batch_size=max_batch_size,
+        max_queue_delay_us=max_queue_delay_us, force=force, ensemble=ensemble, plugins=plugins,
+        warmup=not no_warmup,
+    )  # fmt: skip
+    result = build_repository(targets, output, opts)
+    for m in result.models:
+        out.print(
+            f"{m.name}: {m.platform} (max_batch_size {m.max_batch_size}) from {m.source}",
+            markup=False,
+            highlight=False,
+        )
+    if result.plugin_library is not None:
+        console.print(
+            f"plugin library: {result.plugin_library} (TensorRT {result.tensorrt_version}); "
+            f"load commands in {output}/README.md",
+            markup=False,
+            highlight=False,
+        )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print(f"wrote {output}", markup=False, highlight=False)
+
+
+def triton_client_command(
+    model: Annotated[
+        str, typer.Argument(help="Model name in the server (NAME, or NAME_ensemble with --video).")
+    ],
+    inputs: Annotated[
+        Optional[Path],
+        typer.Option("--inputs", help="Clips: .npy (one batch) or .npz (one batch per array)."),
+    ] = None,
+    video: Annotated[
+        Optional[List[Path]],
+        typer.Option(
+            "--video",
+            help="Encoded video file(s) for a NAME_ensemble model; repeat for each batch slot.",
+        ),
+    ] = None,
+    input_name: Annotated[str, typer.Option("--input-name", help="Tensor input name.")] = "video",
+    url: Annotated[
+        str, typer.Option("--url", "-u", help="Triton HTTP endpoint host:port.")
+    ] = "localhost:8000",
+    repeat: Annotated[
+        int,
+        typer.Option("--repeat", help="Send each request this many times (latency statistics)."),
+    ] = 1,
+) -> None:
+    """Send clips (or encoded videos to an ensemble) to Triton; print outputs and latency."""
+    from vidtldr_deploy.serve import client
+
+    if (inputs is None) == (not video):
+        raise VidTLDRError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
+    if video:
+        requests = [client.video_inputs(video)]
+    else:
+        requests = [client.tensor_inputs({input_name: a}) for a in client.load_clips(inputs)]
+    result = client.infer(model, requests, url=url, repeat=repeat)
+    for name, value in result.outputs.items():
+        out.print(
+            f"{name}: shape {list(value.shape)} {value.dtype}, "
+            f"first values {value.reshape(-1)[:5].tolist()}",
+            markup=False,
+            highlight=False,
+        )
+    s = result.summary()
+    out.print(
+        f"latency over {int(s['requests'])} requests: mean {s['mean_ms']:.2f} ms, "
+        f"p50 {s['p50_ms']:.2f} ms, "
+        f"p90 {s['p90_ms']:.2f} ms, min {s['min_ms']:.2f} ms, max {s['max_ms']:.2f} ms",
+        markup=False, highlight=False,
+    )  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    """Add `triton` and `triton-client` to the `vidtldr` app."""
+    app.command("triton")(_user_errors(triton_command))
+    app.command("triton-client")(_user_errors(triton_client_command))

@@ -1,0 +1,511 @@
+"""A Triton Inference Server model repository from exported graphs (.onnx) and engines (.plan).
+
+    repo/
+      NAME/config.pbtxt            platform tensorrt_plan or onnxruntime_onnx
+      NAME/1/model.plan | model.onnx
+      NAME_preprocess/...          --ensemble: Python backend, encoded video -> `video` tensor
+      NAME_ensemble/config.pbtxt   --ensemble: bytes in, the engine's outputs out
+      libvidtldr_plugins.so        only when a plan holds vidtldr plugin layers
+      vidtldr.json, README.md      what was built from what, TensorRT version, how to load plugins
+
+Files at the top level, not a plugins/ folder: Triton loads every subfolder of the repository as
+a model, and a folder without a config stops the server at start-up.
+
+The repository is written into a temporary folder beside the output and renamed into place at the
+end, so a failure (or an exception anywhere) leaves the old repository, or nothing, behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from vidtldr_deploy import __version__
+from vidtldr_deploy.backends import engine_sidecar as sc
+from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.serve import triton_config as tc
+
+REPO_FORMAT = "vidtldr-triton-repository"
+PLUGIN_FILENAME = "libvidtldr_plugins.so"
+BYTES_INPUT = "video_bytes"
+PREPROCESS_SUFFIX = "_preprocess"
+ENSEMBLE_SUFFIX = "_ensemble"
+CONTAINER_REPO = "/models"  # where docker/docker-compose.triton.yml mounts the repository
+KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+_PREPROCESS_TEMPLATE = Path(__file__).with_name("triton_preprocess.py")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One TARGET as Triton will see it."""
+
+    path: Path
+    platform: str  # tc.PLATFORM_PLAN or tc.PLATFORM_ONNX
+    inputs: tuple[tc.TensorSpec, ...]
+    outputs: tuple[tc.TensorSpec, ...]
+    info: dict[str, str]  # provenance for `parameters` and vidtldr.json (schedule, hashes, ...)
+    needs_plugin: bool = False
+    plugin_sha256: str | None = None  # of the library the engine was built with
+    tensorrt_version: str | None = None
+
+    @property
+    def filename(self) -> str:
+        return "model.plan" if self.platform == tc.PLATFORM_PLAN else "model.onnx"
+
+
+@dataclass(frozen=True)
+class RepositoryOptions:
+    name: str | None = None
+    instances: int = 1
+    device: str = "gpu"  # instance kind of ONNX models; plans always run on the GPU
+    max_batch_size: int = 8  # only for graphs with a dynamic first dimension
+    max_queue_delay_us: int | None = None
+    force: bool = False
+    ensemble: bool = False
+    plugins: Path | None = None
+    warmup: bool = True
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    name: str
+    platform: str
+    source: str
+    max_batch_size: int
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RepositoryResult:
+    path: Path
+    models: tuple[BuiltModel, ...]
+    plugin_library: Path | None = None
+    tensorrt_version: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# --- reading targets -----------------------------------------------------------------------------
+
+
+def _json_or_none(value) -> str:
+    return "" if value is None else tc.json_param(value)
+
+
+def describe_plan(path: Path) -> ModelSource:
+    """An engine is described by its sidecar only: nothing here can deserialise it."""
+    try:
+        sidecar = sc.read_sidecar(path)
+    except VidTLDRError as err:
+        raise VidTLDRError(f"{path}: a .plan needs its sidecar to be served. {err}") from None
+    problems = sc.check_sidecar(sidecar, {"engine_sha256": sc.sha256_file(path)})
+    if problems:
+        raise VidTLDRError(f"{path}: {problems[0]}")
+
+    def specs(table: dict) -> tuple[tc.TensorSpec, ...]:
+        return tuple(
+            tc.TensorSpec(n, tc.triton_dtype_from_sidecar(s["dtype"]), tuple(s["shape"]))
+            for n, s in table.items()
+        )
+
+    needs_plugin = (
+        bool(sidecar.get("plugin_library_sha256")) or int(sidecar.get("plugin_layers") or 0) > 0
+    )
+    info = {
+        "source": path.name,
+        "toolkit_version": str(sidecar.get("toolkit_version") or ""),
+        "arch": str(sidecar.get("arch") or ""),
+        "merge_impl": str(sidecar.get("merge_impl") or ""),
+        "schedule": _json_or_none(sidecar.get("schedule")),
+        "precision": str(sidecar.get("precision") or ""),
+        "tensorrt_version": str(sidecar.get("tensorrt_version") or ""),
+        "cuda_version": str(sidecar.get("cuda_version") or ""),
+        "gpu_name": str(sidecar.get("gpu_name") or ""),
+        "compute_capability": str(sidecar.get("compute_capability") or ""),
+        "engine_sha256": str(sidecar.get("engine_sha256") or ""),
+        "onnx_sha256": str(sidecar.get("onnx_sha256") or ""),
+        "checkpoint_sha256": str(sidecar.get("checkpoint_sha256") or ""),
+        "plugin_library_sha256": str(sidecar.get("plugin_library_sha256") or ""),
+    }
+    return ModelSource(
+        path=path,
+        platform=tc.PLATFORM_PLAN,
+        inputs=specs(sidecar["inputs"]),
+        outputs=specs(sidecar["outputs"]),
+        info=info,
+        needs_plugin=needs_plugin,
+        plugin_sha256=sidecar.get("plugin_library_sha256"),
+        tensorrt_version=str(sidecar["tensorrt_version"]),
+    )
+
+
+def _onnx_specs(values) -> tuple[tc.TensorSpec, ...]:
+    import onnx
+
+    specs = []
+    for v in values:
+        t = v.type.tensor_type
+        dtype = tc.triton_dtype_from_onnx(onnx.TensorProto.DataType.Name(t.elem_type))
+        # dim_param (named) or unset dims are dynamic: Triton writes them as -1.
+        shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
+        specs.append(tc.TensorSpec(v.name, dtype, shape))
+    return tuple(specs)
+
+
+def describe_onnx(path: Path) -> ModelSource:
+    import onnx
+
+    from vidtldr_deploy.export.onnx_export import read_metadata
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError, OSError, ...: the user needs the cause
+        raise VidTLDRError(f"{path} is not an ONNX model: {err}") from None
+    if any(
+        t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer
+    ):  # Triton's repository holds model.onnx alone; its weights must be inside
+        raise VidTLDRError(
+            f"{path} keeps its weights in external data files: re-save it as one file "
+            "(onnx.save(onnx.load(path), out)) before serving it"
+        )
+    initializers = {t.name for t in model.graph.initializer}
+    meta = read_metadata(model)
+    info = {
+        "source": path.name,
+        "toolkit_version": meta.get("version", ""),
+        "arch": meta.get("arch", ""),
+        "frames": meta.get("frames", ""),
+        "merge_impl": meta.get("merge_impl", ""),
+        "schedule": meta.get("schedule", ""),
+        "checkpoint": meta.get("checkpoint", ""),
+        "checkpoint_sha256": meta.get("checkpoint_sha256", ""),
+        "onnx_sha256": sc.sha256_file(path),
+    }
+    return ModelSource(
+        path=path,
+        platform=tc.PLATFORM_ONNX,
+        inputs=_onnx_specs([i for i in model.graph.input if i.name not in initializers]),
+        outputs=_onnx_specs(model.graph.output),
+        info=info,
+    )
+
+
+def describe_target(path: str | Path) -> ModelSource:
+    path = Path(path)
+    if path.name.endswith(".plan.json"):
+        raise VidTLDRError(f"{path} is a sidecar: pass the engine {path.name[:-5]} itself")
+    if not path.is_file():
+        raise VidTLDRError(f"{path} does not exist (TARGET: an engine .plan or an exported .onnx)")
+    if path.suffix == ".plan":
+        return describe_plan(path)
+    if path.suffix == ".onnx":
+        return describe_onnx(path)
+    raise VidTLDRError(f"{path}: expected an engine .plan (with its .plan.json) or an .onnx graph")
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+def model_names(sources: Sequence[ModelSource], name: str | None, ensemble: bool) -> list[str]:
+    """--name for one target, else the file stems; every derived name checked, no duplicates."""
+    if name is not None and len(sources) != 1:
+        raise VidTLDRError(
+            f"--name names one model, but {len(sources)} targets were given: leave it out to "
+            "name each model after its file"
+        )
+    names = [name] if name is not None else [tc.name_from_stem(s.path.stem) for s in sources]
+    taken: dict[str, str] = {}
+    for src, base in zip(sources, names):
+        tc.check_model_name(base)
+        derived = [base] + ([base + PREPROCESS_SUFFIX, base + ENSEMBLE_SUFFIX] if ensemble else [])
+        for n in derived:
+            tc.check_model_name(n)
+            if n in taken:
+                raise VidTLDRError(
+                    f"two targets make the model name {n!r} ({taken[n]} and {src.path}): "
+                    "rename a file, or build them into separate repositories with --name"
+                )
+            taken[n] = str(src.path)
+    return names
+
+
+# --- plugin library ------------------------------------------------------------------------------
+
+
+def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path | None:
+    """The plugin library the plans need (None if none does); checked against every sidecar."""
+    from vidtldr_deploy.backends import plugin_build
+
+    needing = [s for s in sources if s.needs_plugin]
+    if not needing:
+        return None
+    try:
+        library = plugin_build.find_plugin_library(plugins)
+    except VidTLDRError as err:
+        raise VidTLDRError(
+            f"{needing[0].path} holds vidtldr plugin layers, so Triton must load "
+            f"libvidtldr_plugins.so built for TensorRT {needing[0].tensorrt_version}: {err} Or "
+            "pass --plugins PATH."
+        ) from None
+    digest = sc.sha256_file(library)
+    for src in needing:
+        if src.plugin_sha256 and src.plugin_sha256 != digest:
+            raise VidTLDRError(
+                f"plugin library {library} (sha256 {digest[:12]}) is not the one {src.path} was "
+                f"built with (sha256 {src.plugin_sha256[:12]}): pass that library with --plugins, "
+                "or rebuild the engine with this one"
+            )
+    versions = sorted({s.tensorrt_version for s in needing if s.tensorrt_version})
+    if len(versions) > 1:
+        raise VidTLDRError(
+            f"the plans were built with different TensorRT versions ({', '.join(versions)}): one "
+            "Triton container has one TensorRT; build them into separate repositories"
+        )
+    return library
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _settings(src: ModelSource, opts: RepositoryOptions) -> tc.ModelSettings:
+    if opts.instances < 1:
+        raise VidTLDRError(f"--instances must be >= 1, got {opts.instances}")
+    if opts.device not in KINDS:
+        raise VidTLDRError(f"--device must be one of {sorted(KINDS)}, got {opts.device!r}")
+    if src.platform == tc.PLATFORM_PLAN and opts.device != "gpu":
+        raise VidTLDRError(f"{src.path}: a TensorRT engine runs on the GPU only; drop --device cpu")
+    params = {k: v for k, v in src.info.items() if v}
+    params["repository_toolkit_version"] = __version__
+    return tc.ModelSettings(opts.instances, KINDS[opts.device], opts.warmup, params)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _write_model(root: Path, name: str, src: ModelSource, opts: RepositoryOptions) -> BuiltModel:
+    batching = tc.choose_batching(
+        src.inputs, src.outputs, opts.max_batch_size, opts.max_queue_delay_us, str(src.path)
+    )
+    config = tc.model_config(
+        name, src.platform, src.inputs, src.outputs, batching, _settings(src, opts), src.filename
+    )
+    (root / name / "1").mkdir(parents=True)
+    shutil.copyfile(src.path, root / name / "1" / src.filename)  # byte for byte: hashes hold
+    _write_text(root / name / "config.pbtxt", tc.to_pbtxt(config))
+    return BuiltModel(
+        name, src.platform, str(src.path), batching.max_batch_size,
+        (f"{name}/config.pbtxt", f"{name}/1/{src.filename}"),
+    )  # fmt: skip
+
+
+def _write_ensemble(
+    root: Path, name: str, src: ModelSource, opts: RepositoryOptions
+) -> list[BuiltModel]:
+    if len(src.inputs) != 1:
+        raise VidTLDRError(f"{src.path}: --ensemble needs a model with one video input")
+    video = src.inputs[0]
+    if len(video.shape) != 5 or any(d < 1 for d in video.shape):
+        raise VidTLDRError(
+            f"{src.path}: --ensemble needs a static (B, 3, T, H, W) input, got {list(video.shape)}"
+        )
+    pre_name, ens_name = name + PREPROCESS_SUFFIX, name + ENSEMBLE_SUFFIX
+    batch, _, frames, height, width = video.shape
+    params = {
+        "engine_model": name,
+        "arch": src.info.get("arch", ""),
+        "recipe": src.info.get("arch", ""),  # what vidtldr_deploy.clips samples/normalises by
+        "input_shape": json.dumps(list(video.shape)),
+        "frames": str(frames),
+        "bytes_input": BYTES_INPUT,
+    }
+    settings = tc.ModelSettings(opts.instances, "KIND_CPU", False, params)
+    pre = tc.preprocess_config(pre_name, BYTES_INPUT, video, settings)
+    _write_text(root / pre_name / "config.pbtxt", tc.to_pbtxt(pre))
+    _write_text(root / pre_name / "1" / "model.py", _PREPROCESS_TEMPLATE.read_text())
+    ens = tc.ensemble_config(ens_name, pre_name, name, BYTES_INPUT, video, src.outputs)
+    (root / ens_name / "1").mkdir(parents=True)  # Triton wants a version folder, even empty
+    _write_text(root / ens_name / "config.pbtxt", tc.to_pbtxt(ens))
+    return [
+        BuiltModel(
+            pre_name, "python", str(src.path), 0,
+            (f"{pre_name}/config.pbtxt", f"{pre_name}/1/model.py"),
+        ),
+        BuiltModel(ens_name, tc.PLATFORM_ENSEMBLE, str(src.path), 0, (f"{ens_name}/config.pbtxt",)),
+    ]  # fmt: skip
+
+
+def plugin_load_commands(repo_in_container: str = CONTAINER_REPO) -> dict[str, str]:
+    """The two ways to get the plugin creators registered in tritonserver (one is enough)."""
+    lib = f"{repo_in_container}/{PLUGIN_FILENAME}"
+    return {
+        "ld_preload": f"LD_PRELOAD={lib} tritonserver --model-repository={repo_in_container}",
+        "backend_config": (
+            f"tritonserver --model-repository={repo_in_container} "
+            f"--backend-config=tensorrt,plugins={lib}"
+        ),
+    }
+
+
+def _manifest(
+    result_models: list[BuiltModel],
+    sources: dict[str, ModelSource],
+    plugin: Path | None,
+    plugin_sha: str | None,
+    trt: str | None,
+) -> dict:
+    return {
+        "format": REPO_FORMAT,
+        "format_version": 1,
+        "toolkit_version": __version__,
+        "tensorrt_version": trt,
+        "triton_image": (
+            "nvcr.io/nvidia/tritonserver:<yy.mm>-py3 of the same release as the "
+            f"nvcr.io/nvidia/tensorrt:<yy.mm>-py3 that built the engines (TensorRT {trt})"
+            if trt else "any nvcr.io/nvidia/tritonserver:<yy.mm>-py3 (ONNX Runtime backend)"
+        ),
+        "plugin_library": None if plugin is None else {
+            "file": PLUGIN_FILENAME,
+            "source": str(plugin),
+            "sha256": plugin_sha,
+            "built_for_tensorrt": trt,
+            "load": plugin_load_commands(),
+        },
+        "models": [
+            {
+                "name": m.name,
+                "platform": m.platform,
+                "source": m.source,
+                "max_batch_size": m.max_batch_size,
+                "files": list(m.files),
+                **({"provenance": sources[m.name].info} if m.name in sources else {}),
+            }
+            for m in result_models
+        ],
+    }  # fmt: skip
+
+
+def _readme(manifest: dict) -> str:
+    lines = [
+        "# Triton model repository (vidtldr-deploy)",
+        "",
+        f"Built by vidtldr-deploy {manifest['toolkit_version']}. Models:",
+        "",
+        *[f"- `{m['name']}` ({m['platform']}, from {m['source']})" for m in manifest["models"]],
+        "",
+        "Serve it (see docker/docker-compose.triton.yml of vidtldr-deploy):",
+        "",
+        "```",
+        f"tritonserver --model-repository={CONTAINER_REPO}",
+        "```",
+    ]
+    plugin = manifest["plugin_library"]
+    if plugin:
+        load = plugin["load"]
+        lines += [
+            "",
+            f"## Plugin library: `{PLUGIN_FILENAME}` (sha256 {plugin['sha256']})",
+            "",
+            f"Built for TensorRT {plugin['built_for_tensorrt']}: use the tritonserver image whose",
+            "TensorRT is that version (same NGC release as the TensorRT image that built the",
+            "engines). Load it with either of:",
+            "",
+            "```",
+            load["backend_config"],
+            load["ld_preload"],
+            "```",
+        ]
+    if any(m["platform"] == "python" for m in manifest["models"]):
+        lines += [
+            "",
+            "## Ensemble",
+            "",
+            "The `*_preprocess` models run in Triton's Python backend and import vidtldr_deploy:",
+            "`pip install vidtldr-deploy av` in the container (or an execution environment).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _prepare_output(out: Path, force: bool) -> None:
+    if not out.parent.is_dir():
+        raise VidTLDRError(
+            f"output directory {out.parent} does not exist: create it or choose another -o"
+        )
+    if out.exists() and not out.is_dir():
+        raise VidTLDRError(f"-o {out} is a file, not a repository folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise VidTLDRError(
+            f"-o {out} exists and is not empty: pass --force to replace the whole repository, or "
+            "choose another folder"
+        )
+
+
+def _place(tmp: Path, out: Path) -> None:
+    """Swap the finished repository in: the old one (if any) is removed only after the rename."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        os.replace(out, old / "repo")
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:
+            os.replace(old / "repo", out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_repository(
+    targets: Sequence[str | Path], out: str | Path, opts: RepositoryOptions = RepositoryOptions()
+) -> RepositoryResult:
+    """Write the Triton repository `out` for `targets` (see the module docstring)."""
+    if not targets:
+        raise VidTLDRError("give at least one TARGET (.plan with its sidecar, or .onnx)")
+    out = Path(out)
+    _prepare_output(out, opts.force)
+    sources = [describe_target(t) for t in targets]
+    names = model_names(sources, opts.name, opts.ensemble)
+    plugin = resolve_plugin(sources, opts.plugins)
+    trt_versions = sorted({s.tensorrt_version for s in sources if s.tensorrt_version})
+    trt = trt_versions[0] if len(trt_versions) == 1 else (", ".join(trt_versions) or None)
+    notes = []
+    if opts.plugins is not None and plugin is None:
+        notes.append("--plugins given, but no engine needs the plugin library: not copied")
+    if any(
+        s.platform == tc.PLATFORM_ONNX and s.info.get("merge_impl") == "plugin" for s in sources
+    ):
+        notes.append(
+            "plugin-form ONNX graphs run in Triton's ONNX Runtime backend as they are: ONNX "
+            "Runtime inlines the vidtldr local functions (no plugin library needed)"
+        )
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
+    try:
+        built: list[BuiltModel] = []
+        by_name: dict[str, ModelSource] = {}
+        for name, src in zip(names, sources):
+            built.append(_write_model(tmp, name, src, opts))
+            by_name[name] = src
+            if opts.ensemble:
+                built += _write_ensemble(tmp, name, src, opts)
+        plugin_sha = None
+        if plugin is not None:
+            shutil.copyfile(plugin, tmp / PLUGIN_FILENAME)
+            plugin_sha = sc.sha256_file(tmp / PLUGIN_FILENAME)
+        manifest = _manifest(built, by_name, plugin, plugin_sha, trt)
+        _write_text(tmp / "vidtldr.json", json.dumps(manifest, indent=2) + "\n")
+        _write_text(tmp / "README.md", _readme(manifest))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the server in a container may be another user
+        _place(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return RepositoryResult(
+        out, tuple(built), None if plugin is None else out / PLUGIN_FILENAME, trt, tuple(notes)
+    )

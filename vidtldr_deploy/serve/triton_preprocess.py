@@ -1,0 +1,94 @@
+"""Triton Python-backend model: encoded videos (TYPE_STRING) -> the engine's `video` tensor.
+
+`vidtldr triton --ensemble` copies this file to `repo/NAME_preprocess/1/model.py`. It runs inside
+tritonserver's Python backend, whose environment needs `pip install vidtldr-deploy av` (PyAV
+decodes; vidtldr_deploy.clips samples frames and normalises them the way the model family was
+trained). Each request carries B encoded clips (B: the engine's static batch); the response is
+one float tensor (B, 3, T, H, W). Everything the model needs comes from its config.pbtxt
+`parameters` (vidtldr.input_shape, vidtldr.recipe, ...), so this file is the same for every model.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils  # provided by tritonserver's Python backend
+
+PARAM_PREFIX = "vidtldr."
+
+
+def _load_decoder():
+    """vidtldr_deploy.clips.decode_clip(bytes_or_path, recipe, frames) -> (3, T, H, W) array."""
+    from vidtldr_deploy.clips import decode_clip
+
+    return decode_clip
+
+
+def _parameters(model_config: dict) -> dict[str, str]:
+    params = model_config.get("parameters", {})
+    return {
+        k.removeprefix(PARAM_PREFIX): v.get("string_value", "")
+        for k, v in params.items()
+        if k.startswith(PARAM_PREFIX)
+    }
+
+
+def clip_bytes(item) -> bytes:
+    """One element of a TYPE_STRING tensor: numpy gives bytes (or str for JSON clients)."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("latin-1")
+    raise TypeError(f"expected encoded video bytes, got {type(item).__name__}")
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = _parameters(config)
+        self.input_name = params.get("bytes_input", "video_bytes")
+        self.shape = tuple(json.loads(params["input_shape"]))  # (B, 3, T, H, W)
+        self.recipe = params.get("recipe") or params.get("arch", "")
+        (output,) = config["output"]
+        self.output_name = output["name"]
+        self.dtype = pb_utils.triton_string_to_numpy(output["data_type"])
+        self.decode = _load_decoder()
+
+    def _batch(self, encoded) -> np.ndarray:
+        items = list(np.asarray(encoded, dtype=object).reshape(-1))
+        batch, _, frames, height, width = self.shape
+        if len(items) != batch:
+            raise ValueError(
+                f"this engine takes exactly {batch} clips per request, got {len(items)}: "
+                "pad the request (repeat a clip) or export with another --batch"
+            )
+        clips = []
+        for i, item in enumerate(items):
+            clip = np.asarray(self.decode(clip_bytes(item), self.recipe, frames))
+            if clip.shape != (3, frames, height, width):
+                raise ValueError(
+                    f"clip {i} decoded to {list(clip.shape)}, the engine takes "
+                    f"{[3, frames, height, width]}"
+                )
+            clips.append(clip)
+        return np.stack(clips).astype(self.dtype, copy=False)
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                encoded = pb_utils.get_input_tensor_by_name(request, self.input_name).as_numpy()
+                video = self._batch(encoded)
+                out = pb_utils.Tensor(self.output_name, video)
+                responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+            except Exception as err:  # one bad clip fails its request, not the model
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        output_tensors=[], error=pb_utils.TritonError(f"preprocess: {err}")
+                    )
+                )
+        return responses
+
+    def finalize(self):
+        self.decode = None
