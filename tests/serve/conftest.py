@@ -13,13 +13,13 @@ from typer.testing import CliRunner
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory) -> dict[str, Path]:
     """demo (umt-tiny) exported at batch 2 with --merge-impl onnx and plugin."""
-    from vidtldr_deploy.core.schedule import resolve_schedule
-    from vidtldr_deploy.export.onnx_export import ExportSpec, export_onnx
+    from vidtldr_deploy.export.metadata import ExportSpec
+    from vidtldr_deploy.export.onnx_export import export_onnx
     from vidtldr_deploy.models.source import load_source
 
     loaded = load_source("demo")
     model = loaded.model
-    schedule = resolve_schedule("0.25x2", model.cfg.depth, model.num_tokens, loaded.arch)
+    schedule = loaded.schedule("0.25x2")
     folder = tmp_path_factory.mktemp("graphs")
     paths = {}
     for impl in ("onnx", "plugin"):

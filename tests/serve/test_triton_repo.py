@@ -13,9 +13,10 @@ from triton_helpers import BATCH, all_configs, io_of, leftovers, read_config, wr
 
 pytest.importorskip("tritonclient.grpc")
 
-from vidtldr_deploy.backends import engine_sidecar as sc
+from vidtldr_deploy.files import sha256_file
+from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.errors import VidTLDRError
-from vidtldr_deploy.export.onnx_export import read_metadata
+from vidtldr_deploy.export.metadata import read_metadata
 from vidtldr_deploy.serve import triton as tr
 from vidtldr_deploy.serve import triton_config as tc
 
@@ -52,7 +53,7 @@ def test_onnx_repository_matches_graph(cli, exported, tmp_path, impl):
     assert params["vidtldr.merge_impl"] == impl
     assert params["vidtldr.toolkit_version"] == meta["version"]
     assert params["vidtldr.checkpoint_sha256"] == "cd" * 32
-    assert params["vidtldr.onnx_sha256"] == sc.sha256_file(exported[impl])
+    assert params["vidtldr.onnx_sha256"] == sha256_file(exported[impl])
     assert (repo / "clip_model" / "1" / "model.onnx").read_bytes() == exported[impl].read_bytes()
     assert not (repo / tr.PLUGIN_FILENAME).exists()  # ONNX Runtime needs no plugin library
     manifest = json.loads((repo / "vidtldr.json").read_text())
@@ -131,7 +132,7 @@ def test_plan_with_plugin_layers_copies_the_library(cli, tmp_path, fake_plugin, 
     assert lib.read_bytes() == fake_plugin.read_bytes()
     manifest = json.loads((repo / "vidtldr.json").read_text())
     plugin = manifest["plugin_library"]
-    assert plugin["built_for_tensorrt"] == "10.7.0" and plugin["sha256"] == sc.sha256_file(
+    assert plugin["built_for_tensorrt"] == "10.7.0" and plugin["sha256"] == sha256_file(
         fake_plugin
     )
     readme = (repo / "README.md").read_text()

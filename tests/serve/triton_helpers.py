@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vidtldr_deploy.backends import engine_sidecar as sc
+from vidtldr_deploy.files import sha256_file
+from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.serve.triton_config import parse_pbtxt
 
 BATCH = 2  # the static batch the tiny graphs are exported with
@@ -48,7 +49,7 @@ def write_fake_plan(folder: Path, stem: str = "engine", plugin: Path | None = No
         schedule={"spec": "0.25x2", "layers": []},
         onnx_sha256="ee" * 32,
         plugin_library=None if plugin is None else plugin,
-        plugin_library_sha256=None if plugin is None else sc.sha256_file(plugin),
+        plugin_library_sha256=None if plugin is None else sha256_file(plugin),
         arch="umt-tiny",
         merge_impl="plugin" if plugin else "onnx",
         plugin_layers=4 if plugin else 0,

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy import __version__
-from vidtldr_deploy.backends import engine_sidecar as sc
+from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.serve import triton_config as tc
 
@@ -102,7 +103,7 @@ def describe_plan(path: Path) -> ModelSource:
         sidecar = sc.read_sidecar(path)
     except VidTLDRError as err:
         raise VidTLDRError(f"{path}: a .plan needs its sidecar to be served. {err}") from None
-    problems = sc.check_sidecar(sidecar, {"engine_sha256": sc.sha256_file(path)})
+    problems = sc.check_sidecar(sidecar, {"engine_sha256": sha256_file(path)})
     if problems:
         raise VidTLDRError(f"{path}: {problems[0]}")
 
@@ -159,7 +160,7 @@ def _onnx_specs(values) -> tuple[tc.TensorSpec, ...]:
 def describe_onnx(path: Path) -> ModelSource:
     import onnx
 
-    from vidtldr_deploy.export.onnx_export import read_metadata
+    from vidtldr_deploy.export.metadata import read_metadata
 
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -183,7 +184,7 @@ def describe_onnx(path: Path) -> ModelSource:
         "schedule": meta.get("schedule", ""),
         "checkpoint": meta.get("checkpoint", ""),
         "checkpoint_sha256": meta.get("checkpoint_sha256", ""),
-        "onnx_sha256": sc.sha256_file(path),
+        "onnx_sha256": sha256_file(path),
     }
     return ModelSource(
         path=path,
@@ -238,7 +239,7 @@ def model_names(sources: Sequence[ModelSource], name: str | None, ensemble: bool
 
 def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path | None:
     """The plugin library the plans need (None if none does); checked against every sidecar."""
-    from vidtldr_deploy.backends import plugin_build
+    from vidtldr_deploy.runtime import plugin_build
 
     needing = [s for s in sources if s.needs_plugin]
     if not needing:
@@ -251,7 +252,7 @@ def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path
             f"libvidtldr_plugins.so built for TensorRT {needing[0].tensorrt_version}: {err} Or "
             "pass --plugins PATH."
         ) from None
-    digest = sc.sha256_file(library)
+    digest = sha256_file(library)
     for src in needing:
         if src.plugin_sha256 and src.plugin_sha256 != digest:
             raise VidTLDRError(
@@ -497,7 +498,7 @@ def build_repository(
         plugin_sha = None
         if plugin is not None:
             shutil.copyfile(plugin, tmp / PLUGIN_FILENAME)
-            plugin_sha = sc.sha256_file(tmp / PLUGIN_FILENAME)
+            plugin_sha = sha256_file(tmp / PLUGIN_FILENAME)
         manifest = _manifest(built, by_name, plugin, plugin_sha, trt)
         _write_text(tmp / "vidtldr.json", json.dumps(manifest, indent=2) + "\n")
         _write_text(tmp / "README.md", _readme(manifest))

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-
+from vidtldr_deploy.cli.console import console, guarded, out
 from vidtldr_deploy.errors import VidTLDRError
-
-EXIT_ERROR = 2
-console = Console(stderr=True)
-out = Console()
-
-
-def _user_errors(fn):
-    """VidTLDRError -> one message and exit 2 (the shared cli wrapper replaces this at merge)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except VidTLDRError as err:
-            console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-            raise typer.Exit(EXIT_ERROR) from None
-
-    return wrapper
 
 
 def triton_command(
@@ -170,5 +149,5 @@ def triton_client_command(
 
 def register(app: typer.Typer) -> None:
     """Add `triton` and `triton-client` to the `vidtldr` app."""
-    app.command("triton")(_user_errors(triton_command))
-    app.command("triton-client")(_user_errors(triton_client_command))
+    app.command("triton")(guarded(triton_command))
+    app.command("triton-client")(guarded(triton_client_command))
