@@ -3,7 +3,7 @@
     python benchmarks/bench_int8.py [--frames 4] [--schedule 300,100] [--threads 2]
         [--iterations 20] [--warmup 3] [--merge-impl plugin|onnx] [--calibration-clips 4]
         [--eval-clips 2] [--seed 0] [--json benchmarks/results/int8_ort_cpu.json]
-    python benchmarks/bench_int8.py --msrvtt        # 12 frames, schedule preset msrvtt (slow export)
+    python benchmarks/bench_int8.py --msrvtt   # 12 frames, schedule preset msrvtt (slow export)
 
 Four graphs, exported with `vidtldr_deploy.export` and quantized with
 `vidtldr_deploy.export.quantize` (static QDQ, per-channel, weight MatMuls + Conv only, merge
@@ -30,8 +30,7 @@ from _common import machine, print_table, random_model, write_json
 from vidtldr_deploy.compare import cosine_similarity
 from vidtldr_deploy.core.schedule import resolve_schedule, unmerged_schedule
 from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
-from vidtldr_deploy.profile import Candidate, interleaved_timing, latency_stats
-from vidtldr_deploy.profile import export_temp_onnx
+from vidtldr_deploy.profile import Candidate, export_temp_onnx, interleaved_timing, latency_stats
 from vidtldr_deploy.validate import make_inputs
 from vidtldr_deploy.validate_int8 import INT8_TOLERANCES, validate_int8
 
@@ -149,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         "merge_impl": args.merge_impl,
         "latency": {k: stats[k] for k in order}, "speedup_vs_fp32_unmerged": speedups,
         "quantization": quant, "tolerances": INT8_TOLERANCES.to_dict(),
-        "int8_merged": int8_val.to_dict(), "fp32_merged_decisions": fp32_val.to_dict()["merge_decisions"],
+        "int8_merged": int8_val.to_dict(),
+        "fp32_merged_decisions": fp32_val.to_dict()["merge_decisions"],
         "pooled_cosine_worst": cosine, "pooled_cosine_mean": pooled_mean_cos,
         "targets": TARGETS, "meets": met,
     })  # fmt: skip

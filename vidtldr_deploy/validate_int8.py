@@ -68,7 +68,9 @@ class LayerAgreement:
                 "kept": self.kept}  # fmt: skip
 
 
-def merge_decisions(hidden: Sequence[np.ndarray], layers: Sequence[tuple[int, int]]) -> list[LayerDecisions]:
+def merge_decisions(
+    hidden: Sequence[np.ndarray], layers: Sequence[tuple[int, int]]
+) -> list[LayerDecisions]:
     """Decisions of each merge layer from the hidden state (B, N, C) entering it; `layers` gives
     (layer index, r) in order. Row i of the first state is original token i."""
     out: list[LayerDecisions] = []
@@ -84,7 +86,9 @@ def merge_decisions(hidden: Sequence[np.ndarray], layers: Sequence[tuple[int, in
         src = np.take_along_axis(a_ids, plan.sources.numpy(), 1)
         dst = np.take_along_axis(b_ids, plan.destinations.numpy(), 1)
         ids = np.concatenate([np.take_along_axis(a_ids, plan.unmerged.numpy(), 1), b_ids], axis=1)
-        pairs = frozenset((row, int(s), int(d)) for row in range(b) for s, d in zip(src[row], dst[row]))
+        pairs = frozenset(
+            (row, int(s), int(d)) for row in range(b) for s, d in zip(src[row], dst[row])
+        )
         kept = frozenset((row, int(t)) for row in range(b) for t in ids[row])
         out.append(LayerDecisions(layer, r, pairs, kept))
     return out
@@ -149,7 +153,12 @@ def merge_input_tensors(model: onnx.ModelProto) -> list[str]:
             order.append(m.island)
             entering[m.island] = []
         for t in by_name[m.node].input:
-            if t and t not in produced_in_island and t not in constants and t not in entering[m.island]:
+            if (
+                t
+                and t not in produced_in_island
+                and t not in constants
+                and t not in entering[m.island]
+            ):
                 entering[m.island].append(t)
     found = []
     for island in order:
@@ -173,7 +182,9 @@ def run_with_merge_inputs(
     extra = merge_input_tensors(model)
     for t in extra:
         if t not in names:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+            model.graph.output.append(
+                onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
+            )
     outputs, hidden = [], []
     with tempfile.TemporaryDirectory(prefix="vidtldr-int8-val-") as tmp:
         path = Path(tmp) / "exposed.onnx"
@@ -190,7 +201,9 @@ def torch_merge_inputs(model: MergeViT, rs: Sequence[int], video: np.ndarray) ->
     """The hidden state entering each MergeStep of the PyTorch model (fp32) under schedule rs."""
     captured: list[np.ndarray] = []
     handles = [
-        block.merge.register_forward_pre_hook(lambda _m, args: captured.append(args[0].float().numpy()))
+        block.merge.register_forward_pre_hook(
+            lambda _m, args: captured.append(args[0].float().numpy())
+        )
         for block in model.blocks
     ]
     saved = (list(model.rs), model.merge_impl)

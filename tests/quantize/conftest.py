@@ -51,4 +51,3 @@ def quantized(exported, calibration_clips):
     out = path.with_name(f"demo_{impl}.int8.onnx")
     result = quantize_graph(path, out, calibration_clips, "3 seeded test clips")
     return impl, path, out, result
-

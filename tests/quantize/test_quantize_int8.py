@@ -75,7 +75,10 @@ def test_islands_stay_fp32(quantized):
         assert {n.island.split()[0] for n in islands} == {"vidtldr::Saliency", "vidtldr::Merge"}
     else:
         assert {n.island for n in islands} == {
-            "blocks.0.saliency", "blocks.0.merge", "blocks.1.saliency", "blocks.1.merge"
+            "blocks.0.saliency",
+            "blocks.0.merge",
+            "blocks.1.saliency",
+            "blocks.1.merge",
         }
     assert merge_island_violations(model) == []
     assert result.violations == []
@@ -86,7 +89,9 @@ def test_walker_finds_a_quantized_island(exported, calibration_clips, tmp_path):
     walker says where, and quantize_graph's self-check would refuse such a graph."""
     impl, path = exported
     options = ort_quantize_options(QuantizeSettings(), [])
-    options.update(nodes_to_quantize=None, op_types_to_quantize=["MatMul", "Conv", "LayerNormalization"])
+    options.update(
+        nodes_to_quantize=None, op_types_to_quantize=["MatMul", "Conv", "LayerNormalization"]
+    )
     options["extra_options"]["MatMulConstBOnly"] = False
     bad = tmp_path / "careless.onnx"
     quantize_static(str(path), str(bad), clip_reader("video", calibration_clips), **options)
@@ -133,7 +138,9 @@ def test_calibration_reads_the_given_clips(exported, calibration_clips, tmp_path
 
 def test_no_calibration_clips_warns(exported, tmp_path):
     _, path = exported
-    result = quantize_graph(path, tmp_path / "r.onnx", None, settings=QuantizeSettings(random_clips=2))
+    result = quantize_graph(
+        path, tmp_path / "r.onnx", None, settings=QuantizeSettings(random_clips=2)
+    )
     assert result.calibration.source == "random" and result.calibration.count == 2
     assert len(result.warnings) == 1
     assert "random" in result.warnings[0] and "meaningless" in result.warnings[0]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -77,8 +76,15 @@ def test_fp8_refused_without_trt_support_or_fp8_graph():
 
 
 def test_fp8_on_sm89():
-    assert quantized_build_plan(fake_trt("10.13.0"), "fp8", {"float8e4m3fn"}, "8.9").builder_flags == ("FP8",)
-    assert quantized_build_plan(fake_trt("11.1.0", fp16=False), "fp8", {"float8e4m3fn"}, "12.0").builder_flags == ()
+    assert quantized_build_plan(
+        fake_trt("10.13.0"), "fp8", {"float8e4m3fn"}, "8.9"
+    ).builder_flags == ("FP8",)
+    assert (
+        quantized_build_plan(
+            fake_trt("11.1.0", fp16=False), "fp8", {"float8e4m3fn"}, "12.0"
+        ).builder_flags
+        == ()
+    )
 
 
 def test_other_precisions_refused():
@@ -101,5 +107,7 @@ def test_graph_qdq_types_reads_int8_and_plain_graphs():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])], [w, scale, zp],
     )  # fmt: skip
     assert graph_qdq_types(helper.make_model(graph)) == {"int8"}
-    plain = helper.make_graph([helper.make_node("MatMul", ["x", "x"], ["y"])], "p", graph.input, graph.output)
+    plain = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "x"], ["y"])], "p", graph.input, graph.output
+    )
     assert graph_qdq_types(helper.make_model(plain)) == set()

@@ -222,7 +222,7 @@ def calibration_clips(
 
 
 def clip_reader(input_name: str, clips: Sequence[np.ndarray]):
-    """An onnxruntime CalibrationDataReader over `clips` (one feed per clip); `.reads` counts them."""
+    """An onnxruntime CalibrationDataReader over `clips` (one feed per clip); `.reads` counts."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class ClipReader(CalibrationDataReader):
@@ -355,9 +355,7 @@ def quantize_graph(
         _ort_quantize(onnx_path, raw, reader, settings, nodes)
         model = onnx.load(str(raw))
     if reader.reads != len(arrays):
-        raise VidTLDRError(
-            f"the calibrator read {reader.reads} of {len(arrays)} calibration clips"
-        )
+        raise VidTLDRError(f"the calibrator read {reader.reads} of {len(arrays)} calibration clips")
     reattached = _reattach_functions(model, source)
     violations = merge_island_violations(model)
     if violations and check_islands:

@@ -62,7 +62,9 @@ def graph_qdq_types(model: onnx.ModelProto) -> set[str]:
         if elem is None:
             out_dtype = [a.i for a in n.attribute if a.name == "output_dtype"]
             elem = out_dtype[0] if out_dtype else onnx.TensorProto.UINT8  # ONNX default
-        found.add(onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem not in _FP8 else _FP8[elem])
+        found.add(
+            onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem not in _FP8 else _FP8[elem]
+        )
     return found
 
 
@@ -95,7 +97,8 @@ def quantized_build_plan(
     `qdq_types` (graph_qdq_types), on a GPU of `compute_capability` ("8.9" or (8, 9))."""
     if precision not in QUANTIZED_PRECISIONS:
         raise VidTLDRError(
-            f"quantized precision must be one of {', '.join(QUANTIZED_PRECISIONS)}, got {precision!r}"
+            f"quantized precision must be one of {', '.join(QUANTIZED_PRECISIONS)}, "
+            f"got {precision!r}"
         )
     strongly_typed_only = _major(trt) >= 11 or not hasattr(trt.BuilderFlag, "FP16")
     version = getattr(trt, "__version__", "?")
@@ -129,7 +132,7 @@ def quantized_build_plan(
         raise VidTLDRError(f"TensorRT {version} has no BuilderFlag.{flag}")
     notes.append(
         f"TensorRT {version}: weakly typed network with BuilderFlag.{flag} (explicit "
-        "quantization); no FP16 flag, so layers without Q/DQ, the merge islands among them, run fp32"
+        "quantization); no FP16 flag, so layers without Q/DQ, merge islands included, run fp32"
     )
     return QuantizedBuildPlan(precision, False, (flag,), clear, notes)
 
