@@ -1,0 +1,171 @@
+"""ONNX Runtime on CPU: INT8 Q/DQ on top of merging (issue 12), UMT-B with random weights.
+
+    python benchmarks/bench_int8.py [--frames 4] [--schedule 300,100] [--threads 2]
+        [--iterations 20] [--warmup 3] [--merge-impl plugin|onnx] [--calibration-clips 4]
+        [--eval-clips 2] [--seed 0] [--json benchmarks/results/int8_ort_cpu.json]
+    python benchmarks/bench_int8.py --msrvtt   # 12 frames, schedule preset msrvtt (slow export)
+
+Four graphs, exported with `vidtldr_deploy.export` and quantized with
+`vidtldr_deploy.export.quantize` (static QDQ, per-channel, weight MatMuls + Conv only, merge
+islands fp32): fp32 unmerged (baseline), fp32 merged, INT8 unmerged, INT8 merged. They run in one
+process on the same seeded clip, interleaved (ABBA over all four), and the table gives medians and
+speedups over the fp32 unmerged median. Accuracy: pooled cosine of INT8 merged against PyTorch fp32
+merged on `--eval-clips` seeded clips (not the calibration clips), and the fraction of merge
+decisions that agree with PyTorch fp32 (vidtldr_deploy.validate_int8); the fp32 merged graph's own
+agreement is printed as the floor that ORT-vs-PyTorch arithmetic alone gives. Random weights and
+random calibration clips: a latency and plumbing reading, not an accuracy claim for real video.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import machine, print_table, random_model, write_json
+
+from vidtldr_deploy.compare import cosine_similarity
+from vidtldr_deploy.core.schedule import resolve_schedule, unmerged_schedule
+from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
+from vidtldr_deploy.profile import Candidate, export_temp_onnx, interleaved_timing, latency_stats
+from vidtldr_deploy.validate import make_inputs
+from vidtldr_deploy.validate_int8 import INT8_TOLERANCES, validate_int8
+
+TARGETS = {"int8_merged_speedup": 3.5, "cosine": 0.999, "agreement": 0.99}
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="umt-b16")
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--schedule", default="300,100")
+    ap.add_argument("--msrvtt", action="store_true", help="12 frames, schedule preset msrvtt")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--merge-impl", default="plugin", choices=["plugin", "onnx"])
+    ap.add_argument("--calibration-clips", type=int, default=4)
+    ap.add_argument("--eval-clips", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", default=None, help="keep the graphs here (default: a temp dir)")
+    ap.add_argument("--json", default="benchmarks/results/int8_ort_cpu.json")
+    args = ap.parse_args(argv)
+    if args.msrvtt:
+        args.frames, args.schedule = 12, "msrvtt"
+
+    t0 = time.perf_counter()
+    log = lambda msg: print(f"... {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    loaded = random_model(args.arch, args.frames, args.seed)
+    model = loaded.model
+    merged = resolve_schedule(args.schedule, model.cfg.depth, model.num_tokens, loaded.arch)
+    baseline = unmerged_schedule(model.cfg.depth, model.num_tokens)
+    side = model.cfg.img_size
+    shape = (1, 3, args.frames, side, side)
+    # Calibration and evaluation clips are distinct seeded draws.
+    calib = make_inputs(shape, seed=args.seed + 1000, count=args.calibration_clips)
+    evals = make_inputs(shape, seed=args.seed + 2000, count=args.eval_clips)
+
+    tmp = tempfile.TemporaryDirectory(prefix="bench-int8-")
+    work = Path(args.workdir or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    quant: dict[str, dict] = {}
+    for key, schedule in (("unmerged", baseline), ("merged", merged)):
+        log(f"export fp32 {key}")
+        fp32 = export_temp_onnx(loaded, schedule, 1, args.merge_impl, work / f"fp32_{key}.onnx")
+        log(f"quantize {key}")
+        result = quantize_graph(fp32, work / f"int8_{key}.onnx", calib,
+                                f"{len(calib)} seeded random clips (seed {args.seed + 1000})",
+                                QuantizeSettings())  # fmt: skip
+        quant[key] = {"seconds": result.seconds, "nodes": len(result.quantized_nodes),
+                      "violations": result.violations}  # fmt: skip
+        paths[f"fp32 {key}"], paths[f"int8 {key}"] = fp32, Path(result.output)
+
+    order = ["fp32 unmerged", "fp32 merged", "int8 unmerged", "int8 merged"]
+    video = evals[0]
+    sessions = {k: _session(paths[k], args.threads) for k in order}
+    feeds = {k: {s.get_inputs()[0].name: video} for k, s in sessions.items()}
+    candidates = [Candidate(k, (lambda k=k: sessions[k].run(None, feeds[k]))) for k in order]
+    log(f"timing {args.iterations} interleaved iterations x {len(order)} graphs")
+    times = interleaved_timing(candidates, args.iterations, args.warmup)
+    stats = {k: latency_stats(times[k]) for k in order}
+    base = stats["fp32 unmerged"]["latency_ms"]["median"]
+    speedups = {k: base / stats[k]["latency_ms"]["median"] for k in order}
+
+    log("accuracy: INT8 merged and fp32 merged against PyTorch fp32 merged")
+    int8_val = validate_int8(paths["int8 merged"], loaded, merged, evals)
+    fp32_val = validate_int8(paths["fp32 merged"], loaded, merged, evals)
+    pooled = next(o for o in int8_val.validation.outputs if o.name == "pooled")
+    cosine = pooled.metrics["cosine"]
+    # Pooled over the eval clips as one vector set (the brief's "pooled cosine"): the mean.
+    pooled_mean_cos = float(np.mean([
+        cosine_similarity(a[None], b[None]) for a, b in zip(*_pooled_pairs(loaded, merged, evals,
+                                                                          paths["int8 merged"]))
+    ]))  # fmt: skip
+
+    rows = [[k, f"{stats[k]['latency_ms']['median']:.1f}", f"{stats[k]['latency_ms']['p90']:.1f}",
+             f"{speedups[k]:.2f}x"] for k in order]  # fmt: skip
+    print(f"\n{args.arch} (random weights), {args.frames} frames, batch 1, schedule "
+          f"{args.schedule!r} (tokens {merged.layers[0].tokens_in} -> {merged.tokens_out}), "
+          f"merge-impl {args.merge_impl}, ONNX Runtime CPU, {args.threads} threads, "
+          f"{args.iterations} interleaved iterations after {args.warmup} warm-up")  # fmt: skip
+    print(f"machine: {machine()}\n")
+    print_table(["graph", "median ms", "p90 ms", "speedup vs fp32 unmerged"], rows)
+    print(f"\nINT8 merged vs PyTorch fp32 merged: pooled cosine {cosine:.5f} (worst clip), "
+          f"mean {pooled_mean_cos:.5f}; rel_l2 {pooled.metrics['rel_l2']:.3g}; "
+          f"within INT8 tolerances: {int8_val.validation.passed}")  # fmt: skip
+    print(f"merge-decision agreement with PyTorch fp32: INT8 {int8_val.agreement:.2%} "
+          f"(per layer {[round(a.pairs, 4) for a in int8_val.decisions]}); fp32 graph "
+          f"{fp32_val.agreement:.2%}")  # fmt: skip
+    met = {
+        "int8_merged_speedup": speedups["int8 merged"] >= TARGETS["int8_merged_speedup"],
+        "cosine": cosine >= TARGETS["cosine"],
+        "agreement": int8_val.agreement >= TARGETS["agreement"],
+    }
+    print(f"targets {TARGETS}: {met}")
+    write_json(args.json, {
+        "benchmark": {
+            "name": "bench_int8",
+            "command": " ".join(["python", "benchmarks/bench_int8.py",
+                                 *(argv if argv is not None else sys.argv[1:])]),
+            "machine": machine(), "threads": args.threads,
+            "wall_seconds": time.perf_counter() - t0,
+        },
+        "arch": args.arch, "frames": args.frames, "schedule": merged.to_dict(),
+        "merge_impl": args.merge_impl,
+        "latency": {k: stats[k] for k in order}, "speedup_vs_fp32_unmerged": speedups,
+        "quantization": quant, "tolerances": INT8_TOLERANCES.to_dict(),
+        "int8_merged": int8_val.to_dict(),
+        "fp32_merged_decisions": fp32_val.to_dict()["merge_decisions"],
+        "pooled_cosine_worst": cosine, "pooled_cosine_mean": pooled_mean_cos,
+        "targets": TARGETS, "meets": met,
+    })  # fmt: skip
+    tmp.cleanup()
+    return 0
+
+
+def _pooled_pairs(loaded, schedule, videos, graph: Path):
+    from vidtldr_deploy.validate import torch_outputs
+    from vidtldr_deploy.validate_int8 import run_with_merge_inputs
+
+    outs, _ = run_with_merge_inputs(graph, videos)
+    ref = np.concatenate([torch_outputs(loaded.model, schedule.rs, v)["pooled"] for v in videos])
+    got = np.concatenate([o["pooled"] for o in outs])
+    return ref, got
+
+
+if __name__ == "__main__":
+    sys.exit(main())
