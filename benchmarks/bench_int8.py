@@ -11,7 +11,7 @@ islands fp32): fp32 unmerged (baseline), fp32 merged, INT8 unmerged, INT8 merged
 process on the same seeded clip, interleaved (ABBA over all four), and the table gives medians and
 speedups over the fp32 unmerged median. Accuracy: pooled cosine of INT8 merged against PyTorch fp32
 merged on `--eval-clips` seeded clips (not the calibration clips), and the fraction of merge
-decisions that agree with PyTorch fp32 (vidtldr_deploy.validate_int8); the fp32 merged graph's own
+decisions that agree with PyTorch fp32 (vidtldr_deploy.validate.int8); the fp32 merged graph's own
 agreement is printed as the floor that ORT-vs-PyTorch arithmetic alone gives. Random weights and
 random calibration clips: a latency and plumbing reading, not an accuracy claim for real video.
 """
@@ -27,12 +27,14 @@ from pathlib import Path
 import numpy as np
 from _common import machine, print_table, random_model, write_json
 
-from vidtldr_deploy.compare import cosine_similarity
+from vidtldr_deploy.validate.metrics import cosine_similarity
 from vidtldr_deploy.core.schedule import resolve_schedule, unmerged_schedule
 from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
-from vidtldr_deploy.profile import Candidate, export_temp_onnx, interleaved_timing, latency_stats
-from vidtldr_deploy.validate import make_inputs
-from vidtldr_deploy.validate_int8 import INT8_TOLERANCES, validate_int8
+from vidtldr_deploy.profile.runtimes import export_temp_onnx
+from vidtldr_deploy.profile.stats import latency_stats
+from vidtldr_deploy.profile.timing import Candidate, interleaved_timing
+from vidtldr_deploy.validate.inputs import make_inputs
+from vidtldr_deploy.validate.int8 import INT8_TOLERANCES, validate_int8
 
 TARGETS = {"int8_merged_speedup": 3.5, "cosine": 0.999, "agreement": 0.99}
 
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda msg: print(f"... {msg}", file=sys.stderr, flush=True)  # noqa: E731
     loaded = random_model(args.arch, args.frames, args.seed)
     model = loaded.model
-    merged = resolve_schedule(args.schedule, model.cfg.depth, model.num_tokens, loaded.arch)
+    merged = loaded.schedule(args.schedule)
     baseline = unmerged_schedule(model.cfg.depth, model.num_tokens)
     side = model.cfg.img_size
     shape = (1, 3, args.frames, side, side)
@@ -158,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _pooled_pairs(loaded, schedule, videos, graph: Path):
-    from vidtldr_deploy.validate import torch_outputs
-    from vidtldr_deploy.validate_int8 import run_with_merge_inputs
+    from vidtldr_deploy.validate.run import torch_outputs
+    from vidtldr_deploy.validate.int8 import run_with_merge_inputs
 
     outs, _ = run_with_merge_inputs(graph, videos)
     ref = np.concatenate([torch_outputs(loaded.model, schedule.rs, v)["pooled"] for v in videos])

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from vidtldr_deploy.core.schedule import resolve_schedule
-from vidtldr_deploy.export.onnx_export import ExportSpec, export_onnx
+from vidtldr_deploy.export.metadata import ExportSpec
+from vidtldr_deploy.export.onnx_export import export_onnx
 from vidtldr_deploy.export.quantize import quantize_graph
 from vidtldr_deploy.models.source import load_source
-from vidtldr_deploy.validate import make_inputs
+from vidtldr_deploy.validate.inputs import make_inputs
 
 SCHEDULE = "0.25x2"
 
@@ -18,7 +19,7 @@ SCHEDULE = "0.25x2"
 def demo():
     loaded = load_source("demo")
     model = loaded.model
-    schedule = resolve_schedule(SCHEDULE, model.cfg.depth, model.num_tokens, loaded.arch)
+    schedule = loaded.schedule(SCHEDULE)
     return loaded, schedule
 
 

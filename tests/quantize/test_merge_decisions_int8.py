@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidtldr_deploy.validate_int8 import decision_agreement, merge_decisions, overall_agreement
+from vidtldr_deploy.validate.int8 import decision_agreement, merge_decisions, overall_agreement
 
 
 def _states(seed: int, n: int = 32, c: int = 8, rs=(8, 4)):

@@ -23,7 +23,7 @@ from vidtldr_deploy.export.quantize import (
     quantize_graph,
     weight_nodes,
 )
-from vidtldr_deploy.validate import make_inputs
+from vidtldr_deploy.validate.inputs import make_inputs
 
 
 def _count(model: onnx.ModelProto, op: str) -> int:
@@ -103,7 +103,7 @@ def test_walker_finds_a_quantized_island(exported, calibration_clips, tmp_path):
 
 
 def test_outputs_within_int8_tolerances(quantized, demo, demo_shape):
-    from vidtldr_deploy.validate_int8 import MIN_DECISION_AGREEMENT, validate_int8
+    from vidtldr_deploy.validate.int8 import MIN_DECISION_AGREEMENT, validate_int8
 
     _, _, out, _ = quantized
     loaded, schedule = demo

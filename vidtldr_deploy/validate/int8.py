@@ -24,14 +24,15 @@ import numpy as np
 import onnx
 import torch
 
-from vidtldr_deploy.compare import Tolerances
+from vidtldr_deploy.validate.tolerances import Tolerances
 from vidtldr_deploy.core.merge import plan_merge
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.export.merge_islands import DOMAIN, island_nodes
 from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.models.vit import MergeViT
-from vidtldr_deploy.validate import ValidationResult, validate_runner
+from vidtldr_deploy.validate.result import ValidationResult
+from vidtldr_deploy.validate.run import validate_runner
 
 # Proposed INT8 bounds on the gating outputs (pooled / logits) against PyTorch fp32 merged. Measured
 # (pooled, worst clip): tiny demo UMT 0.25x2, 8 clips: cosine 0.9958, rel_l2 4.9e-2, max_abs 0.23,
@@ -175,7 +176,7 @@ def run_with_merge_inputs(
 ) -> tuple[list[dict[str, np.ndarray]], list[list[np.ndarray]]]:
     """Run the graph on each clip batch in ONNX Runtime (CPU) with the merge islands' incoming
     hidden states as extra outputs: (graph outputs per clip, hidden states per clip)."""
-    from vidtldr_deploy.backends.onnxruntime import OnnxRuntimeRunner
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
     model = onnx.load(str(onnx_path))
     names = [o.name for o in model.graph.output]
