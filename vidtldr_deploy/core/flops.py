@@ -22,12 +22,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from vidtldr_deploy.core.schedule import MergeSchedule
 
-if TYPE_CHECKING:  # core never imports models at runtime
-    from vidtldr_deploy.models.vit import ViTConfig
+
+
+class ViTGeometry(Protocol):
+    """What the counts read of a model configuration (models.vit.ViTConfig has it): core knows
+    no model classes."""
+
+    img_size: int
+    patch_size: int
+    tubelet: int
+    embed_dim: int
+    depth: int
+    heads: int
+    mlp_ratio: float
+    final_norm: bool
+    pool_norm: bool
+    num_classes: int
 
 LAYER_NORM = 5  # fvcore: 5 FLOPs per element for an affine norm
 
@@ -133,14 +147,14 @@ class FlopsReport:
         }
 
 
-def token_count(cfg: "ViTConfig", frames: int) -> int:
+def token_count(cfg: ViTGeometry, frames: int) -> int:
     """Tokens entering the first block: patches per frame x time steps (+1 for a class token)."""
     grid = cfg.img_size // cfg.patch_size
     return (frames // cfg.tubelet) * grid * grid + int(bool(getattr(cfg, "class_token", False)))
 
 
 def _table(
-    cfg: "ViTConfig", frames: int, schedule: MergeSchedule | Sequence[int] | None
+    cfg: ViTGeometry, frames: int, schedule: MergeSchedule | Sequence[int] | None
 ) -> list[tuple[int, int]]:
     """(tokens_in, r) per layer from a resolved schedule or a list of resolved counts r."""
     n = token_count(cfg, frames)
@@ -192,7 +206,7 @@ def block_flops(
 
 
 def model_flops(
-    cfg: "ViTConfig",
+    cfg: ViTGeometry,
     frames: int,
     schedule: MergeSchedule | Sequence[int] | None = None,
     batch: int = 1,
@@ -218,7 +232,7 @@ def model_flops(
 
 
 def count_flops(
-    cfg: "ViTConfig",
+    cfg: ViTGeometry,
     frames: int,
     schedule: MergeSchedule | Sequence[int] | None,
     batch: int = 1,

@@ -1,4 +1,6 @@
-"""Architectures by name (timm-style): each family module registers its configurations here."""
+"""Architectures by name (timm-style): the registry imports no family; each family module registers
+its configurations here when it is imported, and models/__init__.py imports the families, so any
+import of the registry finds them registered."""
 
 from __future__ import annotations
 
@@ -51,13 +53,7 @@ def register(arch: Architecture) -> Architecture:
     return arch
 
 
-def _ensure_families() -> None:
-    # Importing a family module registers its architectures.
-    from vidtldr_deploy.models import umt, videomae  # noqa: F401
-
-
 def get_architecture(name: str) -> Architecture:
-    _ensure_families()
     if name not in _REGISTRY:
         raise VidTLDRError(
             f"unknown architecture {name!r}: choose one of {', '.join(sorted(_REGISTRY))}"
@@ -66,5 +62,4 @@ def get_architecture(name: str) -> Architecture:
 
 
 def list_architectures() -> list[Architecture]:
-    _ensure_families()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
