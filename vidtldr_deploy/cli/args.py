@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -20,7 +20,7 @@ Schedule = Annotated[Optional[str], typer.Option("--schedule", "-s", help="Merge
 Batch = Annotated[Optional[int], typer.Option("--batch", "-b", help="Static batch size.")]
 
 # Inputs for validation and profiling
-Inputs = Annotated[Optional[Path], typer.Option("--inputs", help="Clips as .npy (one batch) or .npz (one batch per array) instead of seeded random clips.")]
+Inputs = Annotated[Optional[List[Path]], typer.Option("--inputs", "--clips", help="Real clips instead of seeded random ones: video files (mp4, mkv, avi, webm, mov), folders of them, or .npy/.npz arrays of preprocessed clips; repeat the flag for several.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for random clips (and for demo weights).")]
 NumInputs = Annotated[int, typer.Option("--num-inputs", help="How many random clip batches to compare.")]
 Report = Annotated[Optional[Path], typer.Option("--report", help="Write the report as JSON here (and Markdown beside it, .md).")]

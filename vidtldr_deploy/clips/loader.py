@@ -79,7 +79,7 @@ def load_clips(
     hits = 0
     for done, source in enumerate(sources, 1):
         try:
-            loaded, hit = _load_source(source, recipe, frames, shape, cache_dir)
+            loaded, hit = _load_source(source, recipe, frames, shape, cache_dir, batch)
         except VidTLDRError as err:
             if not skip_bad:
                 raise
@@ -103,10 +103,11 @@ def _load_source(
     frames: int,
     shape: tuple[int, int, int, int],
     cache_dir: str | Path | None,
+    batch: int | None = None,
 ) -> tuple[list[np.ndarray], int]:
     """The clips of one source, and 1 if it came from the cache."""
     if source.kind == "array":
-        return array_clips(source, shape), 0
+        return array_clips(source, shape, batch), 0
     if cache_dir is None:
         return [load_video_clip(source.path, recipe, frames)], 0
     key = cache_key(file_sha256(source.path), recipe, frames)

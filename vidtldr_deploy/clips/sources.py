@@ -100,7 +100,9 @@ def read_array(source: ClipSource) -> np.ndarray:
         raise VidTLDRError(f"{source.name} is not a readable .npy/.npz array: {err}") from err
 
 
-def array_clips(source: ClipSource, shape: tuple[int, int, int, int]) -> list[np.ndarray]:
+def array_clips(
+    source: ClipSource, shape: tuple[int, int, int, int], batch: int | None = None
+) -> list[np.ndarray]:
     """The clips of an array source: a batch (n, *shape) gives n clips, a single clip `shape`
     one; float32, as the graph takes them. Arrays are used as they are (already preprocessed)."""
     arr = read_array(source)
@@ -109,6 +111,6 @@ def array_clips(source: ClipSource, shape: tuple[int, int, int, int]) -> list[np
     if arr.ndim != 5 or tuple(arr.shape[1:]) != tuple(shape):
         raise VidTLDRError(
             f"{source.name}: clips of shape {tuple(arr.shape)}, but the model takes "
-            f"(batch, {', '.join(map(str, shape))})"
+            f"({batch if batch else 'batch'}, {', '.join(map(str, shape))})"
         )
     return [np.ascontiguousarray(clip, dtype=np.float32) for clip in arr]

@@ -25,7 +25,7 @@ from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_so
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
 from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
-from vidtldr_deploy.validate.inputs import make_inputs
+from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.run import validate_runner
 from vidtldr_deploy.validate.tolerances import Tolerances
@@ -75,7 +75,7 @@ class ExportRequest:
     graph_tolerances: Tolerances  # ONNX Runtime runs the fp32 graph, whatever the engine's precision
     engine_tolerances: Tolerances
     validate: bool = True
-    inputs: Path | None = None
+    inputs: list[Path] | None = None
     seed: int = 0
     num_inputs: int = 2
     report: Path | None = None
@@ -108,10 +108,11 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
         check_output_path(engine_path, "-o")
     if request.report is not None:
         check_output_path(request.report, "--report")
-    if request.inputs is not None and not request.inputs.is_file():
-        raise InputError(f"--inputs {request.inputs} does not exist: give a .npy or .npz file")
+    for path in request.inputs or []:
+        if not path.exists():
+            raise InputError(f"--inputs {path} does not exist: give video files, folders of them, or .npy/.npz arrays")
     check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, "--report": request.report,
-                            "--inputs": request.inputs})  # fmt: skip
+                            **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
     spec_text = schedule_spec(cfg.schedule, request.checkpoint)
     if engine_path is not None:
         from vidtldr_deploy.runtime.tensorrt.plugins import check_engine_build
@@ -138,9 +139,12 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     resolved = loaded.schedule(spec_text)
     events.loaded(loaded, resolved, cfg.batch)
     side = model.cfg.img_size
-    clips: list[np.ndarray] = []
+    clips: InputBatches | None = None
     if request.validate:  # read before the export, so a bad file fails before minutes of work
-        clips = make_inputs((cfg.batch, 3, loaded.frames, side, side), request.seed, request.num_inputs, request.inputs)
+        clips = make_inputs(
+            (cfg.batch, 3, loaded.frames, side, side), request.seed, request.num_inputs, request.inputs,
+            arch=loaded.arch,
+        )
     spec = ExportSpec(
         arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
         merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,
@@ -152,7 +156,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     size_mb = onnx_path.stat().st_size / 2**20
     events.info(f"wrote {onnx_path} ({size_mb:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
     outcome = ExportOutcome(loaded, resolved, onnx_path)
-    label = str(request.inputs) if request.inputs else ""
+    label = clips.label if clips is not None else ""
     if request.validate:
         with events.status("validating: ONNX Runtime against PyTorch"), OnnxRuntimeRunner(onnx_path) as runner:
             outcome.validation = validate_runner(

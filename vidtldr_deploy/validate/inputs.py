@@ -1,33 +1,85 @@
-"""Clip batches for validation and profiling: seeded random clips, or arrays from .npy/.npz files."""
+"""Clip batches for validation and profiling: seeded random clips, or real clips from files (videos,
+folders of videos, .npy/.npz arrays) decoded and preprocessed the way the model's family was
+trained (vidtldr_deploy/clips), batched at the graph's static batch size."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
+
+
+@dataclass
+class InputBatches:
+    """Batches of the graph's static shape; `valid[i]` rows of batch i are real clips, the rest is
+    padding that every metric leaves out."""
+
+    batches: list[np.ndarray]
+    valid: list[int]
+    label: str
+    names: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.batches[i]
+
+    @property
+    def clip_count(self) -> int:
+        return sum(self.valid)
+
+
+def random_batches(shape: tuple[int, ...], seed: int = 0, count: int = 2) -> InputBatches:
+    gen = torch.Generator().manual_seed(seed)
+    batches = [torch.randn(shape, generator=gen).numpy() for _ in range(count)]
+    label = f"{count} seeded random clip batch{'es' if count != 1 else ''} (seed {seed})"
+    return InputBatches(batches, [shape[0]] * count, label)
+
+
+def clip_batches(
+    shape: tuple[int, ...],
+    arch: str,
+    paths: Sequence[str | Path],
+    *,
+    skip_bad: bool = False,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> InputBatches:
+    """Real clips from `paths`, preprocessed with `arch`'s family recipe at the graph's image size
+    and frame count, in batches of the graph's static batch size."""
+    from vidtldr_deploy.clips import load_clips, recipe_for
+
+    batch, _, frames, side = shape[0], shape[1], shape[2], shape[-1]
+    recipe = recipe_for(arch, image_size=side)
+    clips = load_clips(paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress)
+    return InputBatches(
+        [b.video for b in clips.batches], [b.valid for b in clips.batches], clips.label,
+        list(clips.names), clips.warnings(),
+    )  # fmt: skip
 
 
 def make_inputs(
-    shape: tuple[int, ...], seed: int = 0, count: int = 2, path: str | Path | None = None
-) -> list[np.ndarray]:
-    """Seeded random clips of `shape`, or the clips in a .npy (one batch) / .npz (one per array)."""
-    if path is None:
-        gen = torch.Generator().manual_seed(seed)
-        return [torch.randn(shape, generator=gen).numpy() for _ in range(count)]
-    path = Path(path)
-    if not path.exists():
-        raise VidTLDRError(f"input file {path} does not exist")
-    try:
-        loaded = np.load(path)
-        arrays = [loaded] if isinstance(loaded, np.ndarray) else [loaded[k] for k in loaded.files]
-    except (ValueError, OSError) as err:
-        raise VidTLDRError(f"{path} is not a readable .npy/.npz file: {err}") from err
-    for arr in arrays:
-        if tuple(arr.shape) != tuple(shape):
-            raise VidTLDRError(
-                f"{path}: clip batch of shape {tuple(arr.shape)}, but the model takes {tuple(shape)}"
-            )
-    return [a.astype(np.float32) for a in arrays]
+    shape: tuple[int, ...],
+    seed: int = 0,
+    count: int = 2,
+    path: str | Path | Sequence[str | Path] | None = None,
+    arch: str = "umt-tiny",
+) -> InputBatches:
+    """Seeded random clips of `shape`, or the clips the files at `path` hold (see clip_batches)."""
+    if not path:
+        return random_batches(shape, seed, count)
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    for p in paths:
+        if not Path(p).exists():
+            raise InputError(f"input file {p} does not exist")
+    return clip_batches(shape, arch, paths)

@@ -13,12 +13,15 @@ from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.pytorch import TorchRunner
 from vidtldr_deploy.validate.metrics import OutputComparison, compare_outputs
+from vidtldr_deploy.validate.inputs import InputBatches
 from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.tolerances import Tolerances
 
 
-def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+def _real_rows(batches: list[dict[str, np.ndarray]], valid: list[int]) -> dict[str, np.ndarray]:
+    """Outputs of every batch stacked, without the padding rows (a remainder batch is padded to the
+    graph's static batch size; padding is never part of a metric)."""
+    return {k: np.concatenate([b[k][:n] for b, n in zip(batches, valid)]) for k in batches[0]}
 
 
 def torch_outputs(model, rs: list[int], video: np.ndarray) -> dict[str, np.ndarray]:
@@ -31,7 +34,7 @@ def validate_runner(
     target: str,
     loaded: LoadedModel,
     schedule: MergeSchedule,
-    inputs: list[np.ndarray],
+    inputs: InputBatches | list[np.ndarray],
     tolerances: Tolerances,
     precision: str = "fp32",
     inputs_label: str = "",
@@ -45,10 +48,12 @@ def validate_runner(
     graph. The pooled vector and logits carry the verdict; they move only by the flip's real effect.
     """
     t0 = time.perf_counter()
-    got = _stack([runner.run(v) for v in inputs])
+    batches = list(inputs)
+    valid = inputs.valid if isinstance(inputs, InputBatches) else [len(v) for v in batches]
+    got = _real_rows([runner.run(v) for v in batches], valid)
     t1 = time.perf_counter()
-    merged = _stack([torch_outputs(loaded.model, schedule.rs, v) for v in inputs])
-    baseline = _stack([torch_outputs(loaded.model, [0] * len(schedule.rs), v) for v in inputs])
+    merged = _real_rows([torch_outputs(loaded.model, schedule.rs, v) for v in batches], valid)
+    baseline = _real_rows([torch_outputs(loaded.model, [0] * len(schedule.rs), v) for v in batches], valid)
     t2 = time.perf_counter()
     # Token outputs differ in length once merged; the pooled/logits outputs carry the comparison.
     comparable = {k: v for k, v in baseline.items() if v.shape == merged[k].shape}
@@ -60,7 +65,7 @@ def validate_runner(
         schedule=schedule.to_dict(),
         precision=precision,
         tolerances=tolerances,
-        inputs=inputs_label or f"{len(inputs)} seeded random clip batches",
+        inputs=inputs_label or getattr(inputs, "label", "") or f"{len(batches)} seeded random clip batches",
         outputs=_mark_gating(compare_outputs(merged, got, tolerances), schedule, strict_tokens),
         merge_cost=compare_outputs(comparable, {k: merged[k] for k in comparable}, None),
         seconds={"runtime": t1 - t0, "pytorch": t2 - t1},

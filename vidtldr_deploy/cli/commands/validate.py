@@ -44,11 +44,11 @@ def validate_command(
     with status("loading the graph and its PyTorch reference"):
         ref = reference_for_graph(model, checkpoint, unsafe_load, ckpt_frames)
     info(ref.loaded.description)
-    clips = make_inputs(ref.input_shape, seed, num_inputs, inputs)
+    clips = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch)
     with status("running ONNX Runtime and PyTorch"), OnnxRuntimeRunner(model) as runner:
         result = validate_runner(
             runner, str(model), ref.loaded, ref.schedule, clips, tolerances,
-            inputs_label=str(inputs) if inputs else "", strict_tokens=strict_tokens,
+            inputs_label=clips.label, strict_tokens=strict_tokens,
         )  # fmt: skip
     show_validation(result)
     write_report_files(report, result.to_dict())
