@@ -19,7 +19,7 @@ MERGE_OPS = ("Saliency", "Merge")
 INPUT_NAME = "video"
 META_PREFIX = "vidtldr."
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")  # int8: explicit Q/DQ, merge islands kept fp32
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
 

@@ -19,6 +19,8 @@ from vidtldr_deploy.clips import (
 )
 from vidtldr_deploy.errors import VidTLDRError
 
+pytestmark = pytest.mark.video
+
 N_FRAMES = 30
 
 

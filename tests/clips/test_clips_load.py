@@ -14,6 +14,8 @@ import vidtldr_deploy.clips.loader as loader
 from vidtldr_deploy.clips import ClipBatch, load_clips, make_batches, recipe_for
 from vidtldr_deploy.errors import VidTLDRError
 
+pytestmark = pytest.mark.video
+
 T, SIZE = 4, 32
 RECIPE = recipe_for("umt", image_size=SIZE)
 

@@ -42,6 +42,7 @@ def official_checkpoint(tmp_path_factory):
     return path, model.state_dict()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("merge_impl", ["onnx", "plugin"])
 def test_umt_b_export_matches_paper_model(official_checkpoint, tmp_path, merge_impl):
     path, weights = official_checkpoint

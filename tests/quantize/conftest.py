@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from vidtldr_deploy.core.schedule import resolve_schedule
-from vidtldr_deploy.export.metadata import ExportSpec
-from vidtldr_deploy.export.onnx_export import export_onnx
 from vidtldr_deploy.export.quantize import quantize_graph
-from vidtldr_deploy.models.source import load_source
 from vidtldr_deploy.validate.inputs import make_inputs
 
 SCHEDULE = "0.25x2"
 
 
 @pytest.fixture(scope="session")
-def demo():
-    loaded = load_source("demo")
-    model = loaded.model
-    schedule = loaded.schedule(SCHEDULE)
-    return loaded, schedule
+def demo(demo_source):
+    return demo_source, demo_source.schedule(SCHEDULE)
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +29,9 @@ def calibration_clips(demo_shape):
 
 
 @pytest.fixture(scope="session", params=["onnx", "plugin"])
-def exported(request, demo, tmp_path_factory):
-    loaded, schedule = demo
-    impl = request.param
-    path = tmp_path_factory.mktemp(f"int8_{impl}") / f"demo_{impl}.onnx"
-    spec = ExportSpec(arch=loaded.arch, frames=loaded.frames, batch=1, schedule=schedule,
-                      merge_impl=impl, checkpoint=loaded.label)  # fmt: skip
-    export_onnx(loaded.model, spec, path)
-    return impl, path
+def exported(request, demo_graphs):
+    """The shared demo graphs (tests/conftest.py: batch 1, schedule 0.25x2) per merge impl."""
+    return request.param, demo_graphs[request.param]
 
 
 @pytest.fixture(scope="session")

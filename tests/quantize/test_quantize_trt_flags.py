@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from vidtldr_deploy.errors import VidTLDRError
-from vidtldr_deploy.export.quantize_trt import (
+from vidtldr_deploy.runtime.tensorrt.quantized import (
     apply_build_plan,
     graph_qdq_types,
     network_creation_flags,

@@ -74,7 +74,7 @@ def emulated_kernels(tmp_path_factory: pytest.TempPathFactory) -> kernel_emulati
     return kernel_emulation.EmulatedKernels(kernel_emulation.build(tmp_path_factory.mktemp("kernels-emulated"), compiler))
 
 
-@pytest.fixture(params=["cuda", "emulated"])
+@pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "emulated"])
 def kernels(request: pytest.FixtureRequest):
     backend = request.getfixturevalue(f"{request.param}_kernels")
     if request.param == "emulated":

@@ -291,6 +291,8 @@ def _real_tensorrt_or_skip():
     return trt_env.require_tensorrt()
 
 
+@pytest.mark.tensorrt
+@pytest.mark.gpu
 @pytest.mark.parametrize("merge_impl", ["onnx", "plugin"])
 def test_real_engine_matches_pytorch(merge_impl, tmp_path):
     _real_tensorrt_or_skip()

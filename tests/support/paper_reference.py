@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 import torch
+
+from support import oracle
 import torch.nn.functional as F
 from torch import nn
 
@@ -57,19 +59,7 @@ def position_table(n_tokens: int, dim: int, steps: int, ckpt_steps: int | None) 
 
 def objective_score(attn0: torch.Tensor) -> torch.Tensor:
     """Foreground score (B, N, 1) from the size-free attention probabilities (B, H, N, N)."""
-    a = attn0.mean(dim=1)
-    plogp = torch.where(a > 0, a * torch.log(a), torch.zeros_like(a))
-    e = plogp.sum(dim=2).unsqueeze(-1)  # negative entropy per query token
-    e = e - e.amin(dim=1, keepdim=True)
-    top = e.amax(dim=1, keepdim=True)
-    flat = top <= 0  # every row equally peaked: no background evidence
-    e = e / torch.where(flat, torch.ones_like(top), top)
-    background = e < e.mean(dim=1, keepdim=True)
-    e = e - e.mean(dim=1, keepdim=True)
-    top = e.amax(dim=1, keepdim=True)
-    e = e / torch.where(top > 0, top, torch.ones_like(top))
-    e = torch.where(background, torch.zeros_like(e), e)
-    return torch.where(flat, torch.ones_like(e), e)
+    return oracle.objective_score(attn0, guard_nan=True).unsqueeze(-1)
 
 
 def merge_count(r: float, n: int) -> int:
@@ -84,36 +74,9 @@ def vid_tldr(
     """Merge r of x's N tokens: x (B, N, C), size (B, N, 1) or None, attn0 (B, H, N, N)."""
     if r <= 0:
         return x, size
-    score = objective_score(attn0)
-    with torch.no_grad():
-        length = x.norm(dim=-1, keepdim=True)
-        unit = torch.where(length > 0, x / torch.where(length > 0, length, 1.0), 0.0)
-        even, odd = unit[:, ::2], unit[:, 1::2]
-        affinity = (even @ odd.transpose(-1, -2) + 1) / 2
-        best, partner = affinity.max(dim=-1)
-        ranked = best.argsort(dim=-1, descending=True, stable=True)[..., None]
-        src_idx = ranked[:, :r]
-        keep_idx = ranked[:, r:].sort(dim=1).values
-        dst_idx = partner[..., None].gather(1, src_idx)
-        src_score = score[:, ::2].gather(1, src_idx)
-
-    def combine(t: torch.Tensor) -> torch.Tensor:
-        dtype = t.dtype
-        t = t.float()
-        src, dst = t[:, ::2], t[:, 1::2]
-        c = t.shape[-1]
-        kept = src.gather(1, keep_idx.expand(-1, -1, c))
-        moved = src.gather(1, src_idx.expand(-1, -1, c)) * src_score
-        dst = dst.scatter_reduce(1, dst_idx.expand(-1, -1, c), moved, reduce="sum")
-        return torch.cat([kept, dst], dim=1).to(dtype)
-
-    if size is None:
-        size = torch.ones_like(x[..., :1])
-    peak = size.amax(dim=1, keepdim=True)
-    x = combine(x * (size / peak))
-    size = combine(size)
-    x = x / (size / peak)
-    return x, size
+    score = oracle.objective_score(attn0, guard_nan=True)
+    x_new, size_new = oracle.merge(x, None if size is None else size[..., 0], score, r, guard_nan=True)
+    return x_new.to(x.dtype), size_new.unsqueeze(-1).to(x.dtype)
 
 
 class PaperAttention(nn.Module):

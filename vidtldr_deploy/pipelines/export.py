@@ -21,11 +21,14 @@ from vidtldr_deploy.export.config import ExportConfig
 from vidtldr_deploy.export.metadata import ExportSpec
 from vidtldr_deploy.export.onnx_export import export_onnx
 from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+from vidtldr_deploy.export.quantize import QuantizeResult
 from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
+from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
 from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
 from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
+from vidtldr_deploy.validate.int8 import Int8Validation
 from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.run import validate_runner
 from vidtldr_deploy.validate.tolerances import Tolerances
@@ -64,7 +67,8 @@ class ExportEvents:
     status: Callable[[str], contextlib.AbstractContextManager] = lambda text: contextlib.nullcontext()
     info: Callable[[str], None] = lambda text: None
     loaded: Callable[[LoadedModel, MergeSchedule, int], None] = lambda loaded, schedule, batch: None
-    validated: Callable[[ValidationResult, Path | None], None] = lambda result, report: None
+    # (result, report path, extra report fields such as INT8 merge-decision agreement)
+    validated: Callable[[ValidationResult, Path | None, dict], None] = lambda result, report, extra: None
 
 
 @dataclass
@@ -80,6 +84,7 @@ class ExportRequest:
     num_inputs: int = 2
     report: Path | None = None
     plugins: Path | None = None
+    calib: list[Path] | None = None  # INT8 calibration clips (videos, folders, arrays)
     unsafe_load: bool = False
     strict_tokens: bool = False
 
@@ -91,10 +96,12 @@ class ExportOutcome:
     onnx_path: Path
     validation: ValidationResult | None = None
     engine: EngineBuild | None = None
+    quantization: QuantizeResult | None = None
+    int8: Int8Validation | None = None
 
     @property
     def passed(self) -> bool:
-        results = [self.validation, self.engine.validation if self.engine else None]
+        results = [self.validation, self.int8, self.engine.validation if self.engine else None]
         return all(r.passed for r in results if r is not None)
 
 
@@ -151,22 +158,35 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
         checkpoint=loaded.label,
     )  # fmt: skip
     t0 = time.perf_counter()
-    with events.status(f"exporting ONNX ({cfg.merge_impl} merge)"):
-        export_onnx(model, spec, onnx_path)
+    outcome = ExportOutcome(loaded, resolved, onnx_path)
+    int8 = cfg.precision == "int8"
+    if int8:
+        with events.status(f"exporting ONNX ({cfg.merge_impl} merge) and quantizing it to INT8 Q/DQ"):
+            outcome.quantization = export_int8(spec, loaded, onnx_path, request.calib, request.seed, events.info)
+    else:
+        with events.status(f"exporting ONNX ({cfg.merge_impl} merge)"):
+            export_onnx(model, spec, onnx_path)
     size_mb = onnx_path.stat().st_size / 2**20
     events.info(f"wrote {onnx_path} ({size_mb:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
-    outcome = ExportOutcome(loaded, resolved, onnx_path)
     label = clips.label if clips is not None else ""
-    if request.validate:
+    if request.validate and int8:
+        with events.status("validating: the INT8 graph in ONNX Runtime against PyTorch fp32"):
+            outcome.int8 = validate_int8_graph(onnx_path, loaded, resolved, clips, request.graph_tolerances)
+        outcome.validation = outcome.int8.validation
+        extra = outcome.int8.to_dict()
+        events.validated(outcome.validation, request.report,
+                         {"merge_decisions": extra["merge_decisions"],
+                          "quantization": outcome.quantization.to_dict(), "passed": outcome.int8.passed})  # fmt: skip
+    elif request.validate:
         with events.status("validating: ONNX Runtime against PyTorch"), OnnxRuntimeRunner(onnx_path) as runner:
             outcome.validation = validate_runner(
                 runner, str(onnx_path), loaded, resolved, clips, request.graph_tolerances,
                 inputs_label=label, strict_tokens=request.strict_tokens,
             )  # fmt: skip
-        events.validated(outcome.validation, request.report)
+        events.validated(outcome.validation, request.report, {})
     if engine_path is None:
         return outcome
-    if outcome.validation is not None and not outcome.validation.passed:
+    if not outcome.passed:
         return outcome  # the caller says no engine was built; the graph stays for inspection
     with events.status(f"building the TensorRT engine ({cfg.precision}) and validating it"):
         outcome.engine = build_and_validate(
@@ -176,7 +196,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
         )  # fmt: skip
     events.info(f"wrote {outcome.engine.engine_path} and {outcome.engine.sidecar_path}")
     if outcome.engine.validation is not None:
-        events.validated(outcome.engine.validation, engine_report_path(request.report))
+        events.validated(outcome.engine.validation, engine_report_path(request.report), {})
     return outcome
 
 

@@ -4,7 +4,7 @@ validated against PyTorch. The work is pipelines/export.py; this module parses, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -25,7 +25,8 @@ def export_command(
     schedule: opt.Schedule = None,
     merge_impl: Annotated[Optional[str], typer.Option("--merge-impl", help="onnx: standard ops only; plugin: vidtldr Saliency/Merge nodes (TensorRT plugins) with local functions.")] = None,
     opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset (default 18).")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="Engine precision: fp32 or fp16 (saliency and merge stay fp32).")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, fp16 (engine only) or int8 (an explicit Q/DQ graph calibrated on --calib clips; saliency and merge always stay fp32).")] = None,
+    calib: Annotated[Optional[List[Path]], typer.Option("--calib", help="INT8 calibration clips: videos, folders of them, or .npy/.npz arrays (repeat the flag for several). Without it: random clips and a warning.")] = None,
     workspace: Annotated[Optional[int], typer.Option("--workspace", help="TensorRT workspace limit in MiB.")] = None,
     plugins: Annotated[Optional[Path], typer.Option("--plugins", help="libvidtldr_plugins.so for the engine build (default: $VIDTLDR_PLUGIN_DIR or plugins/build).")] = None,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip validation against PyTorch.")] = False,
@@ -55,19 +56,26 @@ def export_command(
     flags = opt.tolerance_flags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
     request = ExportRequest(
         checkpoint=checkpoint, output=output, config=cfg,
-        graph_tolerances=opt.tolerances_for("fp32", flags, cfg),
+        # ONNX Runtime runs the fp32 graph (or the INT8 one), whatever precision the engine gets.
+        graph_tolerances=opt.tolerances_for("int8" if cfg.precision == "int8" else "fp32", flags, cfg),
         engine_tolerances=opt.tolerances_for(cfg.precision, flags, cfg),
         validate=not no_validate, inputs=inputs, seed=seed, num_inputs=num_inputs, report=report,
-        plugins=plugins, unsafe_load=unsafe_load, strict_tokens=strict_tokens,
+        plugins=plugins, unsafe_load=unsafe_load, strict_tokens=strict_tokens, calib=calib,
     )  # fmt: skip
 
     def loaded(loaded_model, resolved, batch_size):
         title = f"{loaded_model.arch}, {loaded_model.frames} frames, batch {batch_size}, schedule {resolved.spec!r}"
         out.print(schedule_table(resolved.to_dict(), title))
 
-    def validated(result, report_path):
+    def validated(result, report_path, extra):
         show_validation(result)
-        write_report_files(report_path, result.to_dict())
+        if "merge_decisions" in extra:
+            agreement = extra["merge_decisions"]
+            out.print(
+                f"merge decisions agreeing with fp32: {agreement['agreement']:.1%} "
+                f"(at least {agreement['min_agreement']:.0%} required)", highlight=False,
+            )  # fmt: skip
+        write_report_files(report_path, {**result.to_dict(), **extra})
 
     events = ExportEvents(status=status, info=info, loaded=loaded, validated=validated)
     outcome = run_export(request, events)

@@ -35,6 +35,12 @@ from vidtldr_deploy.runtime.tensorrt.environment import (
     process_logger,
     require_tensorrt,
 )
+from vidtldr_deploy.runtime.tensorrt.quantized import (
+    QUANTIZED_PRECISIONS,
+    apply_build_plan,
+    graph_qdq_types,
+    quantized_build_plan,
+)
 from vidtldr_deploy.runtime.tensorrt.plugins import (
     load_plugin_library,
     plugin_library_for,
@@ -142,6 +148,13 @@ def _save_timing_cache(config, path: Path, notes: list[str]) -> None:
         notes.append(f"could not save the timing cache {path}: {err}")
 
 
+def _json_or_none(raw: str | None):
+    try:
+        return json.loads(raw) if raw else None
+    except (TypeError, json.JSONDecodeError):
+        return {"raw": str(raw)}
+
+
 def _parse_metadata_schedule(metadata: dict) -> dict | None:
     raw = metadata.get("schedule")
     if raw is None:
@@ -194,6 +207,9 @@ def build_engine(
     metadata = dict(metadata) if metadata is not None else read_metadata(model)
     onnx_sha256 = sha256_file(onnx_path)
     strongly_typed_only = is_strongly_typed_only(trt)
+    qplan = None
+    if precision in QUANTIZED_PRECISIONS:  # explicit quantization: the graph carries Q/DQ
+        qplan = quantized_build_plan(trt, precision, graph_qdq_types(model), gpu_info()["compute_capability"])
 
     # vidtldr nodes: plugins must be registered, and must be what the parser uses.
     nodes = _vidtldr_nodes(model)
@@ -225,6 +241,8 @@ def build_engine(
     logger = process_logger(trt)
     messages = logger.messages
     builder = trt.Builder(logger)
+    # fp32 and quantized graphs: strongly typed where TensorRT 10 offers it for fp32; a Q/DQ graph on
+    # TensorRT 10 builds weakly typed with only the INT8 flag, so every unquantized layer stays fp32.
     strongly_typed = strongly_typed_only or precision == "fp32"
     flags = 0
     if strongly_typed and not strongly_typed_only:
@@ -247,7 +265,11 @@ def build_engine(
     config = builder.create_builder_config()
     pinned: list[str] = []
     graph_has_half = _network_has_half(trt, network)
-    if precision == "fp16":
+    if qplan is not None:
+        apply_build_plan(trt, config, qplan)
+        for note in qplan.notes:
+            log(note)
+    elif precision == "fp16":
         if strongly_typed_only:
             if not graph_has_half:
                 raise VidTLDRError(
@@ -265,7 +287,7 @@ def build_engine(
         raise VidTLDRError(
             f"{onnx_path} carries fp16 tensors, and a strongly typed build keeps them: pass --precision fp16"
         )
-    tf32 = precision != "fp32"
+    tf32 = precision not in ("fp32", *QUANTIZED_PRECISIONS)
     if not tf32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32: validated against PyTorch fp32
     if workspace_mib is not None:
@@ -304,6 +326,8 @@ def build_engine(
         checkpoint_sha256=metadata.get("checkpoint_sha256"),
         plugin_layers=len(plugin_layers),
         build={
+            "quantization": qplan.to_dict() if qplan is not None else None,
+            "calibration": _json_or_none(metadata.get("calibration")),
             "strongly_typed": strongly_typed,
             "tf32": tf32,
             "fp32_pinned_layers": len(pinned),
