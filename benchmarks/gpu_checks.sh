@@ -1,34 +1,62 @@
 #!/usr/bin/env bash
-# The checks that need an NVIDIA GPU, in the order the open work needs them, each logged under
-# $OUT (default ./gpu-checks) with its exit code, so one short session on a lent GPU machine
-# gives every number at once. Three stages, so each fits a 10-minute command limit:
+# The checks that need an NVIDIA GPU, each logged under $OUT (default ./gpu-checks) with its exit
+# code. With no argument, one run (`quick`) of under 8 minutes does the most valuable checks first
+# and writes at most 8 files, so a single short call on a lent GPU machine gives the key numbers:
 #
+#   bash benchmarks/gpu_checks.sh           # quick: setup, build, GPU kernel tests, bench_kernels
+#                                           # (batch 1 and 8), bench_torch_gpu eager (batch 1 and 8)
 #   bash benchmarks/gpu_checks.sh kernels   # build the kernels, GPU kernel tests, bench_kernels
 #   bash benchmarks/gpu_checks.sh inspect   # Nsight Compute sections, compute-sanitizer memcheck/racecheck
 #   bash benchmarks/gpu_checks.sh models    # bench_torch_gpu (eager + compile, b1/b8), bench_merge_share
 #
-# It uses the Python packages already on the machine (no network): the package itself is installed
-# without dependencies. A step that fails is logged and the next one still runs.
+# DRY_RUN=1 prints each step's command and time limit instead of running it (checks the script
+# where there is no GPU). It uses the Python packages already on the machine (no network): the
+# package itself is installed without dependencies. A step that fails is logged and the next one
+# still runs; in `quick` every step's limit is also cut to what is left of the 8-minute budget.
 set -u
 cd "$(dirname "$0")/.."
-stage="${1:-kernels}"
+stage="${1:-quick}"
 out="${OUT:-gpu-checks}"
 mkdir -p "$out"
+[ "${DRY_RUN:-0}" = 1 ] || : >"$out/summary.txt"
 export VIDTLDR_PLUGIN_DIR="${VIDTLDR_PLUGIN_DIR:-$PWD/plugins/build-gpu}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" # works even where the editable install cannot
 
+# The whole `quick` run stays under 8 minutes: steps get at most what is left of this budget.
+budget="${GPU_CHECKS_BUDGET_S:-450}"
+dry="${DRY_RUN:-0}"
+
+# step NAME LIMIT CMD...: run CMD with a time limit, output to $out/$LOG.log (LOG defaults to NAME;
+# set LOG to group several steps in one file, which keeps `quick` at 8 files or fewer).
 step() {
     local name=$1 limit=$2
     shift 2
-    echo "== $name ($*)"
+    local log="$out/${LOG:-$name}.log"
+    if [ "$stage" = quick ]; then
+        local left=$((budget - SECONDS))
+        [ "$left" -lt "$limit" ] && limit=$left
+        if [ "$limit" -le 5 ]; then
+            echo "== $name skipped: the ${budget} s budget is spent" | tee -a "$log" "$out/summary.txt"
+            return
+        fi
+    fi
+    echo "== $name (limit ${limit} s): $*"
+    if [ "$dry" = 1 ]; then
+        return
+    fi
     local start=$SECONDS
-    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    echo "== $name: $*" >>"$log"
+    timeout "$limit" "$@" >>"$log" 2>&1
     local rc=$?
-    echo "   exit $rc after $((SECONDS - start)) s" | tee -a "$out/$name.log"
-    tail -n 30 "$out/$name.log"
+    echo "   exit $rc after $((SECONDS - start)) s" | tee -a "$log"
+    echo "$name exit $rc after $((SECONDS - start)) s" >>"$out/summary.txt"
+    tail -n 30 "$log"
 }
 
-arch() { python3 -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}{n}')"; }
+arch() {
+    [ "$dry" = 1 ] && { echo 90; return; }
+    python3 -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}{n}')"
+}
 
 # The kernel library for this GPU (kept in the ignored build folder between calls on a warm machine).
 build_kernels() {
@@ -46,11 +74,21 @@ build_kernels() {
 }
 
 case "$stage" in
+quick)
+    # Most valuable first: a broken build or failing kernel test makes the benchmarks moot.
+    LOG=setup step machine 45 sh -c 'nvidia-smi; nvcc --version; cmake --version; python3 -c "import sys, torch; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
+    LOG=setup step install 90 python3 -m pip install --no-deps --no-build-isolation -q -e .
+    build_kernels force
+    step kernel_tests 150 python3 -m pytest -q -p no:cacheprovider -ra tests/runtime/test_kernels.py
+    step bench_kernels 90 python3 benchmarks/bench_kernels.py --batch 1 8 --json "$out/bench_kernels.json"
+    step bench_torch_gpu 150 python3 benchmarks/bench_torch_gpu.py --batches 1 8 --modes eager \
+        --iterations 50 --warmup 10 --json "$out/bench_torch_gpu.json"
+    ;;
 kernels)
     step machine 60 sh -c 'nvidia-smi; nvcc --version; cmake --version; python3 -c "import sys, torch; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
     step install 120 python3 -m pip install --no-deps --no-build-isolation -q -e .
     build_kernels force
-    step kernel_tests 300 python3 -m pytest -q -p no:cacheprovider -ra tests/test_kernels.py
+    step kernel_tests 300 python3 -m pytest -q -p no:cacheprovider -ra tests/runtime/test_kernels.py
     step bench_kernels 240 python3 benchmarks/bench_kernels.py --batch 1 8 --json "$out/bench_kernels.json"
     ;;
 inspect)
@@ -95,7 +133,7 @@ models)
     step bench_merge_share 150 python3 benchmarks/bench_merge_share.py --batches 1 8 --json "$out/bench_merge_share.json"
     ;;
 *)
-    echo "usage: bash benchmarks/gpu_checks.sh kernels|inspect|models" >&2
+    echo "usage: bash benchmarks/gpu_checks.sh [quick|kernels|inspect|models]" >&2
     exit 2
     ;;
 esac

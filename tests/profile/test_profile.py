@@ -281,3 +281,94 @@ def test_profile_exported_graph_rebuilds_from_metadata(tmp_path):
     assert "breakdown" not in data["merged"]
     res = runner.invoke(app, ["profile", str(graph), "--batch", "1", *FAST])
     assert res.exit_code != 0 and "static batch of 2" in res.output
+
+
+# ------------------------------------------------------------------ warnings, --duration, --threads, logs
+
+
+def test_timing_warnings_name_the_unstable_model():
+    from vidtldr_deploy.profile.warnings import gain_warnings, timing_warnings
+
+    steady, noisy = [10.0, 10.1, 9.9, 10.0], [5.0, 15.0, 5.0, 15.0]
+    out = timing_warnings({"merged": noisy, "baseline": steady})
+    assert len(out) == 1 and "merged" in out[0] and "--iterations" in out[0]
+    assert timing_warnings({"merged": steady, "baseline": steady}) == []
+    assert any("ideal speedup" in w for w in gain_warnings(1.05, 1.2, 5000))
+    assert any("too small to gain" in w for w in gain_warnings(2.0, 0.9, 64))
+    assert gain_warnings(1.7, 0.9, 2352) == []  # a real-size model that is slower is a finding
+
+
+def test_duration_runs_at_least_iterations_then_until_the_time_is_spent():
+    import time
+
+    calls: list[str] = []
+    cands = [Candidate("merged", lambda: (calls.append("m"), time.sleep(0.002))),
+             Candidate("baseline", lambda: calls.append("b"))]  # fmt: skip
+    times = interleaved_timing(cands, iterations=2, warmup=0, duration=0.05)
+    assert len(times["merged"]) == len(times["baseline"]) > 2
+    assert len(times["merged"]) % 2 == 0  # whole ABBA pairs
+    assert sum(times["merged"]) + sum(times["baseline"]) >= 0.04
+    many = interleaved_timing(cands, iterations=6, warmup=0, duration=1e-6)
+    assert len(many["merged"]) == 6  # at least --iterations
+    with pytest.raises(Exception, match="--duration"):
+        interleaved_timing(cands, iterations=1, warmup=0, duration=0)
+
+
+def test_progress_off_a_terminal_prints_periodic_lines(monkeypatch):
+    from vidtldr_deploy.cli import console as con
+
+    printed: list[str] = []
+    monkeypatch.setattr(con, "info", printed.append)
+    monkeypatch.setattr(type(con.console), "is_terminal", property(lambda self: False))
+
+    class FakeProgress:
+        def add_task(self, description, total):
+            return 1
+
+        def advance(self, task):
+            pass
+
+        def remove_task(self, task):
+            pass
+
+    now = [0.0]
+    phase = con.rich_progress_callback(FakeProgress(), clock=lambda: now[0])
+    advance = phase("timing (interleaved)", 100)
+    for _ in range(100):
+        now[0] += 0.5  # 50 s in all: a line every 10 s, no more
+        advance()
+    assert printed[0] == "timing (interleaved) (100 steps)"
+    assert 4 <= len(printed) - 1 <= 5 and "40/100" in printed[2]
+
+
+def test_profile_threads_duration_and_warnings_in_the_report(tmp_path):
+    report = tmp_path / "t.json"
+    res = runner.invoke(app, ["profile", "demo", "--runtime", "onnxruntime", "--no-layers", *FAST,
+                              "--threads", "1", "--duration", "0.2", "--report", str(report)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(report.read_text())
+    assert data["environment"]["threads"] == 1 and data["environment"]["torch_threads"] == 1
+    assert data["environment"]["onnxruntime_intra_op_threads"] == 1
+    assert data["duration_s"] == 0.2 and data["merged"]["iterations"] >= 4
+    assert data["iterations"] == data["merged"]["iterations"]
+    # the demo (64 tokens) is too small to gain: said on the console and in the report
+    assert isinstance(data["warnings"], list)
+    if data["speedup"] <= 1.0:
+        assert any("too small to gain" in w for w in data["warnings"])
+    for w in data["warnings"]:
+        assert w.split(":")[0] in " ".join(res.output.split())
+    md = report.with_suffix(".md").read_text()
+    for text in ("ideal from FLOPs", "% of ideal", "merge impl", "iterations", "## Environment",
+                 "onnxruntime_intra_op_threads", "## Latency", "schedule `0.25x2`"):  # fmt: skip
+        assert text in md, text
+    if data["warnings"]:
+        assert "## Warnings" in md
+
+
+def test_profile_markdown_holds_the_breakdown_table(tmp_path):
+    report = tmp_path / "b.json"
+    res = runner.invoke(app, ["profile", "demo", *FAST, "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    assert "schedule '0.25x2'" in res.output  # the demo says which schedule it used
+    md = report.with_suffix(".md").read_text()
+    assert "## Where the time goes" in md and "| saliency |" in md and "## Per layer" in md

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 import sys
+import time
 import traceback
 
 import typer
@@ -65,18 +66,35 @@ def guarded(fn):
     return wrapper
 
 
-def rich_progress_callback(progress):
+HEARTBEAT_S = 10.0  # off a terminal, a running phase prints a plain line at most this often
+
+
+def rich_progress_callback(progress, clock=time.monotonic):
     """A library progress callback backed by one rich Progress: one bar per phase. Off a terminal
-    each phase is also printed as one line, so logs show what ran."""
+    (CI logs) each phase is also printed as one line, and a long phase prints where it stands at
+    most every HEARTBEAT_S seconds, so a log never sits silent for minutes."""
     state = {"task": None}
 
     def phase(description: str, total: int):
         if state["task"] is not None:
             progress.remove_task(state["task"])
-        if not console.is_terminal:
+        plain = not console.is_terminal
+        if plain:
             info(f"{description} ({total} steps)")
         state["task"] = progress.add_task(description, total=total)
         task = state["task"]
-        return lambda: progress.advance(task)
+        started = last = clock()
+        done = 0
+
+        def advance() -> None:
+            nonlocal last, done
+            progress.advance(task)
+            done += 1
+            now = clock()
+            if plain and now - last >= HEARTBEAT_S:
+                last = now
+                info(f"  {description}: {done}/{total} steps, {now - started:.0f} s")
+
+        return advance
 
     return phase

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from vidtldr_deploy import __version__
+from vidtldr_deploy.cli.args import APP_SETTINGS
 from vidtldr_deploy.cli.commands import COMMANDS
 from vidtldr_deploy.cli.console import DEBUG_ENV
 
@@ -18,9 +19,7 @@ app = typer.Typer(
     name="vidtldr",
     help="vid-TLDR token merging for video transformers: schedule, export to ONNX/TensorRT, validate, profile.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **APP_SETTINGS,
 )
 
 
@@ -62,4 +61,7 @@ def export_main() -> None:
     from vidtldr_deploy.cli.commands.export import export_app
 
     signal.signal(signal.SIGTERM, _terminate)
+    if sys.argv[1:] == ["--version"]:  # a one-command app has no group callback to take it
+        print(f"vidtldr-deploy {__version__}")
+        return
     export_app(args=sys.argv[1:], prog_name="vidtldr-export")

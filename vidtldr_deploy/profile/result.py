@@ -55,6 +55,8 @@ class ProfileResult:
     toolkit_version: str
     extra: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # profile/warnings.py: read before trusting
+    duration_s: float | None = None  # --duration: time-boxed timing (at least `iterations`)
 
     @property
     def speedup(self) -> float:
@@ -82,6 +84,7 @@ class ProfileResult:
             "input_shape": self.input_shape,
             "iterations": self.iterations,
             "warmup": self.warmup,
+            "duration_s": self.duration_s,
             "timing": TIMING,
             "inputs": self.inputs,
             "merged": self.merged.to_dict(),
@@ -98,6 +101,7 @@ class ProfileResult:
             "environment": self.environment,
         }
         report.update(self.extra)
+        report["warnings"] = list(self.warnings)
         if self.notes:
             report["notes"] = self.notes
         return report

@@ -9,7 +9,9 @@ so instrumentation never touches the latency numbers.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from vidtldr_deploy.profile.result import ModelLatency, ProfileResult
 from vidtldr_deploy.profile.runtimes import OPENERS, unmerged_like, merge_impl_for
 from vidtldr_deploy.profile.stats import latency_stats
 from vidtldr_deploy.profile.timing import Candidate, PhaseCallback, interleaved_timing, no_progress
+from vidtldr_deploy.profile.warnings import gain_warnings, timing_warnings
 from vidtldr_deploy.runtime.devices import check_device, environment
 
 MODELS = ("merged", "baseline")  # measured in this order on even iterations, reversed on odd ones
@@ -43,6 +46,8 @@ class ProfileSettings:
     layers: bool = True  # the per-layer pass after timing
     layer_iterations: int = 3
     seed: int = 0
+    duration: float | None = None  # seconds of timing at least (trtexec --duration); None: off
+    threads: int | None = None  # torch intra-op threads and ORT intra_op_num_threads; None: default
 
     def resolved_merge_impl(self) -> MergeImpl:
         return merge_impl_for(self.runtime, self.merge_impl)
@@ -63,6 +68,10 @@ class ProfileSettings:
             raise InputError(f"--iterations must be at least 1, got {self.iterations}")
         if self.warmup < 0:
             raise InputError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.duration is not None and self.duration <= 0:
+            raise InputError(f"--duration must be positive seconds, got {self.duration}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {self.threads}")
         check_device(self.runtime, self.device)
         self.resolved_merge_impl()
 
@@ -80,6 +89,27 @@ class ProfileInputs:
     extra: dict = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch.set_num_threads for the block, restored after it (a library must not leave the
+    process changed); None leaves torch's default."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _environment(settings: ProfileSettings) -> dict:
+    env = environment(settings.device)
+    env["threads"] = settings.threads  # None: each runtime's default
+    if settings.runtime == "onnxruntime":
+        env["onnxruntime_intra_op_threads"] = settings.threads or "default"
+    return env
+
+
 def run_profile(
     inputs: ProfileInputs, settings: ProfileSettings, progress: PhaseCallback = no_progress
 ) -> ProfileResult:
@@ -95,7 +125,7 @@ def run_profile(
     breakdown: dict = {"merged": None, "baseline": None}
     notes: list[str] = []
 
-    with tempfile.TemporaryDirectory(prefix="vidtldr-profile-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vidtldr-profile-") as tmp, torch_threads(settings.threads):
         workdir = Path(tmp)
         runners = OPENERS[settings.runtime](inputs, settings, impl, workdir, progress)
         try:
@@ -104,7 +134,8 @@ def run_profile(
                           runners[label].after_timed, runners[label].peak_memory_mb)
                 for label in MODELS
             ]  # fmt: skip
-            times = interleaved_timing(cands, settings.iterations, settings.warmup, progress)
+            times = interleaved_timing(cands, settings.iterations, settings.warmup, progress,
+                                       settings.duration)  # fmt: skip
             if settings.layers:
                 advance = progress("per-layer pass", len(MODELS))
                 for label in MODELS:
@@ -118,6 +149,7 @@ def run_profile(
         finally:
             for runner in runners.values():
                 runner.close()
+        env = _environment(settings)  # inside the block: the thread count the timing ran with
 
     flops = count_flops(loaded.model.cfg, loaded.frames, schedule, settings.batch)
     latencies = {}
@@ -129,6 +161,10 @@ def run_profile(
             rss_delta_mb=c.rss_delta_mb if settings.device == "cpu" else None,
             breakdown=breakdown[c.label],
         )
+    speedup = latencies["baseline"].median_ms / latencies["merged"].median_ms
+    tokens = schedule.layers[0].tokens_in if schedule.layers else 0
+    warnings = timing_warnings({k: v.samples_ms for k, v in latencies.items()})
+    warnings += gain_warnings(flops.speedup, speedup, tokens)
     if impl is MergeImpl.CUSTOM and settings.runtime == "torch":
         from vidtldr_deploy.runtime import torch_cuda_ops
 
@@ -145,15 +181,17 @@ def run_profile(
         merge_impl=impl.model_name if settings.runtime == "torch" else impl.export_name,
         compile=settings.compile,
         input_shape=list(shape),
-        iterations=settings.iterations,
+        iterations=min(len(times["merged"]), len(times["baseline"])),
         warmup=settings.warmup,
+        duration_s=settings.duration,
         inputs=f"one seeded random clip batch (seed {settings.seed})",
         merged=latencies["merged"],
         baseline=latencies["baseline"],
         flops=flops,
         schedule=schedule.to_dict(),
-        environment=environment(settings.device),
+        environment=env,
         extra=dict(inputs.extra),
         notes=sorted(set(notes)),
+        warnings=warnings,
         toolkit_version=__version__,
     )

@@ -72,8 +72,8 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
         inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD, workdir / "baseline.onnx"
     )
     done()
-    return {"merged": OnnxRuntimeRunner(merged, settings.device),
-            "baseline": OnnxRuntimeRunner(baseline, settings.device)}  # fmt: skip
+    return {"merged": OnnxRuntimeRunner(merged, settings.device, threads=settings.threads),
+            "baseline": OnnxRuntimeRunner(baseline, settings.device, threads=settings.threads)}  # fmt: skip
 
 
 def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:

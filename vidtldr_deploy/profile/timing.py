@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from vidtldr_deploy.errors import InputError
 
+
 @dataclass
 class Candidate:
     """One model to time: `step` runs one batch to completion (synchronised)."""
@@ -40,22 +41,41 @@ def rss_bytes() -> int | None:
         return None
 
 
+def _timed_iteration(candidates: Sequence[Candidate], i: int, times: dict[str, list[float]],
+                     advance: Advance) -> None:
+    order = candidates if i % 2 == 0 else list(reversed(candidates))
+    for c in order:
+        if c.before:
+            c.before()
+        t0 = time.perf_counter()
+        c.step()
+        times[c.label].append(time.perf_counter() - t0)
+        if c.after:
+            c.after()
+        advance()
+
+
 def interleaved_timing(
     candidates: Sequence[Candidate],
     iterations: int,
     warmup: int,
     progress: PhaseCallback = no_progress,
+    duration: float | None = None,
 ) -> dict[str, list[float]]:
     """Warm each candidate up, then time them interleaved: iteration i runs every candidate once,
     in order on even i and reversed on odd i (ABBA), so slow drift and order effects cancel.
 
-    Returns the wall times in seconds per label. The RSS growth over each candidate's first
-    warm-up call is stored on it as `rss_delta_mb` (where RSS can be read).
+    With `duration` (seconds), timing is time-boxed as trtexec's --duration: at least `iterations`
+    iterations, then more until `duration` seconds of timing have passed (whole ABBA pairs, so
+    both orders stay balanced). Returns the wall times in seconds per label. The RSS growth over
+    each candidate's first warm-up call is stored on it as `rss_delta_mb` (where RSS can be read).
     """
     if iterations < 1:
         raise InputError(f"--iterations must be at least 1, got {iterations}")
     if warmup < 0:
         raise InputError(f"--warmup must be >= 0, got {warmup}")
+    if duration is not None and duration <= 0:
+        raise InputError(f"--duration must be positive seconds, got {duration}")
     advance = progress("warm-up", max(1, warmup) * len(candidates))
     for c in candidates:
         before = rss_bytes()
@@ -66,16 +86,11 @@ def interleaved_timing(
                 c.rss_delta_mb = None if now is None else (now - before) / 2**20
             advance()
     times: dict[str, list[float]] = {c.label: [] for c in candidates}
-    advance = progress("timing (interleaved)", iterations * len(candidates))
-    for i in range(iterations):
-        order = candidates if i % 2 == 0 else list(reversed(candidates))
-        for c in order:
-            if c.before:
-                c.before()
-            t0 = time.perf_counter()
-            c.step()
-            times[c.label].append(time.perf_counter() - t0)
-            if c.after:
-                c.after()
-            advance()
+    what = "timing (interleaved)" if duration is None else f"timing (interleaved, >= {duration:g} s)"
+    advance = progress(what, iterations * len(candidates))
+    start = time.perf_counter()
+    i = 0
+    while i < iterations or (duration is not None and (time.perf_counter() - start < duration or i % 2)):
+        _timed_iteration(candidates, i, times, advance)
+        i += 1
     return times

@@ -1,55 +1,95 @@
-"""Markdown renderings of reports: what the console shows, for files and pull requests."""
+"""Markdown renderings of reports: what the console shows, for files and pull requests. Every
+table comes from the same cells as the console's (report/cells.py)."""
 
 from __future__ import annotations
 
-from vidtldr_deploy.report.cells import SCHEDULE_HEADERS, comparison_grid, fmt, schedule_rows
+from vidtldr_deploy.report.cells import (
+    SCHEDULE_HEADERS,
+    comparison_grid,
+    comparison_notes,
+    environment_rows,
+    fmt,
+    latency_grid,
+    layer_grid,
+    parts_grid,
+    run_facts,
+    schedule_rows,
+    summary_text,
+    tolerance_text,
+)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = ["| " + " | ".join(map(_cell, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
 def _md_comparison(rows: list[dict], verdict: bool) -> str:
-    return _md_table(*comparison_grid(rows, verdict, rich=False))
+    notes = [f"- {n}" for n in comparison_notes(rows)] if verdict else []
+    table = _md_table(*comparison_grid(rows, verdict, rich=False))
+    return table + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
-def _md_latency(report: dict) -> str:
-    stats = ["mean", "median", "p90", "p99", "min", "max"]
-    rows = []
-    for key in ("baseline", "merged"):
-        if key in report:
-            lat = report[key]["latency_ms"]
-            rows.append([key] + [fmt(lat[s]) for s in stats] + [fmt(report[key]["throughput"])])
-    return _md_table(["model", *[f"{s} ms" for s in stats], "clips/s"], rows)
-
-
-def to_markdown(report: dict) -> str:
-    """Render any report this toolkit writes (validation, profile, schedule) as Markdown."""
-    kind = report.get("kind", "report")
-    parts = [f"# vidtldr {kind} report\n"]
+def _facts(report: dict) -> list[str]:
+    parts = []
     for key in ("target", "runtime", "device", "arch", "source", "precision", "inputs"):
         if report.get(key):
             parts.append(f"- **{key}**: {report[key]}")
     if "passed" in report:
         parts.append(f"- **result**: {'PASS' if report['passed'] else 'FAIL'}")
-    if "speedup" in report:
+    if "tolerances" in report:
+        parts.append(f"- **tolerances**: {tolerance_text(report['tolerances'])}")
+    return parts
+
+
+def _profile_sections(report: dict) -> list[str]:
+    parts = [f"- **{k}**: {v}" for k, v in run_facts(report) if k != "inputs"]
+    parts += [f"- **summary**: {summary_text(report)}", "", "## Latency\n", _md_table(*latency_grid(report))]
+    if report["merged"].get("breakdown") and report["baseline"].get("breakdown"):
+        if report["merged"]["breakdown"].get("layers"):
+            parts += ["## Per layer (ms per batch)\n", _md_table(*layer_grid(report))]
+        parts += ["## Where the time goes (separate instrumented pass)\n", _md_table(*parts_grid(report))]
+    return parts
+
+
+def _warnings(report: dict) -> list[str]:
+    if not report.get("warnings"):
+        return []
+    return ["## Warnings\n", *[f"- {w}" for w in report["warnings"]], ""]
+
+
+def to_markdown(report: dict) -> str:
+    """Render any report this toolkit writes (validation, profile, schedule, ...) as Markdown."""
+    kind = report.get("kind", "report")
+    parts = [f"# vidtldr {kind} report\n", *_facts(report)]
+    is_profile = "baseline" in report and "latency_ms" in report.get("baseline", {})
+    if is_profile:
+        parts += _profile_sections(report)
+    elif "speedup" in report:
         parts.append(f"- **speedup** (merged vs unmerged, median): {report['speedup']:.3f}x")
     parts.append("")
+    parts += _warnings(report)
     if "outputs" in report:
         parts += ["## Outputs against PyTorch (same schedule)\n", _md_comparison(report["outputs"], True)]
     if report.get("merge_cost"):
         parts += ["## Cost of merging (unmerged against merged PyTorch; not an error)\n",
                   _md_comparison(report["merge_cost"], False)]  # fmt: skip
-    if "baseline" in report and "latency_ms" in report.get("baseline", {}):
-        parts += ["## Latency\n", _md_latency(report)]
     if "flops" in report:
         f = report["flops"]
         parts += ["## FLOPs (multiply-adds, fvcore convention)\n",
                   _md_table(["model", "GFLOPs"], [["baseline", fmt(f["baseline"] / 1e9)],
-                                                  ["merged", fmt(f["merged"] / 1e9)]])]  # fmt: skip
+                                                  ["merged", fmt(f["merged"] / 1e9)]]),
+                  f"Ideal speedup from FLOPs: {f['ideal_speedup']:.2f}x\n"]  # fmt: skip
     if "schedule" in report:
         parts += [f"## Merge schedule `{report['schedule']['spec']}`\n",
                   _md_table(SCHEDULE_HEADERS, schedule_rows(report["schedule"]))]  # fmt: skip
+    if "rows" in report and "headers" in report:  # generic tables (archs)
+        parts += [_md_table(report["headers"], report["rows"])]
+    if report.get("environment"):
+        parts += ["## Environment\n", _md_table(["", "value"], environment_rows(report))]
     return "\n".join(parts) + "\n"

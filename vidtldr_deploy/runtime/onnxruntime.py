@@ -20,7 +20,10 @@ DEVICE_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProv
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str = "cpu", profile_prefix: str | None = None):
+    def __init__(
+        self, path: str | Path, device: str = "cpu", profile_prefix: str | None = None,
+        threads: int | None = None,
+    ):  # fmt: skip
         import onnxruntime as ort
 
         if device not in DEVICE_PROVIDERS:
@@ -34,6 +37,8 @@ class OnnxRuntimeRunner(Runner):
             )
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads is not None:  # None: ORT's default (one thread per physical core)
+            options.intra_op_num_threads = threads
         if profile_prefix:
             options.enable_profiling = True
             options.profile_file_prefix = profile_prefix

@@ -39,6 +39,7 @@ def validate_runner(
     precision: str = "fp32",
     inputs_label: str = "",
     strict_tokens: bool = False,
+    keep: dict | None = None,
 ) -> ValidationResult:
     """Run `inputs` through the runner and through PyTorch (merged and unmerged) and compare.
 
@@ -46,6 +47,10 @@ def validate_runner(
     `strict_tokens`: when two runtimes merge a different token at a near-tie, every kept token
     after it shifts by one row, so a row-aligned comparison reports a large error for a correct
     graph. The pooled vector and logits carry the verdict; they move only by the flip's real effect.
+
+    `keep`, when given, receives the outputs by name, batches concatenated in input order:
+    keep["runtime"] (the runner's) and keep["reference"] (PyTorch, same schedule), for
+    `--save-outputs`.
     """
     t0 = time.perf_counter()
     batches = list(inputs)
@@ -55,6 +60,8 @@ def validate_runner(
     merged = _real_rows([torch_outputs(loaded.model, schedule.rs, v) for v in batches], valid)
     baseline = _real_rows([torch_outputs(loaded.model, [0] * len(schedule.rs), v) for v in batches], valid)
     t2 = time.perf_counter()
+    if keep is not None:
+        keep.update(runtime=got, reference=merged)
     # Token outputs differ in length once merged; the pooled/logits outputs carry the comparison.
     comparable = {k: v for k, v in baseline.items() if v.shape == merged[k].shape}
     return ValidationResult(

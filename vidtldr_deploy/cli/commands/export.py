@@ -90,8 +90,5 @@ def register(app: typer.Typer) -> None:
 
 
 # `vidtldr-export ...`: the same command as its own app, so its help says `vidtldr-export`.
-export_app = typer.Typer(
-    add_completion=False, pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)  # fmt: skip
+export_app = typer.Typer(**opt.APP_SETTINGS)
 export_app.command()(guarded(export_command))

@@ -9,7 +9,7 @@ import typer
 
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.console import console, guarded, info, out, rich_progress_callback, status
-from vidtldr_deploy.cli.results import write_report_files
+from vidtldr_deploy.cli.results import show_warnings, write_report_files
 from vidtldr_deploy.errors import InputError
 
 
@@ -20,8 +20,10 @@ def profile_command(
     batch: opt.Batch = None,
     iterations: Annotated[int, typer.Option("--iterations", "-n", help="Timed iterations per model (interleaved).")] = 50,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up iterations per model.")] = 10,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="Time-boxed timing (as trtexec): at least --iterations, then more interleaved iterations until this many seconds of timing have passed.", show_default="off")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads: torch.set_num_threads and ONNX Runtime intra_op_num_threads (recorded in the report's environment).", show_default="the runtime's default")] = None,
     precision: Annotated[str, typer.Option("--precision", help="fp32 or fp16 (torch and tensorrt; saliency and merge stay fp32).")] = "fp32",
-    json_path: Annotated[Optional[Path], typer.Option("--report", "--json", help="Write the report as JSON here (Markdown beside it, .md); --json is an alias.")] = None,
+    json_path: opt.ReportWithJsonAlias = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: latency distributions and tokens per layer.")] = None,
     arch: opt.Arch = None,
     frames: opt.Frames = None,
@@ -42,10 +44,12 @@ def profile_command(
     from vidtldr_deploy.pipelines.export import schedule_spec
     from vidtldr_deploy.profile.run import ProfileInputs, ProfileSettings, run_profile
     from vidtldr_deploy.report import plots, tables
+    from vidtldr_deploy.report.cells import run_facts
 
     settings = ProfileSettings(
         runtime=runtime, device=device, batch=batch or 1, iterations=iterations, warmup=warmup,
         precision=precision, merge_impl=merge_impl, compile=compile_model, layers=layers, seed=seed,
+        duration=duration, threads=threads,
     )  # fmt: skip
     for path, what in ((json_path, "--report"), (plot, "--plot")):
         if path is not None:
@@ -109,18 +113,22 @@ def profile_command(
         result = run_profile(inputs, settings, rich_progress_callback(progress))
     report = result.to_dict()
 
-    out.print(tables.schedule_table(report["schedule"], f"{loaded.arch}, {loaded.frames} frames, batch {settings.batch}"))
+    title = f"{loaded.arch}, {loaded.frames} frames, batch {settings.batch}, schedule {resolved.spec!r}"
+    out.print(tables.schedule_table(report["schedule"], title))
     out.print(tables.latency_table(report))
     if report["merged"].get("breakdown") and report["baseline"].get("breakdown"):
         if report["merged"]["breakdown"].get("layers"):
             out.print(tables.layer_table(report))
         out.print(tables.parts_table(report))
     out.print(tables.summary_line(report), highlight=False)
+    facts = "; ".join(f"{k} {v}" for k, v in run_facts(report) if k not in ("timing", "inputs"))
+    out.print(facts, highlight=False, markup=False)
     if "fast_path" in report and device == "cuda":
         fp = report["fast_path"]
         console.print(f"saliency/merge on CUDA: {fp['path']} ({fp['reason']})", highlight=False, markup=False)
     for note in report.get("notes", []):
         console.print(f"note: {note}", highlight=False, markup=False)
+    show_warnings(report["warnings"])
     write_report_files(json_path, report)
     if plot is not None:
         plots.plot_profile(report, plot)

@@ -9,6 +9,7 @@ import typer
 
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.console import guarded, out
+from vidtldr_deploy.cli.results import write_report_files
 
 
 def schedule_command(
@@ -16,6 +17,7 @@ def schedule_command(
     schedule: opt.Schedule = None,
     frames: opt.Frames = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    report: opt.Report = None,
 ) -> None:
     """Resolve a schedule into the per-layer token table and FLOPs, merged against unmerged."""
     from vidtldr_deploy.core.flops import count_flops, token_count
@@ -24,6 +26,10 @@ def schedule_command(
     from vidtldr_deploy.models.vit import check_input_geometry
     from vidtldr_deploy.report.tables import schedule_table
 
+    from vidtldr_deploy.files import check_output_path
+
+    if report is not None:
+        check_output_path(report, "--report")
     spec = get_architecture(arch)
     cfg = spec.config
     frames = spec.default_frames if frames is None else frames
@@ -38,6 +44,9 @@ def schedule_command(
         "layers": resolved.to_dict()["layers"],
         "flops": {"merged": flops.merged, "baseline": flops.baseline, "ratio": flops.ratio, "ideal_speedup": flops.speedup},
     }
+    # The report file also carries the table as every other report does (`schedule`); --json
+    # prints exactly `data`, as before.
+    write_report_files(report, {**data, "schedule": resolved.to_dict()})
     if as_json:
         print(json.dumps(data))
         return

@@ -1,22 +1,102 @@
-"""`vidtldr validate`: an exported graph run in ONNX Runtime against its PyTorch model."""
+"""`vidtldr validate`: an exported graph (ONNX Runtime, CPU or CUDA) or a TensorRT engine against
+its PyTorch model, with the inputs and outputs saved for a rerun elsewhere (Polygraphy's
+--save-inputs / --load-inputs / --save-outputs)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.console import guarded, info, status
 from vidtldr_deploy.cli.results import show_validation, write_report_files
+from vidtldr_deploy.errors import InputError
+
+REFERENCE_PREFIX = "reference/"  # --save-outputs keys of the PyTorch reference's outputs
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """One .npz, written atomically (a file object: np.savez would append .npz to a temp name)."""
+    from vidtldr_deploy.files import atomic_output
+
+    with atomic_output(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def input_arrays(clips: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"clip_{i:03d}": clip for i, clip in enumerate(clips)}
+
+
+def output_arrays(kept: dict) -> dict[str, np.ndarray]:
+    arrays = dict(kept["runtime"])
+    arrays.update({f"{REFERENCE_PREFIX}{name}": value for name, value in kept["reference"].items()})
+    return arrays
+
+
+def resolve_runtime(model: Path, runtime: str | None, device: str | None) -> tuple[str, str]:
+    """The runtime and device for a target: an engine runs in TensorRT on CUDA, a graph in ONNX
+    Runtime (CPU by default, CUDA through its CUDA execution provider)."""
+    suffix = model.suffix.lower()
+    if suffix not in (".onnx", ".plan"):
+        raise InputError(f"{model}: expected an .onnx graph or a .plan engine from vidtldr export")
+    default = "tensorrt" if suffix == ".plan" else "onnxruntime"
+    runtime = runtime or default
+    if runtime not in ("onnxruntime", "tensorrt"):
+        raise InputError(f"--runtime must be onnxruntime or tensorrt, got {runtime!r}")
+    if runtime != default:
+        fix = ("validate the .onnx beside it with --runtime onnxruntime" if suffix == ".plan"
+               else f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) and "
+                    "validate the .plan")  # fmt: skip
+        raise InputError(f"{model} runs in {default}, not {runtime}: {fix}")
+    return runtime, device or ("cuda" if runtime == "tensorrt" else "cpu")
+
+
+def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
+    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+
+    for path, what in ((report, "--report"), (save_inputs, "--save-inputs"), (save_outputs, "--save-outputs")):
+        if path is None:
+            continue
+        check_output_path(path, what)
+        if what != "--report" and path.suffix != ".npz":
+            raise InputError(f"{what} {path}: give a .npz file name")
+    check_distinct_outputs({"the target": model, "--inputs": inputs, "--report": report,
+                            "--save-inputs": save_inputs, "--save-outputs": save_outputs})  # fmt: skip
+
+
+def open_runner(model: Path, runtime: str, device: str, plugins: Path | None):
+    if runtime == "tensorrt":
+        from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
+
+        return TensorRTRunner(model, plugin_library=plugins)
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(model, device)
+
+
+def engine_graph(model: Path) -> Path:
+    onnx_path = model.with_suffix(".onnx")
+    if not onnx_path.exists():
+        raise InputError(
+            f"{model}: the graph it was built from ({onnx_path}) is not beside it; validation "
+            "rebuilds the PyTorch reference from the graph's metadata"
+        )
+    return onnx_path
 
 
 def validate_command(
-    model: Annotated[Path, typer.Argument(help="An .onnx graph written by vidtldr export.")],
+    model: Annotated[Path, typer.Argument(help="An .onnx graph or a TensorRT .plan engine (with its .plan.json and the .onnx beside it) written by vidtldr export.")],
+    runtime: Annotated[Optional[str], typer.Option("--runtime", "-r", help="onnxruntime (for .onnx) or tensorrt (for .plan).", show_default="by the file: .onnx onnxruntime, .plan tensorrt")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="cpu or cuda (ONNX Runtime's CUDA execution provider; TensorRT is always cuda).", show_default="cpu; cuda for tensorrt")] = None,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="The checkpoint it was exported from (default: the one recorded in the graph).")] = None,
+    plugins: Annotated[Optional[Path], typer.Option("--plugins", help="libvidtldr_plugins.so for an engine with plugin layers.", show_default="$VIDTLDR_PLUGIN_DIR, plugins/build or the sidecar's")] = None,
     ckpt_frames: opt.CkptFrames = None,
-    inputs: opt.Inputs = None,
+    inputs: opt.InputsOrLoad = None,
+    save_inputs: opt.SaveInputs = None,
+    save_outputs: opt.SaveOutputs = None,
     seed: opt.Seed = 0,
     num_inputs: opt.NumInputs = 2,
     report: opt.Report = None,
@@ -29,29 +109,42 @@ def validate_command(
     min_top5: opt.MinTop5 = None,
     strict_tokens: opt.StrictTokens = False,
 ) -> None:
-    """Run an exported graph in ONNX Runtime and compare it with the PyTorch model (same schedule)."""
+    """Run an exported graph (ONNX Runtime) or engine (TensorRT) and compare it with the PyTorch
+    model (same schedule)."""
     from vidtldr_deploy.export.reference import reference_for_graph
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from vidtldr_deploy.runtime.devices import check_device
     from vidtldr_deploy.validate.inputs import make_inputs
     from vidtldr_deploy.validate.run import validate_runner
 
-    if report is not None:
-        check_output_path(report, "--report")
-    check_distinct_outputs({"the graph": model, "--report": report})
+    runtime, device = resolve_runtime(model, runtime, device)
+    check_outputs(model, inputs, report, save_inputs, save_outputs)
+    check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
+    precision, graph = "fp32", model
+    if runtime == "tensorrt":
+        from vidtldr_deploy.runtime.tensorrt.sidecar import read_sidecar
+
+        graph = engine_graph(model)
+        precision = read_sidecar(model).get("precision", "fp32")
     flags = opt.tolerance_flags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
-    tolerances = opt.tolerances_for("fp32", flags)
+    tolerances = opt.tolerances_for(precision, flags)
     with status("loading the graph and its PyTorch reference"):
-        ref = reference_for_graph(model, checkpoint, unsafe_load, ckpt_frames)
-    info(ref.loaded.description)
+        ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames)
+    info(f"{ref.loaded.description}; schedule {ref.schedule.spec!r}")
     clips = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch)
-    with status("running ONNX Runtime and PyTorch"), OnnxRuntimeRunner(model) as runner:
+    if save_inputs is not None:
+        save_arrays(save_inputs, input_arrays(clips))
+        info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
+    kept: dict = {}
+    with status(f"running {runtime} ({device}) and PyTorch"), open_runner(model, runtime, device, plugins) as runner:
         result = validate_runner(
-            runner, str(model), ref.loaded, ref.schedule, clips, tolerances,
-            inputs_label=clips.label, strict_tokens=strict_tokens,
+            runner, str(model), ref.loaded, ref.schedule, clips, tolerances, precision=precision,
+            inputs_label=clips.label, strict_tokens=strict_tokens, keep=kept,
         )  # fmt: skip
     show_validation(result)
-    write_report_files(report, result.to_dict())
+    if save_outputs is not None:
+        save_arrays(save_outputs, output_arrays(kept))
+        info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
+    write_report_files(report, {**result.to_dict(), "device": device})
     if not result.passed:
         raise typer.Exit(1)
 
