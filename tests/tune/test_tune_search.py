@@ -16,9 +16,11 @@ from vidtldr_deploy.tune import (
     Budget,
     PrefixRunner,
     SearchOptions,
+    default_token_counts,
     fit_block_cost,
     plot_pareto,
     torch_block_timer,
+    torch_cost_model,
     torch_fixed_ms,
     tune,
     write_tuned_config,
@@ -112,6 +114,8 @@ def test_torch_timer_fits(model):
     fitted = fit_block_cost(timer, [16, 32, 64], fixed_ms=torch_fixed_ms(model, repeats=1))
     assert fitted.fixed_ms > 0 and len(fitted.samples) == 3
     assert all(ms > 0 for _, ms in fitted.samples)
+    full = torch_cost_model(model, repeats=1)
+    assert [n for n, _ in full.samples] == default_token_counts(64) == [8, 22, 36, 50, 64]
 
 
 def test_prefix_cache_saves_block_calls(model, clips):

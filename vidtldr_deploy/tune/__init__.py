@@ -10,6 +10,7 @@ from vidtldr_deploy.tune.cost_model import (
     default_token_counts,
     fit_block_cost,
     torch_block_timer,
+    torch_cost_model,
     torch_fixed_ms,
 )
 from vidtldr_deploy.tune.export_config import write_export_config, write_tuned_config
@@ -36,6 +37,7 @@ __all__ = [
     "fit_block_cost",
     "plot_pareto",
     "torch_block_timer",
+    "torch_cost_model",
     "torch_fixed_ms",
     "tune",
     "write_export_config",

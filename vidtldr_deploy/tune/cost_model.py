@@ -112,3 +112,11 @@ def torch_fixed_ms(model: MergeViT, batch: int = 1, repeats: int = 3, warmup: in
             torch.cuda.synchronize()
 
     return _median_ms(run, repeats, warmup)
+
+
+def torch_cost_model(model: MergeViT, batch: int = 1, repeats: int = 3) -> BlockCostModel:
+    """The PyTorch cost model of `model` on its device at `batch` clips: blocks timed at counts
+    from n/8 to n, plus the fixed cost."""
+    timer = torch_block_timer(model, batch, repeats)
+    fixed = torch_fixed_ms(model, batch, repeats)
+    return fit_block_cost(timer, default_token_counts(model.num_tokens), fixed)

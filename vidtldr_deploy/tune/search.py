@@ -302,7 +302,9 @@ def tune(
 ) -> TuneResult:
     """The schedule with the least drift on `clips` (calibration, (N, 3, T, H, W) float32) whose
     cost meets `budget`. `presets` defaults to the architecture's published ones; a latency
-    budget needs `cost_model` (fit_block_cost). Ctrl-C returns the best found so far."""
+    budget needs `cost_model` (fit_block_cost, torch_cost_model). Ctrl-C during the search returns
+    the best found so far, marked interrupted (during the unmerged prefix it propagates: there is
+    nothing to return yet)."""
     arch = arch or ""
     depth, n_tokens = model.cfg.depth, model.num_tokens
     cost = cost_for(budget, model.cfg, model.frames, n_tokens, cost_model)
@@ -324,9 +326,9 @@ def tune(
     start = time.perf_counter()
     search = _Search(model, runner, cost, bound, progress)  # runs the unmerged prefix once
     prefix_s = time.perf_counter() - start
-    search.evaluate((0,) * depth, "none", "prefix")
     interrupted = False
     try:
+        search.evaluate((0,) * depth, "none", "prefix")
         preset_cands = [search.evaluate(p.rs, f"preset:{p.form}", "presets") for p in fit]
         rxl = cands.rxl_grid(options.rxl_rates, options.rxl_layers, depth, n_tokens)
         search.run_rxl(rxl, options.rxl_per_rate)
