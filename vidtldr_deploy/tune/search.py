@@ -14,10 +14,10 @@ them where the answer can be, and every evaluation is of a complete schedule:
    remaining searchable layer) cannot meet the budget (the cost is monotone in the tokens, so this
    is a true lower bound), and, heuristically, when their drift already reaches the incumbent's
    (more merging rarely reduces drift). A partial schedule that already meets the budget is not
-   extended, for the same reason. Of the rest, the beam keeps `beam_width` schedules spread along
-   the Pareto front of (cost, drift), so it holds both cautious and aggressive prefixes rather than
-   the lowest-drift ones only, which would all be the unmerged prefix until the budget forces
-   merging late, where it is least effective.
+   extended, nor are its siblings with a larger r tried, for the same reason. Of the rest, the
+   beam keeps `beam_width` schedules spread along the Pareto front of (cost, drift), so it holds
+   both cautious and aggressive prefixes rather than the lowest-drift ones only, which would all
+   be the unmerged prefix until the budget forces merging late, where it is least effective.
 Activations are shared through PrefixRunner (candidates with a common prefix run it once; the
 unmerged prefix runs once), and a KeyboardInterrupt ends the search with the best so far.
 """
@@ -250,13 +250,13 @@ class _Search:
             for prefix, parent in frontier:
                 n = cands.tokens_after(self.n_tokens, prefix)
                 rs_here = sorted({resolve_r(f, n) for f in options.fractions} | {0})
-                for r in rs_here:
+                for r in rs_here:  # ascending
                     child = prefix + (r,)
                     if self.lower_bound(child, last, top) > self.bound * (1 + 1e-12):
                         continue  # cannot meet the budget whatever follows
                     cand = parent if r == 0 else self.evaluate(child, "beam", "beam", layer)
                     if cand.meets_budget:
-                        continue  # a candidate already; more merging would only add drift
+                        break  # a candidate; a larger r here or more merging would add drift
                     if self.best is not None and cand.drift >= self.best.drift:
                         continue
                     children.append((child, cand))
