@@ -29,6 +29,7 @@ def main() -> None:
     p.add_argument("--target-flops", type=float, default=0.6)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--beam-width", type=int, default=3)
+    p.add_argument("--clamped-presets", action="store_true", help="try 12-frame presets clamped")
     p.add_argument("-o", "--output", default="bench_tune.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,7 +53,7 @@ def main() -> None:
         clips,
         Budget("flops", args.target_flops),
         arch=args.arch,
-        options=SearchOptions(beam_width=args.beam_width),
+        options=SearchOptions(beam_width=args.beam_width, clamped_presets=args.clamped_presets),
         progress=progress,
     )
     data = result.to_dict()

@@ -182,3 +182,13 @@ def test_spread_front_keeps_both_ends():
     items = [((i,), C(10 - i, i)) for i in range(7)] + [((9,), C(9, 9))]  # last one dominated
     picked = spread_front(items, 3)
     assert [p[1].drift for p in picked] == [6, 3, 0]
+
+
+def test_clamped_presets_on_request(model, clips):
+    options = SearchOptions(clamped_presets=True, beam_width=1)
+    result = tune(model, clips, Budget("flops", 0.6), presets=PRESETS, options=options)
+    data = result.to_dict()
+    assert {p["name"] for p in data["presets"]} == {"a", "b", "c", "clamped~"}
+    assert next(p for p in data["presets"] if p["name"] == "clamped~")["schedule"] == "32"
+    assert set(data["presets_skipped"]) == {"deep"}
+    check_never_worse(result)

@@ -44,10 +44,11 @@ def max_completion(
 
 
 def fitting_presets(
-    presets: Mapping[str, Sequence[float]], depth: int, n_tokens: int
+    presets: Mapping[str, Sequence[float]], depth: int, n_tokens: int, allow_clamped: bool = False
 ) -> tuple[list[Named], dict[str, str]]:
     """Presets that fit the model as published (no more layers than it has, no r clamped to half
-    the tokens), resolved; and why each other one was left out."""
+    the tokens: published r are for 12 frames), resolved; and why each other one was left out.
+    `allow_clamped` keeps clamped presets too (as the CLI would run them), named "<name>~"."""
     fit, skipped = [], {}
     for name, values in presets.items():
         if len(values) > depth:
@@ -55,12 +56,12 @@ def fitting_presets(
             continue
         sched = resolve_schedule(",".join(map(str, values)), depth, n_tokens)
         clamped = [row.layer for row in sched.layers if row.clamped]
-        if clamped:
+        if clamped and not allow_clamped:
             skipped[name] = (
                 f"r clamped to half the tokens at layer(s) {clamped} ({n_tokens} tokens)"
             )
             continue
-        fit.append(Named(name, tuple(sched.rs)))
+        fit.append(Named(f"{name}~" if clamped else name, tuple(sched.rs)))
     return fit, skipped
 
 

@@ -54,6 +54,7 @@ class SearchOptions:
     rxl_rates: tuple[float, ...] = cands.RXL_RATES
     rxl_layers: tuple[int, ...] = cands.RXL_LAYERS
     rxl_per_rate: int = 1  # feasible L tried per rate, fewest layers first
+    clamped_presets: bool = False  # also try presets whose r the token count clamps
     cache_mib: int = 1024
 
     def searchable(self, depth: int) -> int:
@@ -321,7 +322,10 @@ def tune(
         raise VidTLDRError(f"{len(video)} calibration clips but {len(names)} names")
     runner = PrefixRunner(model, video, options.cache_mib << 20)
     fit, skipped = cands.fitting_presets(
-        PRESETS.get(arch, {}) if presets is None else presets, depth, n_tokens
+        PRESETS.get(arch, {}) if presets is None else presets,
+        depth,
+        n_tokens,
+        options.clamped_presets,
     )
     start = time.perf_counter()
     search = _Search(model, runner, cost, bound, progress)  # runs the unmerged prefix once
