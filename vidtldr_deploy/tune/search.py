@@ -12,12 +12,12 @@ them where the answer can be, and every evaluation is of a complete schedule:
    that merges no more after it, which is itself a candidate, and its `(p, 0)` child is free.
    Branches are pruned when even the most merging still allowed (the largest fraction in every
    remaining searchable layer) cannot meet the budget (the cost is monotone in the tokens, so this
-   is a true lower bound), and, heuristically, when their drift already reaches the incumbent's
-   (more merging rarely reduces drift). A partial schedule that already meets the budget is not
-   extended, nor are its siblings with a larger r tried, for the same reason. Of the rest, the
-   beam keeps `beam_width` schedules spread along the Pareto front of (cost, drift), so it holds
-   both cautious and aggressive prefixes rather than the lowest-drift ones only, which would all
-   be the unmerged prefix until the budget forces merging late, where it is least effective.
+   is a true lower bound), and, heuristically (more merging rarely reduces drift), when their
+   drift already reaches the incumbent's or they already meet the budget; in both cases a larger
+   r at that layer is not tried either. Of the rest, the beam keeps `beam_width` schedules spread
+   along the Pareto front of (cost, drift), so it holds both cautious and aggressive prefixes
+   rather than the lowest-drift ones only, which would all be the unmerged prefix until the
+   budget forces merging late, where it is least effective.
 Activations are shared through PrefixRunner (candidates with a common prefix run it once; the
 unmerged prefix runs once), and a KeyboardInterrupt ends the search with the best so far.
 """
@@ -259,7 +259,7 @@ class _Search:
                     if cand.meets_budget:
                         break  # a candidate; a larger r here or more merging would add drift
                     if self.best is not None and cand.drift >= self.best.drift:
-                        continue
+                        break  # cannot beat the incumbent, and a larger r would drift more
                     children.append((child, cand))
             frontier = spread_front(children, options.beam_width)
             if not frontier:
