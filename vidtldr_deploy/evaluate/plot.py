@@ -15,9 +15,11 @@ def plot_points(
     x_label: str = "FLOPs merged / unmerged",
     title: str = "",
     budget: float | None = None,
+    label_all: bool = False,
 ) -> Path:
     """Scatter of {schedule, <x_key>, drift, preset?, chosen?} dicts: presets as squares with their
-    names, the chosen schedule as a star, an optional vertical budget line."""
+    names, the chosen schedule as a star, an optional vertical budget line; `label_all` writes
+    every point's schedule beside it (for a few points, as evaluate has)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,6 +38,15 @@ def plot_points(
         color="tab:blue",
         label="schedules",
     )
+    if label_all:
+        for p in plain:
+            ax.annotate(
+                p["schedule"],
+                (p[x_key], p["drift"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     presets = [p for p in points if p.get("preset")]
     if presets:
         ax.scatter(
@@ -98,4 +109,4 @@ def plot_drift(result: dict, path: str | Path) -> Path:
         f"{result.get('arch', '')} {result.get('frames', '')} frames, "
         f"{result['clips']['count']} clips ({result.get('output', '')})"
     )
-    return plot_points(points, path, title=title)
+    return plot_points(points, path, title=title, label_all=True)
