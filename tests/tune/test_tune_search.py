@@ -28,7 +28,8 @@ from vidtldr_deploy.tune import (
 from vidtldr_deploy.tune.search import spread_front
 
 # Tiny stand-ins for published presets (umt-tiny has none): two do not fit and are skipped.
-PRESETS = {"a": [16, 8], "b": [8, 8, 8], "c": [20], "clamped": [40], "deep": [4, 4, 4, 4, 4]}
+PRESETS = {"a": [16, 8], "b": [8, 8, 8], "c": [20], "clamped": [40], "deep": [4, 4, 4, 4, 4],
+           "same-as-a": [16, 8, 0]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_flops_budget(model, clips):
     assert data["flops"]["ratio"] <= 0.6 and data["meets_budget"] and not data["interrupted"]
     check_never_worse(result)
     assert data["drift"] > 0
-    assert {p["name"] for p in data["presets"]} == {"a", "b", "c"}
+    assert {p["name"] for p in data["presets"]} == {"a", "b", "c", "same-as-a"}
     assert set(data["presets_skipped"]) == {"clamped", "deep"}
     assert data["target"] == {"kind": "flops", "value": 0.6}
     assert data["candidates_evaluated"] == len(result.candidates)
@@ -188,7 +189,7 @@ def test_clamped_presets_on_request(model, clips):
     options = SearchOptions(clamped_presets=True, beam_width=1)
     result = tune(model, clips, Budget("flops", 0.6), presets=PRESETS, options=options)
     data = result.to_dict()
-    assert {p["name"] for p in data["presets"]} == {"a", "b", "c", "clamped~"}
+    assert {p["name"] for p in data["presets"]} == {"a", "b", "c", "same-as-a", "clamped~"}
     assert next(p for p in data["presets"] if p["name"] == "clamped~")["schedule"] == "32"
     assert set(data["presets_skipped"]) == {"deep"}
     check_never_worse(result)

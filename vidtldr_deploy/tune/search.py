@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -333,13 +333,19 @@ def tune(
     interrupted = False
     try:
         search.evaluate((0,) * depth, "none", "prefix")
-        preset_cands = [search.evaluate(p.rs, f"preset:{p.form}", "presets") for p in fit]
+        for p in fit:
+            search.evaluate(p.rs, f"preset:{p.form}", "presets")
         rxl = cands.rxl_grid(options.rxl_rates, options.rxl_layers, depth, n_tokens)
         search.run_rxl(rxl, options.rxl_per_rate)
         search.run_beam(options)
     except KeyboardInterrupt:
         interrupted = True
-    preset_cands = [c for c in search.order if c.form.startswith("preset:")]
+    # Every preset under its own name, also those resolving to a schedule evaluated before.
+    preset_cands = [
+        replace(search.seen[cands.pad(p.rs, depth)], form=f"preset:{p.form}")
+        for p in fit
+        if cands.pad(p.rs, depth) in search.seen
+    ]
     search_s = time.perf_counter() - start - prefix_s
     best = search.best or min(search.order, key=lambda c: c.cost)  # nothing met it: cheapest
     flops = count_flops(model.cfg, model.frames, list(best.rs))
