@@ -1,0 +1,107 @@
+"""What an evaluation runs: the PyTorch model under a schedule, or an exported graph through any
+runner with `run(video) -> {name: array}` (ONNX Runtime, TensorRT), whose schedule is baked in.
+
+Both give the same thing: the model's primary output for a batch of clips, as a float64-ready numpy
+array: `pooled` for encoders, `logits` for classifiers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.models.vit import MergeViT
+
+
+class Runner(Protocol):
+    def run(self, video: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def primary_output(model: MergeViT) -> str:
+    """The output drift is measured on: logits of a classifier, the pooled vector of an encoder."""
+    return "logits" if model.head is not None else "pooled"
+
+
+def schedule_string(rs: Sequence[int]) -> str:
+    """Per-layer counts as a `--schedule` string ("600,200,100", trailing zeros trimmed; "none")."""
+    rs = [int(r) for r in rs]
+    while rs and rs[-1] == 0:
+        rs.pop()
+    return ",".join(map(str, rs)) if rs else "none"
+
+
+@dataclass(frozen=True)
+class GraphTarget:
+    """An exported graph with the per-layer r it was exported with (`rs`, resolved counts)."""
+
+    runner: Runner
+    rs: tuple[int, ...]
+    label: str = "graph"
+    output: str | None = None  # None: the reference model's primary output
+    batch: int | None = None  # the graph's static batch; None: the runner's input_shape[0], if any
+
+    @property
+    def spec(self) -> str:
+        return schedule_string(self.rs)
+
+
+def rs_from_metadata(metadata: Mapping[str, str]) -> tuple[int, ...]:
+    """Resolved per-layer r of an exported graph, from its `vidtldr.*` metadata (read_metadata)."""
+    if "schedule" not in metadata:
+        raise VidTLDRError(
+            "the graph has no vidtldr schedule metadata: was it exported by vidtldr?"
+        )
+    return tuple(int(row["r"]) for row in json.loads(metadata["schedule"])["layers"])
+
+
+def iter_batches(clips: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """One (N, 3, T, H, W) array, or an iterable of them, as float32 batches."""
+    if isinstance(clips, np.ndarray):
+        clips = [clips]
+    for batch in clips:
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 5:
+            raise VidTLDRError(f"clips must be (N, 3, T, H, W), got shape {batch.shape}")
+        yield batch
+
+
+def torch_outputs(model: MergeViT, video: np.ndarray, rs: Sequence[int]) -> np.ndarray:
+    """The primary output of `model` under schedule `rs`; the model's own schedule is restored."""
+    saved = (list(model.rs), model.merge_impl)
+    try:
+        model.set_schedule(list(rs), "reference")
+        with torch.inference_mode():
+            outs = model(torch.from_numpy(np.ascontiguousarray(video)))
+    finally:
+        model.set_schedule(*saved)
+    return outs[-1].float().numpy()  # logits is the only output of a classifier, pooled the last
+
+
+def runner_outputs(target: GraphTarget, video: np.ndarray, output: str) -> np.ndarray:
+    """Run a static-batch graph over any number of clips: chunks of its batch, the last one padded
+    with zeros (whose outputs are dropped)."""
+    batch = target.batch
+    shape = getattr(target.runner, "input_shape", None)
+    if batch is None and shape and isinstance(shape[0], int):
+        batch = shape[0]
+    batch = batch or len(video)
+    parts = []
+    for start in range(0, len(video), batch):
+        chunk = video[start : start + batch]
+        n = len(chunk)
+        if n < batch:
+            pad = np.zeros((batch - n, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        result = target.runner.run(chunk)
+        if output not in result:
+            raise VidTLDRError(
+                f"{target.label} has no output {output!r} (outputs: {', '.join(result)})"
+            )
+        parts.append(np.asarray(result[output])[:n])
+    return np.concatenate(parts)
