@@ -12,8 +12,9 @@ pytest.importorskip("onnxruntime")
 
 
 def test_onnx_graph_against_pytorch(tmp_path):
-    from vidtldr_deploy.backends.onnxruntime import OnnxRuntimeRunner
-    from vidtldr_deploy.export.onnx_export import ExportSpec, export_onnx, read_metadata
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from vidtldr_deploy.export.metadata import ExportSpec, read_metadata
+    from vidtldr_deploy.export.onnx_export import export_onnx
 
     model = tiny_model()
     schedule = resolve_schedule("16,8", model.cfg.depth, model.num_tokens)

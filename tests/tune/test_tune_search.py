@@ -9,6 +9,7 @@ import pytest
 import torch
 from support.tiny_models import attention_entropy, moving_blocks, tiny_model
 
+from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.core.schedule import resolve_schedule
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.export.config import load_export_config
@@ -170,7 +171,7 @@ def test_written_config_loads_with_the_same_schedule(model, clips, tmp_path):
     config = load_export_config(path)
     assert (config.arch, config.frames, config.schedule) == ("umt-tiny", 4, data["schedule"])
     assert "tuned for flops 0.6" in config.description
-    again = resolve_schedule(config.schedule, model.cfg.depth, model.num_tokens, config.arch)
+    again = schedule_for(config.schedule, config.arch, model.cfg.depth, model.num_tokens)
     assert tuple(again.rs) == result.best.rs
     assert plot_pareto(data, tmp_path / "pareto.png").stat().st_size > 0
 

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from vidtldr_deploy.core.flops import FlopsReport, count_flops
-from vidtldr_deploy.core.schedule import MergeSchedule, resolve_schedule
+from vidtldr_deploy.core.schedule import MergeSchedule
+from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.evaluate import metrics as m
 from vidtldr_deploy.evaluate.labels import match_labels
@@ -172,8 +173,8 @@ def _resolve(model: MergeViT, target: Target, arch: str | None) -> tuple[str, Me
             raise VidTLDRError(
                 f"{target.label}: schedule has {len(target.rs)} layers, model {depth}"
             )
-        return target.label, resolve_schedule(target.spec, depth, n, arch)
-    return target, resolve_schedule(target, depth, n, arch)
+        return target.label, schedule_for(target.spec, arch, depth, n)
+    return target, schedule_for(target, arch, depth, n)
 
 
 def evaluate(

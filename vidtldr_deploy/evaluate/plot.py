@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from vidtldr_deploy.core.schedule import PRESETS
+from vidtldr_deploy.models.presets import PRESETS
 
 
 def plot_points(

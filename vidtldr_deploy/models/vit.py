@@ -231,16 +231,24 @@ class MergeViT(nn.Module):
             return self.pool_norm((x * w).sum(dim=1) / w.sum(dim=1))
         return self.pool_norm(x.mean(dim=1))
 
-    def forward(self, video: torch.Tensor):
-        x = self.patch_embed(video) + self.pos_embed.to(video.dtype)
-        size = None
-        for block, r in zip(self.blocks, self.rs):
-            x, size = block(x, size, r, self.merge_impl)
+    def embed(self, video: torch.Tensor) -> torch.Tensor:
+        """Tokens entering block 0: patch embedding plus the fixed position table."""
+        return self.patch_embed(video) + self.pos_embed.to(video.dtype)
+
+    def finish(self, x: torch.Tensor, size: torch.Tensor | None):
+        """The outputs from the last block's tokens: final norm, pooling, head (when present)."""
         x = self.norm(x)
         pooled = self.pool(x, size)
         if self.head is not None:
             return (self.head(pooled),)
         return x, pooled
+
+    def forward(self, video: torch.Tensor):
+        x = self.embed(video)
+        size = None
+        for block, r in zip(self.blocks, self.rs):
+            x, size = block(x, size, r, self.merge_impl)
+        return self.finish(x, size)
 
 
 def check_input_geometry(cfg: ViTConfig, frames: int) -> None:

@@ -47,7 +47,7 @@ class PrefixRunner:
 
     def _embed(self) -> State:
         with torch.inference_mode():
-            x = self.model.patch_embed(self.video) + self.model.pos_embed.to(self.video.dtype)
+            x = self.model.embed(self.video)
         return State(x, None)
 
     def _lookup(self, key: Key) -> State | None:
@@ -94,8 +94,8 @@ class PrefixRunner:
             raise ValueError(f"schedule has {len(rs)} layers, the model has {self.depth}")
         state = self.state(rs)
         with torch.inference_mode():
-            pooled = self.model.pool(self.model.norm(state.x), state.size)
-            out = pooled if self.model.head is None else self.model.head(pooled)
+            outputs = self.model.finish(state.x, state.size)
+            out = outputs[0] if self.model.head is not None else outputs[1]
         return out.float().numpy()
 
     @property
