@@ -63,10 +63,44 @@ def _warnings(report: dict) -> list[str]:
     return ["## Warnings\n", *[f"- {w}" for w in report["warnings"]], ""]
 
 
+def _evaluate_sections(report: dict) -> list[str]:
+    heads = ["schedule", "FLOPs ratio", "cosine mean", "cosine min", "rel L2"]
+    keys = ["cosine_mean", "cosine_min", "rel_l2_mean"]
+    extra = ["top1_agreement", "top5_agreement", "kl_mean", "accuracy", "baseline_accuracy", "recall_at_1", "recall_at_5"]
+    present = [k for k in extra if any(r["metrics"].get(k) is not None for r in report["schedules"])]
+    rows = [[r["schedule"], fmt(r["flops"]["ratio"]), *[fmt(r["metrics"][k]) for k in keys],
+             *[fmt(r["metrics"].get(k, "")) for k in present]] for r in report["schedules"]]  # fmt: skip
+    return [f"- **clips**: {report['clips']['count']}", "",
+            "## Against the unmerged model\n", _md_table(heads + present, rows)]  # fmt: skip
+
+
+def _tune_sections(report: dict) -> list[str]:
+    f = report["flops"]
+    latency = report["target"]["kind"] == "latency_ms"
+    parts = [
+        f"- **schedule**: `{report['schedule']}` (FLOPs ratio {fmt(f['ratio'])}, drift {fmt(report['drift'])}, "
+        f"{'meets' if report['meets_budget'] else 'does not meet'} the budget)",
+        f"- **target**: {report['target']['kind']} {report['target']['value']}",
+        f"- **candidates evaluated**: {report['candidates_evaluated']}"
+        + (" (interrupted: best so far)" if report.get("interrupted") else ""),
+        "", "## Pareto front\n",
+    ]
+    cost = "latency_ms" if latency else "flops_ratio"
+    parts.append(_md_table(["schedule", cost, "drift"], [[r["schedule"], fmt(r.get(cost, "")), fmt(r["drift"])] for r in report["pareto"]]))
+    if report.get("presets"):
+        parts += ["## Presets\n", _md_table(["preset", "flops_ratio", "drift", "meets budget"],
+                  [[r.get("name", r["schedule"]), fmt(r["flops_ratio"]), fmt(r["drift"]), str(r["meets_budget"])]
+                   for r in report["presets"]])]  # fmt: skip
+    return parts
+
+
 def to_markdown(report: dict) -> str:
     """Render any report this toolkit writes (validation, profile, schedule, ...) as Markdown."""
     kind = report.get("kind", "report")
     parts = [f"# vidtldr {kind} report\n", *_facts(report)]
+    if kind in ("evaluate", "tune"):
+        parts += _evaluate_sections(report) if kind == "evaluate" else _tune_sections(report)
+        return "\n".join([*parts, "", *_warnings(report)]) + "\n"
     is_profile = "baseline" in report and "latency_ms" in report.get("baseline", {})
     if is_profile:
         parts += _profile_sections(report)

@@ -38,6 +38,10 @@ class InputBatches:
     def clip_count(self) -> int:
         return sum(self.valid)
 
+    def real_clips(self) -> np.ndarray:
+        """Every real clip, (N, 3, T, H, W), padding rows left out."""
+        return np.concatenate([b[:n] for b, n in zip(self.batches, self.valid)])
+
 
 def random_batches(shape: tuple[int, ...], seed: int = 0, count: int = 2) -> InputBatches:
     gen = torch.Generator().manual_seed(seed)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from vidtldr_deploy.cli.commands import (
     archs,
     build_plugins,
+    evaluate,
     export,
     profile,
     schedule,
     triton,
+    tune,
     validate,
 )
 
@@ -18,6 +20,8 @@ COMMANDS = [
     export.register,
     validate.register,
     profile.register,
+    evaluate.register,
+    tune.register,
     build_plugins.register,
     triton.register,
 ]

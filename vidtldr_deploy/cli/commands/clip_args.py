@@ -1,0 +1,53 @@
+"""The argument group of commands that read real clips (evaluate, tune): where the clips are, how
+bad files are treated, where decoded clips are cached; parsed and checked before any work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from vidtldr_deploy.errors import InputError
+
+ClipPaths = Annotated[List[Path], typer.Option("--clips", "--inputs", help="Video files (mp4, mkv, avi, webm, mov), folders of them (recursive), or .npy/.npz arrays of preprocessed clips; repeat the flag for several.")]
+SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Skip clips that cannot be decoded or are too short, with a warning and a count in the report, instead of stopping.")]
+CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Keep decoded clips here as .npz (keyed by file hash, recipe and frames) so the next run does not decode again.", show_default="no cache")]
+
+
+@dataclass
+class ClipArgs:
+    paths: list[Path]
+    skip_bad: bool = False
+    cache_dir: Path | None = None
+
+    def check(self) -> ClipArgs:
+        if not self.paths:
+            raise InputError("pass --clips PATH (videos, folders of them, or .npy/.npz arrays)")
+        for path in self.paths:
+            if not path.exists():
+                raise InputError(f"--clips {path} does not exist")
+        if self.cache_dir is not None and self.cache_dir.exists() and not self.cache_dir.is_dir():
+            raise InputError(f"--cache-dir {self.cache_dir} is a file: give a folder")
+        return self
+
+    def load(self, shape: tuple[int, ...], arch: str):
+        """The clips decoded and preprocessed for `arch` at `shape`, with a progress bar."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        from vidtldr_deploy.cli.console import console, info
+        from vidtldr_deploy.validate.inputs import clip_batches
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("decoding clips", total=None)
+
+            def advance(done: int, total: int, name: str) -> None:
+                progress.update(task, completed=done, total=total)
+
+            batches = clip_batches(shape, arch, self.paths, skip_bad=self.skip_bad, cache_dir=self.cache_dir, progress=advance)
+        info(f"clips: {batches.label}")
+        for warning in batches.warnings:
+            info(f"warning: {warning}")
+        return batches

@@ -1,0 +1,128 @@
+"""`vidtldr tune`: the schedule with the least drift on the user's clips that meets a budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidtldr_deploy.cli import args as opt
+from vidtldr_deploy.cli.commands.clip_args import CacheDir, ClipArgs, ClipPaths, SkipBad
+from vidtldr_deploy.cli.console import console, guarded, info, out, status
+from vidtldr_deploy.cli.results import write_report_files
+from vidtldr_deploy.errors import InputError
+
+LATENCY_RUNTIMES = ("torch",)  # runtimes with a per-block timer (tune/cost_model.py)
+
+
+def _budget(target_flops, target_speedup, target_latency_ms):
+    from vidtldr_deploy.tune import Budget
+
+    given = [(k, v) for k, v in (("flops", target_flops), ("speedup", target_speedup), ("latency_ms", target_latency_ms)) if v is not None]
+    if len(given) != 1:
+        raise InputError("pass exactly one of --target-flops F, --target-speedup S, --target-latency-ms MS")
+    return Budget(*given[0])
+
+
+def _pareto_table(data: dict):
+    from rich.table import Table
+
+    latency = data["target"]["kind"] == "latency_ms"
+    table = Table(title=f"Pareto front ({'latency' if latency else 'FLOPs'} against drift on {len(data['clips']) if isinstance(data.get('clips'), list) else data.get('clip_count', '')} clips)".replace(" on  clips", ""))
+    table.add_column("schedule", overflow="fold")
+    table.add_column("latency ms" if latency else "FLOPs", justify="right", no_wrap=True)
+    table.add_column("drift", justify="right", no_wrap=True)
+    for row in data["pareto"]:
+        cost = row.get("latency_ms") if latency else row["flops_ratio"]
+        table.add_row(row["schedule"] + (" *" if row["schedule"] == data["schedule"] else ""), f"{cost:.3f}", f"{row['drift']:.3g}")
+    return table
+
+
+def tune_command(
+    checkpoint: Annotated[str, typer.Argument(help="Checkpoint file, Hugging Face folder, or 'demo'.")],
+    clips: ClipPaths,
+    target_flops: Annotated[Optional[float], typer.Option("--target-flops", help="Merged FLOPs at most this share of the unmerged model's (0 < F < 1).", show_default="none")] = None,
+    target_speedup: Annotated[Optional[float], typer.Option("--target-speedup", help="FLOPs-ideal speedup at least this (> 1).", show_default="none")] = None,
+    target_latency_ms: Annotated[Optional[float], typer.Option("--target-latency-ms", help="Latency at most this, predicted by a per-block cost model timed on --runtime.", show_default="none")] = None,
+    runtime: Annotated[str, typer.Option("--runtime", help="Runtime that times the blocks for --target-latency-ms.")] = "torch",
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda, for --target-latency-ms.")] = "cpu",
+    arch: opt.Arch = None,
+    frames: opt.Frames = None,
+    ckpt_frames: opt.CkptFrames = None,
+    report: opt.Report = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG: the Pareto front with the presets on it.", show_default="none")] = None,
+    write_config: Annotated[Optional[Path], typer.Option("--write-config", help="Write an export config TOML with the chosen schedule, for vidtldr-export --config.", show_default="none")] = None,
+    beam_width: Annotated[int, typer.Option("--beam-width", help="Partial schedules kept per layer by the beam search.")] = 3,
+    skip_bad: SkipBad = False,
+    cache_dir: CacheDir = None,
+    seed: opt.Seed = 0,
+    unsafe_load: opt.UnsafeLoad = False,
+) -> None:
+    """The schedule for a budget: least drift on your clips among schedules meeting it."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.models.source import load_source
+    from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.tune import SearchOptions, plot_pareto, torch_cost_model, tune, write_tuned_config
+
+    budget = _budget(target_flops, target_speedup, target_latency_ms)
+    clip_args = ClipArgs(list(clips), skip_bad, cache_dir).check()
+    for path, what in ((report, "--report"), (plot, "--plot"), (write_config, "--write-config")):
+        if path is not None:
+            check_output_path(path, what)
+    check_distinct_outputs({"--report": report, "--plot": plot, "--write-config": write_config})
+    if beam_width < 1:
+        raise InputError(f"--beam-width must be at least 1, got {beam_width}")
+    if budget.kind == "latency_ms":
+        if runtime not in LATENCY_RUNTIMES:
+            raise InputError(
+                f"--target-latency-ms with --runtime {runtime}: only {', '.join(LATENCY_RUNTIMES)} has a per-block "
+                "timer so far; use --runtime torch, or --target-flops / --target-speedup"
+            )
+        check_device(runtime, device)
+    with status(f"loading {checkpoint}"):
+        loaded = load_source(checkpoint, arch, frames, ckpt_frames, unsafe_load, seed)
+    info(loaded.description)
+    side = loaded.model.cfg.img_size
+    batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+    cost_model = None
+    if budget.kind == "latency_ms":
+        with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
+            cost_model = torch_cost_model(loaded.model.to(device))
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} candidates"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("searching", total=None)
+
+        def advance(p) -> None:
+            best = f", best {p.best.schedule} drift {p.best.drift:.3g}" if p.best is not None else ""
+            progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
+
+        result = tune(loaded.model, batches.real_clips(), budget, arch=loaded.arch, names=batches.names or None,
+                      cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance)  # fmt: skip
+    data = result.to_dict()
+    data["inputs"] = batches.label
+    if batches.warnings:
+        data["warnings"] = batches.warnings
+    out.print(_pareto_table(data))
+    flops = data["flops"]
+    verdict = "meets" if data["meets_budget"] else "does NOT meet"
+    out.print(
+        f"schedule {data['schedule']!r}: FLOPs x{flops['ratio']:.3f} of unmerged, drift {data['drift']:.4g}, "
+        f"{verdict} the budget; {data['candidates_evaluated']} candidates in {data['seconds']['search']:.0f} s"
+        + (" (interrupted: best so far)" if data["interrupted"] else ""),
+        highlight=False,
+    )
+    out.print(f"use it: vidtldr-export {checkpoint} --schedule {data['schedule']} -o model.onnx", highlight=False, markup=False)
+    write_report_files(report, data)
+    if plot is not None:
+        plot_pareto(data, plot)
+        info(f"plot: {plot}")
+    if write_config is not None:
+        write_tuned_config(write_config, data)
+        info(f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tune")(guarded(tune_command))
