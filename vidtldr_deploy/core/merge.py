@@ -66,7 +66,8 @@ def plan_merge(x: torch.Tensor, r: int, class_token: bool = False) -> MergePlan:
         order = torch.argsort(best, dim=-1, descending=True, stable=True)
     sources = order[:, :r]
     unmerged = torch.sort(order[:, r:], dim=-1).values
-    destinations = best_idx.gather(-1, sources)
+    # A positive axis: GatherElements(axis=-1) trips onnx's reference runtime.
+    destinations = best_idx.gather(1, sources)
     return MergePlan(unmerged=unmerged, sources=sources, destinations=destinations)
 
 

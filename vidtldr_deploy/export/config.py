@@ -9,7 +9,8 @@ from pathlib import Path
 
 from vidtldr_deploy.constants import EXPORT_MERGE_IMPLS as MERGE_IMPLS
 from vidtldr_deploy.constants import PRECISIONS
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.export.metadata import check_graph_form, check_opset
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,6 +27,7 @@ class ExportConfig:
     schedule: str | None = None
     merge_impl: str = "onnx"
     opset: int = 18
+    graph_form: str = "portable"  # export/metadata.py, GRAPH_FORMS
     precision: str = "fp32"
     workspace_mib: int | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
@@ -44,6 +46,11 @@ class ExportConfig:
             )
         if self.batch < 1:
             raise VidTLDRError(f"{prefix}--batch must be at least 1, got {self.batch}")
+        try:
+            check_opset(self.opset)
+            check_graph_form(self.graph_form, self.merge_impl)
+        except InputError as err:
+            raise InputError(f"{prefix}{err}") from None
         return self
 
     def override(self, **flags) -> "ExportConfig":

@@ -12,19 +12,27 @@ from pathlib import Path
 import onnx
 import torch
 
-from vidtldr_deploy.constants import INPUT_NAME, META_PREFIX, MergeImpl
+from vidtldr_deploy.constants import DOMAIN, DOMAIN_VERSION, INPUT_NAME, META_PREFIX, MergeImpl
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.export import onnx_functions
-from vidtldr_deploy.export.metadata import ExportSpec
+from vidtldr_deploy.export.metadata import (
+    ExportSpec,
+    check_graph_form,
+    check_opset,
+    has_local_functions,
+    plugin_domain,
+)
 from vidtldr_deploy.files import atomic_output
 from vidtldr_deploy.models.vit import MergeViT
+
 
 def _trace(model: MergeViT, dummy: torch.Tensor, spec: ExportSpec) -> onnx.ModelProto:
     table = onnx_functions.translation_table() if spec.impl is MergeImpl.CUSTOM else None
     log = io.StringIO()
     # The exporter narrates every step on stdout and warns about unrelated torchvision ops.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(log):
+    quiet = contextlib.redirect_stdout(log)
+    with warnings.catch_warnings(), quiet, onnx_functions.registered_schemas():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model,
@@ -43,6 +51,8 @@ def _trace(model: MergeViT, dummy: torch.Tensor, spec: ExportSpec) -> onnx.Model
 def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx.ModelProto:
     """Export `model` with `spec.schedule` to `out_path` (written atomically) and return the graph."""
     impl = spec.impl
+    check_opset(spec.opset)
+    check_graph_form(spec.graph_form, spec.merge_impl)
     if len(spec.schedule.layers) != model.cfg.depth:
         raise VidTLDRError("the schedule was resolved for another depth than this model's")
     side = model.cfg.img_size
@@ -54,10 +64,30 @@ def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx
         except Exception as err:  # the exporter raises many types; the user needs the cause
             raise VidTLDRError(f"ONNX export failed: {str(err).splitlines()[0]}") from err
     if impl is MergeImpl.CUSTOM:
-        proto.functions.extend(onnx_functions.local_functions())
+        apply_graph_form(proto, spec.graph_form, spec.opset)
     for key, value in spec.metadata(model).items():
         proto.metadata_props.add(key=META_PREFIX + key, value=value)
-    onnx.checker.check_model(proto, full_check=True)
+    # full_check runs strict shape inference, which needs every node's schema or local function.
+    onnx.checker.check_model(proto, full_check=has_local_functions(spec.graph_form))
     with atomic_output(Path(out_path), suffix=".onnx") as tmp:
         onnx.save(proto, str(tmp))
+    return proto
+
+
+def apply_graph_form(proto: onnx.ModelProto, form: str, opset: int) -> onnx.ModelProto:
+    """Give a plugin graph's vidtldr nodes the form asked for (export/metadata.py, GRAPH_FORMS):
+    local functions beside them, none, or none with the nodes moved to the `trt.plugins` domain.
+    The plugin_namespace/plugin_version attributes stay: they select the TensorRT creator."""
+    if has_local_functions(form):
+        proto.functions.extend(onnx_functions.local_functions(opset))
+        return proto
+    domain = plugin_domain(form)
+    for node in proto.graph.node:
+        if node.domain == DOMAIN:
+            node.domain = domain
+    if domain != DOMAIN:
+        kept = [o for o in proto.opset_import if o.domain != DOMAIN]
+        del proto.opset_import[:]
+        proto.opset_import.extend(kept)
+        proto.opset_import.append(onnx.helper.make_opsetid(domain, DOMAIN_VERSION))
     return proto

@@ -18,7 +18,7 @@ import numpy as np
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.export.config import ExportConfig
-from vidtldr_deploy.export.metadata import ExportSpec
+from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError, has_local_functions
 from vidtldr_deploy.export.onnx_export import export_onnx
 from vidtldr_deploy.files import check_distinct_outputs, check_output_path
 from vidtldr_deploy.export.quantize import QuantizeResult
@@ -121,6 +121,7 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
     check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, "--report": request.report,
                             **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
     spec_text = schedule_spec(cfg.schedule, request.checkpoint)
+    check_graph_form_request(cfg.graph_form, request.validate, engine_path)
     if engine_path is not None:
         from vidtldr_deploy.runtime.tensorrt.plugins import check_engine_build
 
@@ -131,6 +132,23 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
                 f"{err}\nNo engine can be built here; to export the ONNX graph alone, use -o {onnx_path}"
             ) from None
     return onnx_path, engine_path, spec_text
+
+
+def check_graph_form_request(form: str, validate: bool, engine_path: Path | None) -> None:
+    """A graph without local functions cannot be validated in ONNX Runtime, and a `trt.plugins`
+    graph is not what the engine build looks for: say so before any work."""
+    if has_local_functions(form):
+        return
+    if validate:
+        raise GraphFormError(
+            f"--graph-form {form} writes no local functions, so ONNX Runtime cannot validate the "
+            "graph: pass --no-validate, or validate the default --graph-form portable export"
+        )
+    if engine_path is not None and form == "trt-ep":
+        raise InputError(
+            "--graph-form trt-ep is for ONNX Runtime's TensorRT execution provider; for an engine "
+            f"use -o {engine_path} with --graph-form portable or trt"
+        )
 
 
 def run_export(request: ExportRequest, events: ExportEvents | None = None) -> ExportOutcome:
@@ -155,7 +173,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     spec = ExportSpec(
         arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
         merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,
-        checkpoint=loaded.label,
+        checkpoint=loaded.label, graph_form=cfg.graph_form,
     )  # fmt: skip
     t0 = time.perf_counter()
     outcome = ExportOutcome(loaded, resolved, onnx_path)

@@ -45,6 +45,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as err:  # ORT raises its own exception types per failure
+            explain_graph_form(path)  # a graph written for TensorRT only: say so by name
             raise VidTLDRError(f"ONNX Runtime could not load {path}: {err}") from err
         self.path = Path(path)
         self.device = device
@@ -69,6 +70,17 @@ class OnnxRuntimeRunner(Runner):
 
     def breakdown(self, video, schedule_rows, iterations, workdir) -> Breakdown:
         return ort_breakdown(self.path, video, self.device, iterations, workdir)
+
+
+def explain_graph_form(path: str | Path) -> None:
+    """Raise GraphFormError if `path` records no local functions for its vidtldr nodes."""
+    from vidtldr_deploy.export.metadata import read_metadata, require_local_functions
+
+    try:
+        meta = read_metadata(onnx.load(str(path), load_external_data=False))
+    except Exception:  # unreadable: ONNX Runtime's own error says more
+        return
+    require_local_functions(meta, path)
 
 
 MERGE_FUNCTIONS = MERGE_OPS  # local functions ORT inlines as _inlfunc_<name>_*

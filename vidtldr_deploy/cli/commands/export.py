@@ -24,7 +24,8 @@ def export_command(
     batch: opt.Batch = None,
     schedule: opt.Schedule = None,
     merge_impl: Annotated[Optional[str], typer.Option("--merge-impl", help="onnx: standard ops only; plugin: vidtldr Saliency/Merge nodes (TensorRT plugins) with local functions.")] = None,
-    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset (default 18).")] = None,
+    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset, 18 to 20 (default 18).")] = None,
+    graph_form: Annotated[Optional[str], typer.Option("--graph-form", help="With --merge-impl plugin: portable (local functions, any runtime; default), trt (no local functions: trtexec, Polygraphy), trt-ep (trt.plugins domain: ONNX Runtime's TensorRT EP).")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, fp16 (engine only) or int8 (an explicit Q/DQ graph calibrated on --calib clips; saliency and merge always stay fp32).")] = None,
     calib: Annotated[Optional[List[Path]], typer.Option("--calib", help="INT8 calibration clips: videos, folders of them, or .npy/.npz arrays (repeat the flag for several). Without it: random clips and a warning.")] = None,
     workspace: Annotated[Optional[int], typer.Option("--workspace", help="TensorRT workspace limit in MiB.")] = None,
@@ -52,6 +53,7 @@ def export_command(
     cfg = base.override(
         arch=arch, frames=frames, ckpt_frames=ckpt_frames, batch=batch, schedule=schedule,
         merge_impl=merge_impl, opset=opset, precision=precision, workspace_mib=workspace,
+        graph_form=graph_form,
     )  # fmt: skip
     flags = opt.tolerance_flags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
     request = ExportRequest(
