@@ -121,7 +121,7 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
     check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, "--report": request.report,
                             **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
     spec_text = schedule_spec(cfg.schedule, request.checkpoint)
-    check_graph_form_request(cfg.graph_form, request.validate, engine_path)
+    check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
     if engine_path is not None:
         from vidtldr_deploy.runtime.tensorrt.plugins import check_engine_build
 
@@ -134,11 +134,18 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
     return onnx_path, engine_path, spec_text
 
 
-def check_graph_form_request(form: str, validate: bool, engine_path: Path | None) -> None:
-    """A graph without local functions cannot be validated in ONNX Runtime, and a `trt.plugins`
-    graph is not what the engine build looks for: say so before any work."""
+def check_graph_form_request(
+    form: str, validate: bool, engine_path: Path | None, precision: str = "fp32"
+) -> None:
+    """A graph without local functions cannot be validated (or calibrated) in ONNX Runtime, and a
+    `trt.plugins` graph is not what the engine build looks for: say so before any work."""
     if has_local_functions(form):
         return
+    if precision == "int8":
+        raise GraphFormError(
+            f"--precision int8 calibrates the graph in ONNX Runtime, which needs its local "
+            f"functions: use --graph-form portable (TensorRT takes the portable form too)"
+        )
     if validate:
         raise GraphFormError(
             f"--graph-form {form} writes no local functions, so ONNX Runtime cannot validate the "
