@@ -273,7 +273,7 @@ def test_fake_build_failure_leaves_no_engine(fake_env, tmp_path):
 def test_fake_bad_precision(fake_env, tmp_path):
     _, onnx_path, lib = fake_env("10.3.0")
     with pytest.raises(VidTLDRError, match="--precision must be one of fp32, fp16"):
-        trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib)
+        trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "int4", plugin_library=lib)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -333,3 +333,51 @@ def test_real_engine_matches_pytorch(merge_impl, tmp_path):
     sc.write_sidecar(engine, side)
     with pytest.raises(VidTLDRError, match="TensorRT 0.0.0"):
         trt_runner.TensorRTRunner(engine, plugin_library=plugin)
+
+
+# ------------------------------------------------------------------------------------------------
+# INT8: explicit Q/DQ graphs (export --precision int8)
+# ------------------------------------------------------------------------------------------------
+
+
+def _with_qdq(path: Path) -> Path:
+    """The tiny plugin graph with an INT8 Q/DQ pair on its input, as the INT8 export writes them."""
+    model = onnx.load(str(path))
+    model.graph.initializer.extend([
+        helper.make_tensor("s", TensorProto.FLOAT, [], [0.05]),
+        helper.make_tensor("zp", TensorProto.INT8, [], [0]),
+    ])  # fmt: skip
+    q = helper.make_node("QuantizeLinear", ["video", "s", "zp"], ["video_q"], name="q")
+    dq = helper.make_node("DequantizeLinear", ["video_q", "s", "zp"], ["video_dq"], name="dq")
+    for node in model.graph.node:
+        node.input[:] = ["video_dq" if name == "video" else name for name in node.input]
+    nodes = [q, dq, *model.graph.node]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_fake_trt10_int8_builds_from_qdq_with_only_the_int8_flag(fake_env, tmp_path):
+    trt, onnx_path, lib = fake_env("10.3.0")
+    _with_qdq(onnx_path)
+    sidecar = trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib)
+    flags = trt.calls["config"].flags
+    assert "INT8" in flags and "FP16" not in flags and "TF32" not in flags
+    assert sidecar["precision"] == "int8"
+    assert sidecar["build"]["quantization"]["precision"] == "int8"
+
+
+def test_fake_trt11_int8_is_strongly_typed_from_the_graph(fake_env, tmp_path):
+    trt, onnx_path, lib = fake_env("11.0.0")
+    _with_qdq(onnx_path)
+    sidecar = trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib)
+    assert "INT8" not in trt.calls["config"].flags
+    assert sidecar["build"]["strongly_typed"] is True
+
+
+def test_fake_int8_without_qdq_is_refused(fake_env, tmp_path):
+    _, onnx_path, lib = fake_env("10.3.0")
+    with pytest.raises(VidTLDRError, match="needs a graph with explicit INT8 Q/DQ"):
+        trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib)
+    assert not (tmp_path / "engine.plan").exists()

@@ -71,7 +71,7 @@ def make_fake_trt(version: str, creators: set[str]):
     trt.LayerType = _Enum(PLUGIN_V3="PLUGIN_V3", MATRIX_MULTIPLY="MM", SHAPE="SHAPE")
     flags = dict(TF32=1, DEBUG=2)
     if major < 11:
-        flags.update(FP16=3, OBEY_PRECISION_CONSTRAINTS=4, PREFER_PRECISION_CONSTRAINTS=5)
+        flags.update(FP16=3, OBEY_PRECISION_CONSTRAINTS=4, PREFER_PRECISION_CONSTRAINTS=5, INT8=6)
     trt.BuilderFlag = _Enum(**flags)
     trt.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=5)
     trt.MemoryPoolType = _Enum(WORKSPACE="workspace")
@@ -158,6 +158,8 @@ def make_fake_trt(version: str, creators: set[str]):
                 dims = tuple(d.dim_value for d in i.type.tensor_type.shape.dim)
                 net.inputs.append(FakeTensor(i.name, dims, trt.float32))
             tensors = {t.name: t for t in net.inputs}
+            # weights (initializers) become constant tensors, as the real parser makes them
+            tensors.update({i.name: FakeTensor(i.name, tuple(i.dims), trt.float32) for i in model.graph.initializer})
             for n in model.graph.node:
                 if n.domain == "vidtldr" and n.op_type not in local:
                     if n.op_type not in trt.calls["registered"]:
