@@ -53,6 +53,7 @@ class ProfileResult:
     schedule: dict
     environment: dict
     toolkit_version: str
+    more: dict[str, ModelLatency] = field(default_factory=dict)  # e.g. baseline_int8 (INT8 unmerged)
     extra: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # profile/warnings.py: read before trusting
@@ -89,6 +90,7 @@ class ProfileResult:
             "inputs": self.inputs,
             "merged": self.merged.to_dict(),
             "baseline": self.baseline.to_dict(),
+            **{label: row.to_dict() for label, row in self.more.items()},
             "speedup": self.speedup,
             "flops": {
                 "merged": self.flops.merged,
@@ -100,6 +102,8 @@ class ProfileResult:
             "schedule": self.schedule,
             "environment": self.environment,
         }
+        for label, row in self.more.items():
+            report[f"speedup_{label}"] = self.baseline.median_ms / row.median_ms
         report.update(self.extra)
         report["warnings"] = list(self.warnings)
         if self.notes:

@@ -46,6 +46,7 @@ class ProfileSettings:
     layers: bool = True  # the per-layer pass after timing
     layer_iterations: int = 3
     seed: int = 0
+    calib: list[Path] | None = None  # INT8 calibration clips
     duration: float | None = None  # seconds of timing at least (trtexec --duration); None: off
     threads: int | None = None  # torch intra-op threads and ORT intra_op_num_threads; None: default
 
@@ -55,11 +56,18 @@ class ProfileSettings:
     def check(self) -> None:
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision must be fp32 or fp16, got {self.precision!r}")
-        if self.runtime == "onnxruntime" and self.precision != "fp32":
+        if self.runtime == "onnxruntime" and self.precision not in ("fp32", "int8"):
             raise InputError(
-                "--runtime onnxruntime runs the exported fp32 graph: use --precision fp32, or "
-                "--runtime torch / tensorrt for fp16"
+                "--runtime onnxruntime runs exported graphs in fp32 or INT8 Q/DQ: use --precision "
+                "fp32 or int8, or --runtime torch / tensorrt for fp16"
             )
+        if self.precision == "int8" and self.runtime != "onnxruntime":
+            raise InputError(
+                "--precision int8 profiles INT8 Q/DQ graphs in ONNX Runtime: use --runtime onnxruntime "
+                "(a TensorRT INT8 engine: export it with --precision int8 -o x.plan, then profile x.plan)"
+            )
+        if self.calib and self.precision != "int8":
+            raise InputError("--calib applies to --precision int8 only")
         if self.compile and self.runtime != "torch":
             raise InputError("--compile applies to --runtime torch only")
         if self.batch < 1:
@@ -121,8 +129,8 @@ def run_profile(
     shape = (settings.batch, 3, loaded.frames, side, side)
     gen = torch.Generator().manual_seed(settings.seed)
     video = torch.randn(shape, generator=gen).numpy()
-    rows = {"merged": schedule.to_dict()["layers"], "baseline": unmerged_like(schedule).to_dict()["layers"]}
-    breakdown: dict = {"merged": None, "baseline": None}
+    merged_rows, unmerged_rows = schedule.to_dict()["layers"], unmerged_like(schedule).to_dict()["layers"]
+    breakdown: dict = {}
     notes: list[str] = []
 
     with tempfile.TemporaryDirectory(prefix="vidtldr-profile-") as tmp, torch_threads(settings.threads):
@@ -132,14 +140,15 @@ def run_profile(
             cands = [
                 Candidate(label, runners[label].timed_step(video), runners[label].before_timed,
                           runners[label].after_timed, runners[label].peak_memory_mb)
-                for label in MODELS
+                for label in runners
             ]  # fmt: skip
             times = interleaved_timing(cands, settings.iterations, settings.warmup, progress,
                                        settings.duration)  # fmt: skip
             if settings.layers:
-                advance = progress("per-layer pass", len(MODELS))
-                for label in MODELS:
-                    found = runners[label].breakdown(video, rows[label], settings.layer_iterations, workdir)
+                advance = progress("per-layer pass", len(runners))
+                for label in runners:
+                    rows = merged_rows if label == "merged" else unmerged_rows
+                    found = runners[label].breakdown(video, rows, settings.layer_iterations, workdir)
                     if found is None:
                         notes.append(f"the {settings.runtime} runner exposes no per-layer profiler")
                     elif settings.compile:
@@ -159,7 +168,7 @@ def run_profile(
             samples_ms=[t * 1e3 for t in times[c.label]],
             peak_memory_mb=c.peak_memory(),
             rss_delta_mb=c.rss_delta_mb if settings.device == "cpu" else None,
-            breakdown=breakdown[c.label],
+            breakdown=breakdown.get(c.label),
         )
     speedup = latencies["baseline"].median_ms / latencies["merged"].median_ms
     tokens = schedule.layers[0].tokens_in if schedule.layers else 0
@@ -187,6 +196,7 @@ def run_profile(
         inputs=f"one seeded random clip batch (seed {settings.seed})",
         merged=latencies["merged"],
         baseline=latencies["baseline"],
+        more={k: v for k, v in latencies.items() if k not in MODELS},
         flops=flops,
         schedule=schedule.to_dict(),
         environment=env,

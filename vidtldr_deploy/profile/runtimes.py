@@ -72,8 +72,40 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
         inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD, workdir / "baseline.onnx"
     )
     done()
-    return {"merged": OnnxRuntimeRunner(merged, settings.device, threads=settings.threads),
-            "baseline": OnnxRuntimeRunner(baseline, settings.device, threads=settings.threads)}  # fmt: skip
+    graphs = {"merged": Path(merged), "baseline": baseline}
+    if settings.precision == "int8":
+        # Three rows: fp32 unmerged (the baseline), INT8 unmerged, INT8 merged, so the user sees
+        # what quantizing gives and what merging adds on top of it.
+        done = progress("quantizing both graphs to INT8 Q/DQ", 1)
+        graphs["baseline_int8"] = quantize_temp(baseline, workdir / "baseline_int8.onnx", inputs, settings)
+        if not _is_int8(graphs["merged"]):
+            graphs["merged"] = quantize_temp(graphs["merged"], workdir / "merged_int8.onnx", inputs, settings)
+        done()
+    return {label: OnnxRuntimeRunner(path, settings.device, threads=settings.threads) for label, path in graphs.items()}
+
+
+def _is_int8(path: Path) -> bool:
+    import onnx
+
+    from vidtldr_deploy.export.metadata import read_metadata
+
+    return read_metadata(onnx.load(str(path), load_external_data=False)).get("precision") == "int8"
+
+
+def quantize_temp(src: Path, dst: Path, inputs, settings) -> Path:
+    """`src` quantized to INT8 Q/DQ, calibrated on --calib clips (or seeded random ones, with the
+    warning that the quantizer records and the profile reports)."""
+    from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
+    from vidtldr_deploy.validate.inputs import make_inputs
+
+    side = inputs.loaded.model.cfg.img_size
+    shape = (settings.batch, 3, inputs.loaded.frames, side, side)
+    clips = make_inputs(shape, path=settings.calib, arch=inputs.loaded.arch) if settings.calib else None
+    result = quantize_graph(src, dst, list(clips) if clips is not None else None,
+                            clips.label if clips is not None else "",
+                            QuantizeSettings(seed=settings.seed + 1000))  # fmt: skip
+    inputs.extra.setdefault("int8_warnings", []).extend(w for w in result.warnings if w not in inputs.extra.get("int8_warnings", []))
+    return dst
 
 
 def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:

@@ -86,8 +86,17 @@ def _memory_cell(entry: dict) -> str:
     return "-" if mem is None else f"{mem:.0f}"
 
 
+def _models(report: dict) -> list[tuple[str, str]]:
+    """The timed models of a profile, in the order to show them: the baseline first; an INT8
+    profile adds INT8 unmerged between it and the (INT8) merged model."""
+    if "baseline_int8" in report:
+        return [("baseline", "fp32 unmerged"), ("baseline_int8", "int8 unmerged"), ("merged", "int8 merged")]
+    return list(MODELS)
+
+
 def latency_grid(report: dict) -> Grid:
     """One row per statistic, one column per model: narrow enough for any terminal."""
+    MODELS = _models(report)  # noqa: N806 - the module default, widened for INT8 profiles
     headers = ["ms per batch", *[label for _, label in MODELS]]
     rows = [[s, *[f"{report[key]['latency_ms'][s]:.3f}" for key, _ in MODELS]] for s in STATS]
     rows.append(["clips/s", *[f"{report[key]['throughput']:.2f}" for key, _ in MODELS]])

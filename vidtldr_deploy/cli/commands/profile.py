@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -22,7 +22,8 @@ def profile_command(
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up iterations per model.")] = 10,
     duration: Annotated[Optional[float], typer.Option("--duration", help="Time-boxed timing (as trtexec): at least --iterations, then more interleaved iterations until this many seconds of timing have passed.", show_default="off")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads: torch.set_num_threads and ONNX Runtime intra_op_num_threads (recorded in the report's environment).", show_default="the runtime's default")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="fp32 or fp16 (torch and tensorrt; saliency and merge stay fp32).")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 (torch and tensorrt) or int8 (onnxruntime: fp32 unmerged, INT8 unmerged and INT8 merged side by side); saliency and merge stay fp32.")] = "fp32",
+    calib: Annotated[Optional[List[Path]], typer.Option("--calib", help="INT8 calibration clips (videos, folders, .npy/.npz) for --precision int8.", show_default="seeded random clips, with a warning")] = None,
     json_path: opt.ReportWithJsonAlias = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: latency distributions and tokens per layer.")] = None,
     arch: opt.Arch = None,
@@ -49,6 +50,7 @@ def profile_command(
     settings = ProfileSettings(
         runtime=runtime, device=device, batch=batch or 1, iterations=iterations, warmup=warmup,
         precision=precision, merge_impl=merge_impl, compile=compile_model, layers=layers, seed=seed,
+        calib=list(calib) if calib else None,
         duration=duration, threads=threads,
     )  # fmt: skip
     for path, what in ((json_path, "--report"), (plot, "--plot")):
@@ -128,7 +130,7 @@ def profile_command(
         console.print(f"saliency/merge on CUDA: {fp['path']} ({fp['reason']})", highlight=False, markup=False)
     for note in report.get("notes", []):
         console.print(f"note: {note}", highlight=False, markup=False)
-    show_warnings(report["warnings"])
+    show_warnings(report["warnings"] + report.get("int8_warnings", []))
     write_report_files(json_path, report)
     if plot is not None:
         plots.plot_profile(report, plot)
