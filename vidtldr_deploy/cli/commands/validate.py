@@ -31,14 +31,17 @@ def validate_command(
 ) -> None:
     """Run an exported graph in ONNX Runtime and compare it with the PyTorch model (same schedule)."""
     from vidtldr_deploy.export.reference import reference_for_graph
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.files import check_distinct_outputs, check_output_path, markdown_path
+    from vidtldr_deploy.validate.inputs import check_inputs_exist
     from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
     from vidtldr_deploy.validate.inputs import make_inputs
     from vidtldr_deploy.validate.run import validate_runner
 
     if report is not None:
         check_output_path(report, "--report")
-    check_distinct_outputs({"the graph": model, "--report": report})
+    check_inputs_exist(model, inputs)
+    check_distinct_outputs({"the graph": model, "--report": report,
+                            "--report's Markdown": markdown_path(report) if report else None})  # fmt: skip
     flags = opt.tolerance_flags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
     tolerances = opt.tolerances_for("fp32", flags)
     with status("loading the graph and its PyTorch reference"):
