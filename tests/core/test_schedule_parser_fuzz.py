@@ -40,6 +40,7 @@ def test_only_the_project_error_comes_out(spec, depth):
         ("3,1.5", "neither a fraction below 1"),
         (",".join(["1"] * 100000), "has 100000 layers"),
     ],
+    ids=["1x1e8", "1e320", "1e320x2", "2x5000-digits", "1e5000", "1.5x2", "3,1.5", "1e5-entries"],
 )
 def test_hostile_schedules_are_input_errors(spec, needle):
     with pytest.raises(InputError, match=needle):
