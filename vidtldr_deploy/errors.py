@@ -76,3 +76,17 @@ class ProblemCollector:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.raise_if_any()
+
+
+_ANSI = None
+
+
+def plain_text(text: object) -> str:
+    """A message without terminal colour codes (torch's exporter and unpickler colour theirs), so a
+    log or a JSON report never holds raw escapes."""
+    global _ANSI
+    import re
+
+    if _ANSI is None:
+        _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+    return _ANSI.sub("", str(text))

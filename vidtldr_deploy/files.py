@@ -10,6 +10,7 @@ nothing half-written either.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -55,6 +56,13 @@ def check_output_path(path: str | Path, what: str = "-o") -> Path:
     return path
 
 
+def markdown_path(path: str | Path) -> Path:
+    """A report's Markdown beside its JSON: r.json -> r.md; r.md -> r.md.md, so the Markdown never
+    replaces the JSON. Here, not in report/, so output checks made before any work can name it."""
+    path = Path(path)
+    return path.with_suffix(".md") if path.suffix.lower() != ".md" else path.with_name(path.name + ".md")
+
+
 def check_distinct_outputs(paths: dict[str, Path | None]) -> None:
     """Two outputs of one command must never be the same file (e.g. --report equal to -o)."""
     seen: dict[Path, str] = {}
@@ -75,13 +83,35 @@ def atomic_output(path: str | Path, suffix: str = ".tmp"):
     container or another user; an existing file's mode is kept."""
     path = Path(path)
     check_output_path(path, "output")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as err:
+        raise _write_error(path, err) from err
     os.close(fd)
     try:
         yield Path(tmp)
         mode = (path.stat().st_mode & 0o7777) if path.exists() else (0o666 & ~_umask())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno in _DISK_ERRNOS:
+            raise _write_error(path, err) from err
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+# Failures of the disk, not of the toolkit: a full disk, a quota, a read-only or vanished mount.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                errno.ENOENT}  # fmt: skip
+
+
+def _write_error(path: Path, err: OSError) -> InputError:
+    reason = err.strerror or str(err)
+    fix = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space under your quota",
+           errno.EROFS: "the filesystem is read-only"}.get(err.errno, "check the folder")  # fmt: skip
+    return InputError(
+        f"could not write {path}: {reason}; nothing was left behind. {fix[0].upper() + fix[1:]}, "
+        f"or choose another output path"
+    )

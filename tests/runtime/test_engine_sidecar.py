@@ -41,6 +41,7 @@ def make(tmp_path, **overrides) -> dict:
         arch="umt-tiny",
         merge_impl="plugin",
         plugin_layers=4,
+        engine_sha256=hashlib.sha256(ENGINE).hexdigest(),  # required: the check fails closed
     )
     kwargs.update(overrides)
     return sc.make_sidecar(**kwargs)

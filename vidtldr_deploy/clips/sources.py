@@ -79,25 +79,61 @@ def _folder_sources(folder: Path) -> list[ClipSource]:
 
 
 def _npz_keys(path: Path) -> list[str]:
+    _check_array_file(path)
     try:
-        with np.load(path) as archive:
+        with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
-    except (ValueError, OSError) as err:
-        raise VidTLDRError(f"{path} is not a readable .npz file: {err}") from err
+    except Exception as err:  # noqa: BLE001 - BadZipFile, EOFError, ValueError, OSError ...
+        raise VidTLDRError(f"{path} is not a readable .npz file ({_detail(err)}): save it again "
+                           f"with numpy.savez") from err  # fmt: skip
     if not keys:
-        raise VidTLDRError(f"{path} holds no arrays")
+        raise VidTLDRError(f"{path} holds no arrays: save the clips with numpy.savez(path, clips=...)")
     return keys
 
 
+def _detail(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _check_array_file(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise VidTLDRError(f"{path} cannot be read: {err.strerror or err}") from err
+    if size == 0:
+        raise VidTLDRError(f"{path} is empty (0 bytes): the copy was cut short; write it again")
+
+
 def read_array(source: ClipSource) -> np.ndarray:
-    """The array a kind-"array" source names, as stored."""
+    """The array a kind-"array" source names, as stored; pickled object arrays are never loaded."""
+    _check_array_file(source.path)
     try:
         if source.key is None:
-            return np.load(source.path)
-        with np.load(source.path) as archive:
+            return np.load(source.path, allow_pickle=False)
+        with np.load(source.path, allow_pickle=False) as archive:
             return archive[source.key]
-    except (ValueError, OSError, KeyError) as err:
-        raise VidTLDRError(f"{source.name} is not a readable .npy/.npz array: {err}") from err
+    except Exception as err:  # noqa: BLE001 - truncated or damaged files raise many types
+        raise VidTLDRError(
+            f"{source.name} is not a readable .npy/.npz array ({_detail(err)}): save it again with "
+            f"numpy.save / numpy.savez"
+        ) from err
+
+
+def check_clip_values(arr: np.ndarray, name: str) -> None:
+    """Only real numbers become clips: strings are refused, complex values are refused rather than
+    silently losing their imaginary part, and NaN/Inf are named by clip before any run."""
+    if np.iscomplexobj(arr):
+        raise VidTLDRError(f"{name} holds complex values ({arr.dtype}): clips must be real numbers")
+    if arr.dtype.kind not in "fiub":
+        raise VidTLDRError(
+            f"{name} holds {arr.dtype} values, not numbers: save preprocessed float32 clips"
+        )
+    if arr.dtype.kind == "f":
+        bad = [i for i, clip in enumerate(arr) if not np.isfinite(clip).all()]
+        if bad:
+            shown = ", ".join(map(str, bad[:5])) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+            raise VidTLDRError(f"{name} has NaN or Inf values in clip(s) {shown}: fix the preprocessing")
 
 
 def array_clips(
@@ -108,6 +144,7 @@ def array_clips(
     arr = read_array(source)
     if tuple(arr.shape) == tuple(shape):
         arr = arr[None]
+    check_clip_values(arr, source.name)
     if arr.ndim != 5 or tuple(arr.shape[1:]) != tuple(shape):
         raise VidTLDRError(
             f"{source.name}: clips of shape {tuple(arr.shape)}, but the model takes "

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from vidtldr_deploy.core.merge import resolve_r
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 
 GRAMMAR = (
     "'RxL' (r=R in each of the first L layers, e.g. 16x12 or 0.25x2), "
@@ -20,13 +20,53 @@ GRAMMAR = (
 )
 
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+# An r above this merges more tokens than any video transformer has: it is a typo, and refusing it
+# keeps float/int conversions of 300-digit numbers (OverflowError, ValueError) out of the parser.
+MAX_R = 10**9
+_MAX_DIGITS = 12
+
+
+def _show(spec: str) -> str:
+    """A schedule as messages quote it: a 300-digit typo is shortened, not echoed whole."""
+    return repr(spec) if len(spec) <= 40 else repr(spec[:30] + "...") + f" ({len(spec)} characters)"
 
 
 def _number(text: str, spec: str) -> float:
+    """One r: a fraction 0 < r < 1 of the tokens, or a whole token count r >= 1 (exact)."""
+    text = text.strip()
+    whole = text.split(".", 1)[0].lstrip("-")
+    if len(whole.lstrip("0")) > _MAX_DIGITS:
+        raise InputError(f"schedule {_show(spec)}: r {text[:20]}... is larger than any token count")
     value = float(text)
     if value < 0:
-        raise VidTLDRError(f"schedule {spec!r}: r must be >= 0, got {text}")
-    return int(value) if value >= 1 and value == int(value) else value
+        raise InputError(f"schedule {_show(spec)}: r must be >= 0, got {text}")
+    if value > MAX_R:
+        raise InputError(f"schedule {_show(spec)}: r {text} is larger than any token count")
+    if value < 1:
+        return value
+    if value != int(value):
+        # Flooring 1.5 to 1 would export another model than the one asked for: refuse instead.
+        raise InputError(
+            f"schedule {_show(spec)}: r {text} is neither a fraction below 1 nor a whole token count: "
+            f"use {int(value)} or {int(value) + 1} tokens, or a fraction such as 0.25"
+        )
+    return int(value)
+
+
+def _too_deep(spec: str, layers: str | int, depth: int) -> InputError:
+    return InputError(
+        f"schedule {_show(spec)} has {layers} layers but the model has {depth}: "
+        f"give at most {depth} entries"
+    )
+
+
+def _layer_count(text: str, spec: str, depth: int) -> int:
+    """The L of 'RxL', checked against the depth before any list of that length is built."""
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(depth)) or int(digits) > depth:
+        shown = digits if len(digits) <= 20 else f"{digits[:10]}... ({len(digits)} digits)"
+        raise _too_deep(spec, shown, depth)
+    return int(digits)
 
 
 def parse_schedule(
@@ -38,27 +78,29 @@ def parse_schedule(
     """Per-layer r list of length `depth` from a schedule string; errors say what was expected.
 
     `presets` are the named schedules the caller's architecture (`owner`, for messages) publishes:
-    core knows no model names (models/presets.py holds them)."""
+    core knows no model names (models/presets.py holds them). Every error is an InputError; the
+    length is checked before a list is built, so '1x100000000' costs nothing."""
+    if not isinstance(spec, str):
+        raise InputError(f"schedule must be a string, got {type(spec).__name__} {spec!r}")
     text = spec.strip().lower()
     if text in ("", "none", "0"):
         return [0] * depth
     presets = presets or {}
     if text in presets:
         rs: list[float] = list(presets[text])
+        if len(rs) > depth:
+            raise _too_deep(spec, len(rs), depth)
     elif m := re.fullmatch(rf"({_NUMBER})x(\d+)", text):
-        rs = [_number(m.group(1), spec)] * int(m.group(2))
+        count = _layer_count(m.group(2), spec, depth)
+        rs = [_number(m.group(1), spec)] * count
     elif re.fullmatch(rf"-?{_NUMBER}(\s*,\s*-?{_NUMBER})*", text):
-        rs = [_number(t.strip(), spec) for t in text.split(",")]
+        entries = text.count(",") + 1
+        if entries > depth:
+            raise _too_deep(spec, entries, depth)
+        rs = [_number(t, spec) for t in text.split(",")]
     else:
         known = ", ".join(sorted(presets)) or f"none for architecture {owner!r}"
-        raise VidTLDRError(
-            f"cannot parse schedule {spec!r}: expected {GRAMMAR}. Presets: {known}."
-        )
-    if len(rs) > depth:
-        raise VidTLDRError(
-            f"schedule {spec!r} has {len(rs)} layers but the model has {depth}: "
-            f"give at most {depth} entries"
-        )
+        raise InputError(f"cannot parse schedule {_show(spec)}: expected {GRAMMAR}. Presets: {known}.")
     return rs + [0] * (depth - len(rs))
 
 
@@ -78,6 +120,9 @@ class MergeSchedule:
 
     spec: str
     layers: tuple[LayerMerge, ...]
+    # What the user should know about this schedule (e.g. a preset used at another frame count);
+    # the CLI prints them and reports record them.
+    notes: tuple[str, ...] = ()
 
     @property
     def rs(self) -> list[int]:
@@ -92,7 +137,10 @@ class MergeSchedule:
         return any(self.rs)
 
     def to_dict(self) -> dict:
-        return {"spec": self.spec, "layers": [asdict(row) for row in self.layers]}
+        data = {"spec": self.spec, "layers": [asdict(row) for row in self.layers]}
+        if self.notes:
+            data["notes"] = list(self.notes)
+        return data
 
 
 def resolve_schedule(

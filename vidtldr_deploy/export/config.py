@@ -9,13 +9,34 @@ from pathlib import Path
 
 from vidtldr_deploy.constants import EXPORT_MERGE_IMPLS as MERGE_IMPLS
 from vidtldr_deploy.constants import PRECISIONS
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import InputError, ProblemCollector, VidTLDRError
 from vidtldr_deploy.export.metadata import check_graph_form, check_opset
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10 (JetPack 6)
     import tomli as tomllib
+
+
+# A static batch beyond this is a typo: TensorRT profiles and every runtime's buffers are sized by it.
+MAX_BATCH = 4096
+_FLAGS = {"frames": "--frames", "ckpt_frames": "--ckpt-frames", "batch": "--batch",
+          "opset": "--opset", "workspace_mib": "--workspace"}  # fmt: skip
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _tolerance_problems(tolerances) -> list[str]:
+    if not isinstance(tolerances, dict):
+        return [f"tolerances must be a table of numbers ([tolerances] max_abs = 1e-3, ...), "
+                f"got {tolerances!r} ({type(tolerances).__name__})"]  # fmt: skip
+    return [
+        f"tolerances.{key} must be a number, got {value!r} ({type(value).__name__})"
+        for key, value in tolerances.items()
+        if isinstance(value, bool) or not isinstance(value, (int, float))
+    ]
 
 
 @dataclass
@@ -34,24 +55,43 @@ class ExportConfig:
     description: str = ""
 
     def check(self, where: str = "") -> "ExportConfig":
-        """Refuse values no export can take; `where` names the file they came from, if any."""
+        """Refuse values no export can take, all at once; `where` names the file they came from."""
         prefix = f"{where}: " if where else ""
-        if self.merge_impl not in MERGE_IMPLS:
-            raise VidTLDRError(
-                f"{prefix}--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {self.merge_impl!r}"
-            )
-        if self.precision not in PRECISIONS:
-            raise VidTLDRError(
-                f"{prefix}--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
-        if self.batch < 1:
-            raise VidTLDRError(f"{prefix}--batch must be at least 1, got {self.batch}")
-        try:
-            check_opset(self.opset)
-            check_graph_form(self.graph_form, self.merge_impl)
-        except InputError as err:
-            raise InputError(f"{prefix}{err}") from None
+        with ProblemCollector() as problems:
+            for problem in self._problems():
+                problems.add(prefix + problem)
         return self
+
+    def _problems(self) -> list[str]:
+        out = []
+        for name, minimum in (("frames", 1), ("ckpt_frames", 1), ("batch", 1), ("opset", 1),
+                              ("workspace_mib", 1)):  # fmt: skip
+            value = getattr(self, name)
+            flag = _FLAGS.get(name, name)
+            if value is None and name != "batch":
+                continue
+            if not _is_int(value):
+                out.append(f"{flag} must be a whole number, got {value!r} ({type(value).__name__})")
+            elif value < minimum:
+                out.append(f"{flag} must be at least {minimum}, got {value}")
+            elif name == "batch" and value > MAX_BATCH:
+                out.append(f"--batch {value} is larger than any static batch an engine takes "
+                           f"(at most {MAX_BATCH})")
+        for name in ("arch", "schedule", "description"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                out.append(f"{name} must be a string, got {value!r} ({type(value).__name__})")
+        if self.merge_impl not in MERGE_IMPLS:
+            out.append(f"--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {self.merge_impl!r}")
+        if self.precision not in PRECISIONS:
+            out.append(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        out.extend(_tolerance_problems(self.tolerances))
+        for check in (lambda: check_opset(self.opset), lambda: check_graph_form(self.graph_form, self.merge_impl)):
+            try:
+                check()
+            except InputError as err:
+                out.append(str(err))
+        return out
 
     def override(self, **flags) -> "ExportConfig":
         """A copy with every flag that was given (not None) replacing the config's value."""
@@ -68,12 +108,17 @@ def load_export_config(path: str | Path) -> ExportConfig:
     path = Path(path)
     if not path.exists():
         raise VidTLDRError(f"config {path} does not exist")
+    if path.is_dir():
+        raise VidTLDRError(f"config {path} is a directory: give an export config .toml file")
     try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise VidTLDRError(f"config {path} is not valid TOML: {err}") from err
-    # Accept a flat file or one with an [export] table.
-    data = data.get("export", data)
+    except OSError as err:
+        raise VidTLDRError(f"config {path} cannot be read: {err.strerror or err}") from err
+    if isinstance(data.get("export"), dict):
+        data = data["export"]
+    # Accept a flat file or one with an [export] table (taken above).
     allowed = {f.name for f in fields(ExportConfig)}
     unknown = sorted(set(data) - allowed)
     if unknown:

@@ -13,7 +13,7 @@ import onnx
 import torch
 
 from vidtldr_deploy.constants import DOMAIN, DOMAIN_VERSION, INPUT_NAME, META_PREFIX, MergeImpl
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import VidTLDRError, plain_text
 from vidtldr_deploy.export import onnx_functions
 from vidtldr_deploy.export.metadata import (
     ExportSpec,
@@ -62,7 +62,9 @@ def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx
         try:
             proto = _trace(model, dummy, spec)
         except Exception as err:  # the exporter raises many types; the user needs the cause
-            raise VidTLDRError(f"ONNX export failed: {str(err).splitlines()[0]}") from err
+            if _interrupted(err):  # Ctrl-C inside the exporter is an interruption, not a failure
+                raise KeyboardInterrupt from err
+            raise VidTLDRError(f"ONNX export failed: {_export_cause(err)}") from err
     if impl is MergeImpl.CUSTOM:
         apply_graph_form(proto, spec.graph_form, spec.opset)
     for key, value in spec.metadata(model).items():
@@ -70,7 +72,7 @@ def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx
     # full_check runs strict shape inference, which needs every node's schema or local function.
     onnx.checker.check_model(proto, full_check=has_local_functions(spec.graph_form))
     with atomic_output(Path(out_path), suffix=".onnx") as tmp:
-        onnx.save(proto, str(tmp))
+        onnx.save(proto, str(tmp))  # a full disk is a named InputError from atomic_output
     return proto
 
 
@@ -91,3 +93,27 @@ def apply_graph_form(proto: onnx.ModelProto, form: str, opset: int) -> onnx.Mode
         proto.opset_import.extend(kept)
         proto.opset_import.append(onnx.helper.make_opsetid(domain, DOMAIN_VERSION))
     return proto
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
+
+
+def _interrupted(err: BaseException) -> bool:
+    return any(isinstance(e, KeyboardInterrupt) for e in _chain(err))
+
+
+def _export_cause(err: BaseException, limit: int = 3) -> str:
+    """The exporter's wrapper says only that it failed; the innermost error says why. Both, one
+    line each, without the exporter's colour codes."""
+    parts = []
+    for e in (err, _chain(err)[-1]):
+        lines = [ln.strip() for ln in plain_text(e).splitlines() if ln.strip()]
+        text = f"{type(e).__name__}: {' '.join(lines[:limit])}" if lines else type(e).__name__
+        if text not in parts:
+            parts.append(text)
+    return "; caused by ".join(parts)

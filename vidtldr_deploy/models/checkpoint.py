@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, InputErrors, VidTLDRError, plain_text
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.models.registry import Architecture, StateDict, list_architectures
 from vidtldr_deploy.models.vit import MergeViT, ViTConfig
@@ -47,57 +47,167 @@ def _unwrap(obj, path: Path) -> StateDict:
     )
 
 
+def _detail(err: BaseException) -> str:
+    """What went wrong, one line, without colour codes, never empty. torch's weights-only refusal
+    opens with advice to retry with weights_only=False; what failed is the line after
+    "WeightsUnpickler error:", and the advice is never repeated (see _holds_pickled_objects)."""
+    text = plain_text(err)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def _check_readable(path: Path, what: str = "checkpoint") -> None:
+    """Refuse what no loader could read, with the real reason: unreadable is not corrupt."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise InputError(
+            f"{what} {path} is not readable (permission denied): check its permissions "
+            f"(chmod a+r) or run as its owner"
+        ) from None
+    except OSError as err:
+        raise InputError(f"{what} {path} cannot be read: {err.strerror or _detail(err)}") from None
+    if size == 0:
+        raise InputError(
+            f"{what} {path} is empty (0 bytes): the download or copy was cut short; fetch it again"
+        )
+
+
+def _holds_pickled_objects(path: Path, err: BaseException) -> bool:
+    """True only for a real torch zip checkpoint that the weights-only unpickler refused because of
+    the objects it holds; random bytes are corrupt, and must never be steered to --unsafe-load."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    text = plain_text(err).lower()
+    return head == b"PK\x03\x04" and "global" in text
+
+
 def _torch_load(path: Path, unsafe_load: bool) -> StateDict:
+    _check_readable(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not unsafe_load)
+    except KeyboardInterrupt:
+        raise
     except pickle.UnpicklingError as err:
-        if unsafe_load:
-            raise VidTLDRError(f"{path} is corrupt or not a PyTorch checkpoint: {err}") from err
-        raise VidTLDRError(
-            f"{path} is not a plain state dict: it contains pickled objects, and unpickling runs "
-            f"code. Save it with torch.save(model.state_dict(), ...), or pass --unsafe-load if you "
-            f"trust the file ({str(err).splitlines()[0]})"
-        ) from err
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
-        raise VidTLDRError(f"{path} is corrupt or not a PyTorch checkpoint: {err}") from err
+        if not unsafe_load and _holds_pickled_objects(path, err):
+            raise InputError(
+                f"{path} is not a plain state dict: it contains pickled objects, and unpickling "
+                f"runs code. Save it with torch.save(model.state_dict(), ...), or pass "
+                f"--unsafe-load if you trust the file ({_detail(err)})"
+            ) from err
+        raise InputError(f"{path} is corrupt or not a PyTorch checkpoint ({_detail(err)})") from err
+    except Exception as err:  # noqa: BLE001 - torch reports a damaged file as many types
+        raise InputError(f"{path} is corrupt or not a PyTorch checkpoint ({_detail(err)})") from err
     return _unwrap(obj, path)
 
 
 def _safetensors_load(path: Path) -> StateDict:
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    _check_readable(path)
     try:
         return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise VidTLDRError(f"{path} is corrupt or not a safetensors file: {err}") from err
+    except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ValueError, ...
+        raise InputError(f"{path} is corrupt or not a safetensors file ({_detail(err)})") from err
 
 
-def read_checkpoint(path: str | Path, unsafe_load: bool = False) -> Checkpoint:
-    """A `.pt/.pth/.bin` state dict, a `.safetensors` file, or a Hugging Face model directory."""
+# config.json fields MergeViT reads, with the type each must have: a wrong type is refused by name
+# here instead of surfacing as a ValueError deep in the model build.
+_HF_POSITIVE_INTS = (
+    "num_frames", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    "tubelet_size", "num_channels",
+)  # fmt: skip
+_HF_SIZES = ("image_size", "patch_size")  # an int, or [h, w]
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_hf_config(config: object, where: Path) -> dict:
+    """A config.json's object, with every field MergeViT reads of the right type and range."""
+    if not isinstance(config, dict):
+        raise InputError(
+            f"{where} holds a JSON {type(config).__name__}, not an object: it is not a Hugging "
+            f"Face config.json; save the model again with save_pretrained"
+        )
+    problems = []
+    for key in _HF_POSITIVE_INTS:
+        if config.get(key) is not None and not _positive_int(config[key]):
+            problems.append(f"{key} must be a positive whole number, got {config[key]!r}")
+    for key in _HF_SIZES:
+        value = config.get(key)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and not (values and all(_positive_int(v) for v in values)):
+            problems.append(f"{key} must be a positive whole number or [h, w], got {value!r}")
+    eps = config.get("layer_norm_eps")
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0):
+        problems.append(f"layer_norm_eps must be a positive number, got {eps!r}")
+    if problems:
+        raise InputErrors([f"{where}: {p}; fix config.json" for p in problems])
+    return config
+
+
+def _read_hf_config(config_file: Path) -> dict:
+    _check_readable(config_file, "config")
+    try:
+        text = config_file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{config_file} is not UTF-8 text ({err.reason}): it is not a config.json") from None
+    try:
+        return check_hf_config(json.loads(text), config_file)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{config_file} is not valid JSON: {err}") from err
+
+
+def read_checkpoint(
+    path: str | Path, unsafe_load: bool = False, expected_sha256: str | None = None
+) -> Checkpoint:
+    """A `.pt/.pth/.bin` state dict, a `.safetensors` file, or a Hugging Face model directory.
+
+    With `expected_sha256` the file is hashed first and refused on a mismatch, so an unexpected
+    file is never unpickled (--unsafe-load)."""
     path = Path(path)
     if not path.exists():
-        raise VidTLDRError(f"checkpoint {path} does not exist")
+        raise InputError(f"checkpoint {path} does not exist")
     if path.is_dir():
         config_file = path / "config.json"
         weights = next((path / w for w in _HF_WEIGHTS if (path / w).exists()), None)
         if not config_file.exists() or weights is None:
-            raise VidTLDRError(
+            raise InputError(
                 f"{path} is a directory but not a Hugging Face save_pretrained folder: expected "
                 f"config.json and one of {', '.join(_HF_WEIGHTS)}"
             )
-        try:
-            hf_config = json.loads(config_file.read_text())
-        except json.JSONDecodeError as err:
-            raise VidTLDRError(f"{config_file} is not valid JSON: {err}") from err
-        ckpt = read_checkpoint(weights, unsafe_load)
-        ckpt.hf_config = hf_config
-        return ckpt
+        hf_config = _read_hf_config(config_file)
+        ckpt = read_checkpoint(weights, unsafe_load, expected_sha256)
+        # The folder is the checkpoint: graphs record it, so config.json is found again.
+        return Checkpoint(path=path, state=ckpt.state, sha256=ckpt.sha256, hf_config=hf_config)
+    _check_readable(path)
+    sha256 = sha256_file(path)
+    if expected_sha256 and sha256 != expected_sha256:
+        raise InputError(
+            f"checkpoint {path} (sha256 {sha256[:12]}) is not the one the graph was exported from "
+            f"(sha256 {expected_sha256[:12]}); it was not loaded: pass the same checkpoint"
+        )
     if path.suffix == ".safetensors":
         state = _safetensors_load(path)
     else:
         state = _torch_load(path, unsafe_load)
-    return Checkpoint(path=path, state=state, sha256=sha256_file(path))
+    return Checkpoint(path=path, state=state, sha256=sha256)
+
+
+def check_finite(ckpt: Checkpoint, state: StateDict) -> None:
+    """NaN or Inf in a weight poisons every output: name the tensors before any export."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(
+            f"{ckpt.path} has NaN or Inf values in {len(bad)} tensor(s): {_summary(bad)}; the "
+            f"checkpoint is damaged or was saved from a diverged run"
+        )
 
 
 def _first_mismatch(
@@ -144,6 +254,10 @@ def infer_architecture(ckpt: Checkpoint) -> Architecture:
     ]
     if len(matches) == 1:
         return matches[0]
+    if ckpt.hf_config is not None and matches and len({a.family for a in matches}) == 1:
+        # A size of its own, described by its config.json: every name of the family loads it with
+        # those sizes, so take the family's first full-size name (the load report says the sizes).
+        return next((a for a in matches if not a.tiny), matches[0])
     names = ", ".join(a.name for a in list_architectures())
     if not matches:
         raise VidTLDRError(
@@ -202,8 +316,11 @@ def load_model(
         except VidTLDRError:
             lines.append("  check --arch and that this is the right checkpoint")
         raise VidTLDRError("\n".join(lines))
-    # A Hugging Face config records the frame count the checkpoint was trained with.
-    frames = frames or (ckpt.hf_config or {}).get("num_frames")
+    check_finite(ckpt, converted)
+    # A Hugging Face config records the frame count the checkpoint was trained with; `is None`, so
+    # an explicit --frames 0 is refused rather than replaced.
+    if frames is None:
+        frames = (ckpt.hf_config or {}).get("num_frames")
     model = arch.build(frames, ckpt_frames, cfg)
     model.load_state_dict({k: v.float() for k, v in converted.items()}, strict=True)
     model.eval()

@@ -3,6 +3,8 @@ schedule string for a loaded model (its depth, token count and presets)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from vidtldr_deploy.core.schedule import MergeSchedule, resolve_schedule
 
 # Published with vid-TLDR (mlvlab/vid-TLDR README, 12 frames): r per layer from layer 0.
@@ -39,6 +41,22 @@ def presets_for(arch: str | None) -> dict[str, list[int]]:
     return PRESETS.get(arch or "", {})
 
 
-def schedule_for(spec: str, arch: str | None, depth: int, n_tokens: int) -> MergeSchedule:
-    """Resolve `spec` for a model of `arch` with `depth` blocks and `n_tokens` input tokens."""
-    return resolve_schedule(spec, depth, n_tokens, presets_for(arch), owner=arch)
+def preset_note(spec: str, arch: str | None, frames: int | None) -> str | None:
+    """A warning when a preset is used at another frame count than it was published for."""
+    name = spec.strip().lower() if isinstance(spec, str) else ""
+    if frames is None or frames == PRESET_FRAMES or name not in presets_for(arch):
+        return None
+    return (
+        f"preset {name!r} was published for {PRESET_FRAMES} frames; at {frames} frames the model "
+        f"has another token count, so its r values merge a different share of the tokens"
+    )
+
+
+def schedule_for(
+    spec: str, arch: str | None, depth: int, n_tokens: int, frames: int | None = None
+) -> MergeSchedule:
+    """Resolve `spec` for a model of `arch` with `depth` blocks and `n_tokens` input tokens; given
+    `frames`, a preset used at another frame count carries a note saying so."""
+    resolved = resolve_schedule(spec, depth, n_tokens, presets_for(arch), owner=arch)
+    note = preset_note(spec, arch, frames)
+    return dataclasses.replace(resolved, notes=(note,)) if note else resolved

@@ -36,7 +36,9 @@ class Architecture:
         ckpt_frames: int | None = None,
         config: ViTConfig | None = None,
     ) -> MergeViT:
-        return MergeViT(config or self.config, frames or self.default_frames, ckpt_frames)
+        # `is None`, not `or`: --frames 0 is an error MergeViT reports, never the default.
+        frames = self.default_frames if frames is None else frames
+        return MergeViT(config or self.config, frames, ckpt_frames)
 
     def expected_shapes(self, config: ViTConfig | None = None) -> dict[str, tuple[int, ...]]:
         """Parameter shapes of this architecture, computed without allocating weights."""

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import torch
 
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.models.budget import check_memory
 from vidtldr_deploy.models.checkpoint import infer_architecture, load_model, read_checkpoint
 from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.models.registry import get_architecture
-from vidtldr_deploy.models.vit import MergeViT
+from vidtldr_deploy.models.vit import MergeViT, check_ckpt_frames
 
 DEMO = "demo"
 DEMO_ARCH = "umt-tiny"
@@ -30,7 +31,13 @@ class LoadedModel:
 
     def schedule(self, spec: str) -> MergeSchedule:
         """`spec` resolved for this model: its depth, token count and its architecture's presets."""
-        return schedule_for(spec, self.arch, self.model.cfg.depth, self.model.num_tokens)
+        return schedule_for(
+            spec, self.arch, self.model.cfg.depth, self.model.num_tokens, self.model.frames
+        )
+
+    def check_memory(self, batch: int) -> None:
+        """Refuse a batch whose forward pass no machine here could hold (models/budget.py)."""
+        check_memory(self.model, batch, f"{self.arch} at batch {batch}")
 
 
 def demo_label(arch: str, seed: int) -> str:
@@ -44,8 +51,15 @@ def load_source(
     ckpt_frames: int | None = None,
     unsafe_load: bool = False,
     seed: int = 0,
+    expected_sha256: str | None = None,
 ) -> LoadedModel:
-    """Load `checkpoint` ('demo', 'demo:<arch>:seed<N>', or a path) into its architecture."""
+    """Load `checkpoint` ('demo', 'demo:<arch>:seed<N>', or a path) into its architecture.
+
+    `expected_sha256` (a graph's record) is checked before the file is read. A checkpoint's label
+    is its absolute path, so a graph's record is found from any folder."""
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+        raise InputError(f"--frames must be a positive number of frames, got {frames!r}")
+    check_ckpt_frames(ckpt_frames)
     if checkpoint == DEMO or checkpoint.startswith(DEMO_PREFIX):
         if checkpoint.startswith(DEMO_PREFIX):
             parts = checkpoint.split(":")
@@ -63,7 +77,18 @@ def load_source(
         label = demo_label(spec.name, seed)
         text = f"demo: built-in {spec.name} with seeded random weights (seed {seed}), no checkpoint"
         return LoadedModel(model, spec.name, model.frames, label, "", text)
-    ckpt = read_checkpoint(checkpoint, unsafe_load=unsafe_load)
+    ckpt = read_checkpoint(checkpoint, unsafe_load=unsafe_load, expected_sha256=expected_sha256)
     spec = get_architecture(arch) if arch else infer_architecture(ckpt)
     model, report = load_model(ckpt, spec, frames, ckpt_frames, inferred=arch is None)
-    return LoadedModel(model, spec.name, model.frames, str(ckpt.path), ckpt.sha256, report.describe())
+    text = report.describe()
+    if model.cfg.depth != spec.config.depth or model.cfg.embed_dim != spec.config.embed_dim or (
+        model.cfg.heads != spec.config.heads
+    ):
+        # A Hugging Face folder of its own size loads under the family's names; say what it is.
+        c = model.cfg
+        text += (
+            f"; sizes from config.json: {c.embed_dim} wide, {c.depth} layers, {c.heads} heads "
+            f"(not the registered {spec.name} size)"
+        )
+    label = str(ckpt.path.resolve())
+    return LoadedModel(model, spec.name, model.frames, label, ckpt.sha256, text)

@@ -174,13 +174,14 @@ class MergeViT(nn.Module):
     def __init__(self, cfg: ViTConfig, frames: int, ckpt_frames: int | None = None):
         super().__init__()
         check_input_geometry(cfg, frames)
+        check_ckpt_frames(ckpt_frames)
         self.cfg = cfg
         self.frames = frames
         self.patch_embed = PatchEmbed(cfg)
         steps = frames // cfg.tubelet
         self.num_tokens = token_count(cfg, frames)
         table = interpolated_sinusoid_table(
-            self.num_tokens, cfg.embed_dim, ckpt_frames or steps, steps
+            self.num_tokens, cfg.embed_dim, steps if ckpt_frames is None else ckpt_frames, steps
         )
         self.register_buffer("pos_embed", table, persistent=False)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
@@ -253,6 +254,8 @@ class MergeViT(nn.Module):
 
 def check_input_geometry(cfg: ViTConfig, frames: int) -> None:
     """Refuse frame counts and image sizes the architecture cannot take, saying what it can."""
+    if not _is_int(frames):
+        raise VidTLDRError(f"--frames must be a whole number, got {frames!r}")
     if frames < cfg.tubelet or frames % cfg.tubelet:
         raise VidTLDRError(
             f"--frames {frames} does not fit tubelet size {cfg.tubelet}: "
@@ -261,4 +264,19 @@ def check_input_geometry(cfg: ViTConfig, frames: int) -> None:
     if cfg.img_size % cfg.patch_size:
         raise VidTLDRError(
             f"image size {cfg.img_size} is not a multiple of patch size {cfg.patch_size}"
+        )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_ckpt_frames(ckpt_frames) -> None:
+    """--ckpt-frames is a count of frames the checkpoint was trained on: a positive whole number."""
+    if ckpt_frames is None:
+        return
+    if not _is_int(ckpt_frames) or ckpt_frames < 1:
+        raise VidTLDRError(
+            f"--ckpt-frames must be a positive number of frames (the checkpoint's training clip "
+            f"length, e.g. 8), got {ckpt_frames!r}"
         )

@@ -20,8 +20,8 @@ from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.export.config import ExportConfig
 from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError, has_local_functions
 from vidtldr_deploy.export.onnx_export import export_onnx
-from vidtldr_deploy.files import check_distinct_outputs, check_output_path
 from vidtldr_deploy.export.quantize import QuantizeResult
+from vidtldr_deploy.files import check_distinct_outputs, check_output_path, markdown_path
 from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
 from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
@@ -113,12 +113,19 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
     check_output_path(onnx_path, "-o")
     if engine_path is not None:
         check_output_path(engine_path, "-o")
+    reports: dict[str, Path | None] = {}
     if request.report is not None:
         check_output_path(request.report, "--report")
+        check_output_path(markdown_path(request.report), "--report (its Markdown)")
+        reports = {"--report": request.report, "--report's Markdown": markdown_path(request.report)}
+        if engine_path is not None:
+            engine_report = engine_report_path(request.report)
+            reports["the engine's report"] = engine_report
+            reports["the engine's Markdown report"] = markdown_path(engine_report)
     for path in request.inputs or []:
         if not path.exists():
             raise InputError(f"--inputs {path} does not exist: give video files, folders of them, or .npy/.npz arrays")
-    check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, "--report": request.report,
+    check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, **reports,
                             **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
     spec_text = schedule_spec(cfg.schedule, request.checkpoint)
     check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
@@ -168,7 +175,10 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
         )
     events.info(loaded.description)
     model = loaded.model
+    loaded.check_memory(cfg.batch)  # before an export whose graph no runtime could then run
     resolved = loaded.schedule(spec_text)
+    for note in resolved.notes:
+        events.info(f"note: {note}")
     events.loaded(loaded, resolved, cfg.batch)
     side = model.cfg.img_size
     clips: InputBatches | None = None

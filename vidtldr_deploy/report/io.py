@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vidtldr_deploy.files import atomic_output
+from vidtldr_deploy.files import atomic_output, markdown_path  # noqa: F401 - re-exported
 from vidtldr_deploy.report.markdown import to_markdown
 
 
@@ -21,12 +21,6 @@ def write_markdown(path: str | Path, data: dict) -> Path:
     with atomic_output(path, suffix=".md") as tmp:
         tmp.write_text(to_markdown(data))
     return path
-
-
-def markdown_path(path: str | Path) -> Path:
-    """r.json -> r.md; r.md -> r.md.md, so the Markdown never replaces the JSON."""
-    path = Path(path)
-    return path.with_suffix(".md") if path.suffix.lower() != ".md" else path.with_name(path.name + ".md")
 
 
 def write_report(path: str | Path, data: dict) -> tuple[Path, Path]:

@@ -59,7 +59,15 @@ class OnnxRuntimeRunner(Runner):
                 f"input shape {tuple(video.shape)} does not match the graph's static input "
                 f"{self.input_shape}"
             )
-        outputs = self.session.run(None, {self.input_name: video.astype(np.float32)})
+        try:
+            outputs = self.session.run(None, {self.input_name: video.astype(np.float32)})
+        except Exception as err:  # noqa: BLE001 - ORT raises its own types (Fail, RuntimeException)
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            detail = lines[0] if lines else type(err).__name__
+            raise VidTLDRError(
+                f"ONNX Runtime failed running {self.path}: {detail}. Check the graph with "
+                f"`vidtldr validate {self.path}`, or re-export it"
+            ) from err
         return dict(zip(self.output_names, outputs))
 
     def end_profiling(self) -> str | None:

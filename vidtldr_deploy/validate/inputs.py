@@ -87,3 +87,17 @@ def make_inputs(
         if not Path(p).exists():
             raise InputError(f"input file {p} does not exist")
     return clip_batches(shape, arch, paths)
+
+
+def check_inputs_exist(graph: str | Path, inputs: Sequence[str | Path] | None) -> None:
+    """Before any work: the graph and every --inputs path exist (all problems at once)."""
+    from vidtldr_deploy.errors import ProblemCollector
+
+    with ProblemCollector() as problems:
+        if not Path(graph).is_file():
+            what = "is a directory" if Path(graph).is_dir() else "does not exist"
+            problems.add(f"graph {graph} {what}: give an .onnx file written by vidtldr export")
+        for p in inputs or []:
+            if not Path(p).exists():
+                problems.add(f"--inputs {p} does not exist: give video files, folders of them, "
+                             f"or .npy/.npz arrays")  # fmt: skip

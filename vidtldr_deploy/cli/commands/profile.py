@@ -48,7 +48,7 @@ def profile_command(
     from vidtldr_deploy.report.cells import run_facts
 
     settings = ProfileSettings(
-        runtime=runtime, device=device, batch=batch or 1, iterations=iterations, warmup=warmup,
+        runtime=runtime, device=device, batch=1 if batch is None else batch, iterations=iterations, warmup=warmup,
         precision=precision, merge_impl=merge_impl, compile=compile_model, layers=layers, seed=seed,
         calib=list(calib) if calib else None,
         duration=duration, threads=threads,
@@ -76,6 +76,9 @@ def profile_command(
                     "profile rebuilds the PyTorch model and FLOPs from the graph's metadata"
                 )
             merged_plan = Path(target)
+            from vidtldr_deploy.runtime.tensorrt.sidecar import require_graph_match
+
+            require_graph_match(merged_plan, onnx_path)  # the metadata read next must be its graph
         else:
             onnx_path = Path(target)
         settings.check()
@@ -102,7 +105,10 @@ def profile_command(
         with status(f"loading {target}"):
             loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
         resolved = loaded.schedule(spec_text)
+    loaded.check_memory(settings.batch)
     info(loaded.description)
+    for note in resolved.notes:
+        info(f"note: {note}")
     if baseline is not None and not baseline.exists():
         raise InputError(f"--baseline {baseline} does not exist")
 

@@ -112,12 +112,16 @@ def validate_command(
     """Run an exported graph (ONNX Runtime) or engine (TensorRT) and compare it with the PyTorch
     model (same schedule)."""
     from vidtldr_deploy.export.reference import reference_for_graph
+    from vidtldr_deploy.files import check_distinct_outputs, markdown_path
     from vidtldr_deploy.runtime.devices import check_device
-    from vidtldr_deploy.validate.inputs import make_inputs
+    from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
     from vidtldr_deploy.validate.run import validate_runner
 
     runtime, device = resolve_runtime(model, runtime, device)
+    check_inputs_exist(model, inputs)
     check_outputs(model, inputs, report, save_inputs, save_outputs)
+    if report is not None:
+        check_distinct_outputs({"the graph": model, "--report's Markdown": markdown_path(report)})
     check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
     precision, graph = "fp32", model
     if runtime == "tensorrt":

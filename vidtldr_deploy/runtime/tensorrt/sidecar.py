@@ -33,6 +33,7 @@ REQUIRED_KEYS = (
     "schedule",
     "onnx_sha256",
     "plugin_library_sha256",
+    "engine_sha256",
 )
 
 
@@ -140,24 +141,19 @@ def write_sidecar(engine_path: str | Path, sidecar: dict) -> Path:
 
 
 def write_engine_and_sidecar(engine_path: str | Path, engine: bytes | memoryview, sidecar: dict) -> dict:
-    """Write the engine and its sidecar (with the engine's sha256 filled in) so that a failure
-    leaves neither behind: both go to temporary files first and are moved into place last."""
+    """Write the engine and its sidecar (with the engine's sha256 filled in). Both are written to
+    temporary files first; the engine moves into place first and its sidecar last. A failed engine
+    move leaves the old engine and the old sidecar as they were; a failed sidecar move leaves a new
+    engine beside an old sidecar, whose engine_sha256 then refuses it (the check fails closed)."""
     engine_path = Path(engine_path)
     json_path = sidecar_path(engine_path)
     sidecar = dict(sidecar, engine_sha256=sha256_bytes(engine))
     text = _dumps(sidecar)
-    json_placed = engine_placed = False
-    try:
+    with atomic_output(json_path, suffix=".json") as tmp_json:
+        tmp_json.write_text(text)
         with atomic_output(engine_path, suffix=".plan") as tmp_engine:
             with open(tmp_engine, "wb") as f:
                 f.write(engine)
-            with atomic_output(json_path, suffix=".json") as tmp_json:
-                tmp_json.write_text(text)
-            json_placed = True
-        engine_placed = True
-    finally:
-        if json_placed and not engine_placed:
-            json_path.unlink(missing_ok=True)
     return sidecar
 
 
@@ -171,24 +167,51 @@ def read_sidecar(engine_path: str | Path) -> dict:
             "TensorRT version, GPU and plugin library the engine was built for). Copy it along with "
             "the engine, or rebuild the engine on this device with vidtldr-export ... -o X.plan"
         )
+    if path.is_dir():
+        raise VidTLDRError(f"{path} is a directory, not the engine's sidecar file: remove it and "
+                           "rebuild the engine with vidtldr-export ... -o X.plan")  # fmt: skip
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise VidTLDRError(
             f"{path} is not valid JSON ({err}): the sidecar is corrupt; rebuild the engine with "
             "vidtldr-export ... -o X.plan"
         ) from err
+    except OSError as err:
+        raise VidTLDRError(f"{path} cannot be read: {err.strerror or err}") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise VidTLDRError(f"{path} is not a vidtldr engine sidecar (no \"format\": \"{FORMAT}\")")
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise VidTLDRError(f"{path} lacks {', '.join(missing)}: rebuild the engine to get a complete sidecar")
-    if int(data["format_version"]) > FORMAT_VERSION:
+    version = data["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _malformed(path, "format_version", version, "a positive whole number")
+    if version > FORMAT_VERSION:
         raise VidTLDRError(
-            f"{path} has sidecar format {data['format_version']}, newer than this toolkit reads "
+            f"{path} has sidecar format {version}, newer than this toolkit reads "
             f"({FORMAT_VERSION}): upgrade vidtldr-deploy (the engine was built by {data['toolkit_version']})"
         )
+    try:
+        normalize_capability(data["compute_capability"])
+    except (ValueError, TypeError, IndexError):
+        raise _malformed(path, "compute_capability", data["compute_capability"], 'like "8.6"') from None
+    # A blank engine_sha256 or TensorRT version is refused by check_sidecar when the engine loads.
     return data
+
+
+def _malformed(path: Path, key: str, value: Any, expected: str) -> VidTLDRError:
+    return VidTLDRError(
+        f"{path}: {key} {value!r} is not {expected}: the sidecar is damaged or edited; rebuild the "
+        "engine with vidtldr-export ... -o X.plan"
+    )
+
+
+def _capability(value: Any) -> str | None:
+    try:
+        return normalize_capability(value)
+    except (ValueError, TypeError, IndexError):
+        return None
 
 
 def _short(digest: str | None) -> str:
@@ -204,10 +227,21 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
 
     `runtime` keys (each optional; a missing or None value is not checked): tensorrt_version,
     cuda_version, gpu_name, compute_capability, plugin_library (path), plugin_library_sha256
-    (of the library that will be loaded; None with a path means none was found), engine_sha256.
+    (of the library that will be loaded; None with a path means none was found), engine_sha256,
+    onnx_sha256 (of the graph read beside the engine; `onnx` names it). The check fails closed: the
+    sidecar must record engine_sha256, and a key the runtime gives must be known on both sides.
     """
     problems: list[str] = []
     want_engine, have_engine = sidecar.get("engine_sha256"), runtime.get("engine_sha256")
+    # Fail closed: a sidecar that cannot vouch for its engine, or a check that has nothing to
+    # compare, is a problem, never a pass.
+    if not want_engine:
+        problems.append(
+            "the sidecar records no engine_sha256, so it cannot tell whether the .plan is the "
+            "engine it describes: rebuild the engine"
+        )
+    elif "engine_sha256" in runtime and not have_engine:
+        problems.append("the engine file's sha256 could not be computed: check the .plan file")
     if want_engine and have_engine and want_engine != have_engine:
         problems.append(
             f"the engine file (sha256 {_short(have_engine)}) is not the one its sidecar describes "
@@ -215,8 +249,13 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
             "the engine"
         )
 
-    want_cc = normalize_capability(sidecar.get("compute_capability"))
-    have_cc = normalize_capability(runtime.get("compute_capability"))
+    want_cc = _capability(sidecar.get("compute_capability"))
+    have_cc = _capability(runtime.get("compute_capability"))
+    if "compute_capability" in runtime and not (want_cc and have_cc):
+        problems.append(
+            f"the GPU cannot be compared (engine built for {sm_name(want_cc)}, this GPU reports "
+            f"{sm_name(have_cc)}): rebuild the engine on this device"
+        )
     want_gpu, have_gpu = sidecar.get("gpu_name"), runtime.get("gpu_name")
     cc_differs = bool(want_cc and have_cc and want_cc != have_cc)
     name_differs = bool(want_gpu and have_gpu and want_gpu != have_gpu)
@@ -227,6 +266,11 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
         )
 
     want_trt, have_trt = sidecar.get("tensorrt_version"), runtime.get("tensorrt_version")
+    if "tensorrt_version" in runtime and not (want_trt and have_trt):
+        problems.append(
+            f"the TensorRT versions cannot be compared (engine: {want_trt or 'not recorded'}, "
+            f"here: {have_trt or 'unknown'}): rebuild the engine here"
+        )
     if want_trt and have_trt and str(want_trt) != str(have_trt):
         problems.append(
             f"engine built with TensorRT {want_trt}, this is TensorRT {have_trt}: an engine only "
@@ -239,6 +283,16 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
             f"engine built with CUDA {want_cuda}, this runtime has CUDA {have_cuda}: rebuild the "
             "engine (and the plugin library) with this CUDA"
         )
+
+    if "onnx_sha256" in runtime:
+        want_onnx, have_onnx = sidecar.get("onnx_sha256"), runtime.get("onnx_sha256")
+        if not (want_onnx and have_onnx) or want_onnx != have_onnx:
+            where = runtime.get("onnx") or "the graph beside the engine"
+            problems.append(
+                f"{where} (sha256 {_short(have_onnx)}) is not the graph the engine was built from "
+                f"(sha256 {_short(want_onnx)}): its metadata would describe another model; rebuild "
+                "the engine from this graph, or put the original .onnx beside it"
+            )
 
     want_plugin = sidecar.get("plugin_library_sha256")
     if want_plugin:
@@ -267,3 +321,13 @@ def require_sidecar_match(sidecar: dict, runtime: dict, engine_path: str | Path)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise VidTLDRError(f"{engine_path} cannot run here:\n{lines}")
+
+
+def require_graph_match(engine_path: str | Path, onnx_path: str | Path) -> None:
+    """The .onnx read beside an engine must be the graph it was built from (its sha256 in the
+    sidecar): its metadata rebuilds the PyTorch model the engine is compared with."""
+    sidecar = read_sidecar(engine_path)
+    runtime = {"onnx_sha256": sha256_file(onnx_path), "onnx": str(onnx_path)}
+    problems = [p for p in check_sidecar(sidecar, runtime) if str(onnx_path) in p]
+    if problems:
+        raise VidTLDRError(f"{engine_path}: {problems[0]}")
