@@ -63,7 +63,7 @@ def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> Non
         check_output_path(path, what)
         if what != "--report" and path.suffix != ".npz":
             raise InputError(f"{what} {path}: give a .npz file name")
-    check_distinct_outputs({"the target": model, **{f"--inputs {p}": p for p in inputs or []}, "--report": report,
+    check_distinct_outputs({("the engine" if model.suffix == ".plan" else "the graph"): model, **{f"--inputs {p}": p for p in inputs or []}, "--report": report,
                             "--save-inputs": save_inputs, "--save-outputs": save_outputs})  # fmt: skip
 
 
