@@ -35,7 +35,14 @@ def random_model(arch: str, frames: int, seed: int = 0) -> LoadedModel:
     spec = get_architecture(arch)
     model = spec.build(frames=frames).eval()
     label = f"random:{arch}:seed{seed}"
-    return LoadedModel(model, spec.name, model.frames, label, "", f"{arch} with seeded random weights (seed {seed})")
+    return LoadedModel(
+        model,
+        spec.name,
+        model.frames,
+        label,
+        "",
+        f"{arch} with seeded random weights (seed {seed})",
+    )
 
 
 def machine() -> str:

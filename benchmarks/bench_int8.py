@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 from _common import machine, print_table, random_model, write_json
 
-from vidtldr_deploy.validate.metrics import cosine_similarity
-from vidtldr_deploy.core.schedule import resolve_schedule, unmerged_schedule
+from vidtldr_deploy.core.schedule import unmerged_schedule
 from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
 from vidtldr_deploy.profile.runtimes import export_temp_onnx
 from vidtldr_deploy.profile.stats import latency_stats
 from vidtldr_deploy.profile.timing import Candidate, interleaved_timing
 from vidtldr_deploy.validate.inputs import make_inputs
 from vidtldr_deploy.validate.int8 import INT8_TOLERANCES, validate_int8
+from vidtldr_deploy.validate.metrics import cosine_similarity
 
 TARGETS = {"int8_merged_speedup": 3.5, "cosine": 0.999, "agreement": 0.99}
 
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _pooled_pairs(loaded, schedule, videos, graph: Path):
-    from vidtldr_deploy.validate.run import torch_outputs
     from vidtldr_deploy.validate.int8 import run_with_merge_inputs
+    from vidtldr_deploy.validate.run import torch_outputs
 
     outs, _ = run_with_merge_inputs(graph, videos)
     ref = np.concatenate([torch_outputs(loaded.model, schedule.rs, v)["pooled"] for v in videos])

@@ -34,32 +34,61 @@ def time_ms(fn, iters: int, warmup: int) -> dict[str, float]:
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "mean_ms": statistics.fmean(times)}
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "mean_ms": statistics.fmean(times),
+    }
 
 
 def bench_batch(batch: int, iters: int, warmup: int, library: str | None) -> list[dict]:
-    from vidtldr_deploy.runtime import kernels
     from vidtldr_deploy.core.merge import bipartite_merge
+    from vidtldr_deploy.runtime import kernels
 
     g = torch.Generator(device="cuda").manual_seed(batch)
-    q, k, v = (torch.randn(batch, H, N, D, device="cuda", generator=g, dtype=torch.float16) for _ in range(3))
+    q, k, v = (
+        torch.randn(batch, H, N, D, device="cuda", generator=g, dtype=torch.float16)
+        for _ in range(3)
+    )
     scale = D**-0.5
     rows = []
 
     sdpa = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), iters, warmup)
     sal = time_ms(lambda: kernels.saliency(q, k, scale, library=library), iters, warmup)
-    rows.append({"op": "saliency fp16", "batch": batch, "baseline": "sdpa (fused attention)",
-                 "kernel": sal, "reference": sdpa, "ratio_vs_reference": sal["median_ms"] / sdpa["median_ms"]})
+    rows.append(
+        {
+            "op": "saliency fp16",
+            "batch": batch,
+            "baseline": "sdpa (fused attention)",
+            "kernel": sal,
+            "reference": sdpa,
+            "ratio_vs_reference": sal["median_ms"] / sdpa["median_ms"],
+        }
+    )
 
     for dtype in (torch.float16, torch.float32):
         x = torch.randn(batch, N, C, device="cuda", generator=g, dtype=dtype)
         size = 1 + torch.rand(batch, N, device="cuda", generator=g)
         score = torch.rand(batch, N, device="cuda", generator=g)
-        ref = time_ms(lambda: bipartite_merge(x, size, score, R), iters, warmup)
-        ker = time_ms(lambda: kernels.merge(x, size, score, R, library=library), iters, warmup)
+        ref = time_ms(
+            lambda x=x, size=size, score=score: bipartite_merge(x, size, score, R), iters, warmup
+        )
+        ker = time_ms(
+            lambda x=x, size=size, score=score: kernels.merge(x, size, score, R, library=library),
+            iters,
+            warmup,
+        )
         name = "fp16" if dtype == torch.float16 else "fp32"
-        rows.append({"op": f"merge {name}", "batch": batch, "baseline": "bipartite_merge (eager PyTorch)",
-                     "kernel": ker, "reference": ref, "ratio_vs_reference": ker["median_ms"] / ref["median_ms"]})
+        rows.append(
+            {
+                "op": f"merge {name}",
+                "batch": batch,
+                "baseline": "bipartite_merge (eager PyTorch)",
+                "kernel": ker,
+                "reference": ref,
+                "ratio_vs_reference": ker["median_ms"] / ref["median_ms"],
+            }
+        )
     return rows
 
 
@@ -69,28 +98,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--json", type=Path, default=Path("bench_kernels.json"))
-    parser.add_argument("--library", default=None, help="libvidtldr_kernels file or folder (default: "
-                        "$VIDTLDR_PLUGIN_DIR, then plugins/build)")
+    parser.add_argument(
+        "--library",
+        default=None,
+        help="libvidtldr_kernels file or folder (default: $VIDTLDR_PLUGIN_DIR, then plugins/build)",
+    )
     args = parser.parse_args(argv)
 
     if not torch.cuda.is_available():
-        print("bench_kernels: no CUDA GPU available (torch.cuda.is_available() is False); nothing to time.",
-              file=sys.stderr)
+        print(
+            "bench_kernels: no CUDA GPU available (torch.cuda.is_available() is False); nothing to time.",
+            file=sys.stderr,
+        )
         return 2
     from vidtldr_deploy.errors import VidTLDRError
 
     try:
-        rows = [row for b in args.batch for row in bench_batch(b, args.iters, args.warmup, args.library)]
+        rows = [
+            row for b in args.batch for row in bench_batch(b, args.iters, args.warmup, args.library)
+        ]
     except VidTLDRError as exc:
         print(f"bench_kernels: {exc}", file=sys.stderr)
         return 1
 
     device = torch.cuda.get_device_name()
-    print(f"device: {device}   shape: N={N} C={C} H={H} D={D} r={R}   median of {args.iters} iterations")
+    print(
+        f"device: {device}   shape: N={N} C={C} H={H} D={D} r={R}   median of {args.iters} iterations"
+    )
     print(f"{'op':<15}{'batch':>6}{'kernel ms':>12}{'baseline ms':>13}{'ratio':>8}  baseline")
     for row in rows:
-        print(f"{row['op']:<15}{row['batch']:>6}{row['kernel']['median_ms']:>12.3f}"
-              f"{row['reference']['median_ms']:>13.3f}{row['ratio_vs_reference']:>8.2f}  {row['baseline']}")
+        print(
+            f"{row['op']:<15}{row['batch']:>6}{row['kernel']['median_ms']:>12.3f}"
+            f"{row['reference']['median_ms']:>13.3f}{row['ratio_vs_reference']:>8.2f}  {row['baseline']}"
+        )
     report = {
         "device": device,
         "capability": list(torch.cuda.get_device_capability()),

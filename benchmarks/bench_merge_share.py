@@ -20,11 +20,9 @@ import contextlib
 import sys
 import time
 
+import torch
 from _common import cuda_missing, machine, print_table, random_model, write_json
 
-import torch
-
-from vidtldr_deploy.core.schedule import resolve_schedule
 from vidtldr_deploy.profile import prepare_torch_model, torch_breakdown
 
 
@@ -47,12 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     loaded = random_model(args.arch, args.frames, args.seed)
     schedule = loaded.schedule(args.schedule)
     layers = schedule.to_dict()["layers"]
-    base_layers = [{**row, "r": 0, "tokens_in": layers[0]["tokens_in"], "tokens_out": layers[0]["tokens_in"]} for row in layers]
+    base_layers = [
+        {**row, "r": 0, "tokens_in": layers[0]["tokens_in"], "tokens_out": layers[0]["tokens_in"]}
+        for row in layers
+    ]
     merged = prepare_torch_model(loaded.model, schedule.rs, "cuda", args.precision, "custom_op")
-    unmerged = prepare_torch_model(loaded.model, [0] * len(schedule.rs), "cuda", args.precision, "custom_op")
+    unmerged = prepare_torch_model(
+        loaded.model, [0] * len(schedule.rs), "cuda", args.precision, "custom_op"
+    )
     status = torch_cuda_ops.status()
     if not status["kernels"]:
-        print(f"note: {status['reason']}: the 'CUDA kernels' rows use the reference maths too", file=sys.stderr)
+        print(
+            f"note: {status['reason']}: the 'CUDA kernels' rows use the reference maths too",
+            file=sys.stderr,
+        )
     dtype = {"fp16": torch.float16, "fp32": torch.float32}[args.precision]
     gen = torch.Generator().manual_seed(args.seed)
     rows, results = [], []
@@ -62,11 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         video = torch.randn((batch, 3, args.frames, side, side), generator=gen).to("cuda", dtype)
         base = torch_breakdown(unmerged, video, base_layers, "cuda", args.iterations)
         base_total = base["parts"]["total"]
-        for label, ctx in (("reference maths", torch_cuda_ops.reference_maths), ("CUDA kernels", contextlib.nullcontext)):
+        for label, ctx in (
+            ("reference maths", torch_cuda_ops.reference_maths),
+            ("CUDA kernels", contextlib.nullcontext),
+        ):
             with ctx():
                 bd = torch_breakdown(merged, video, layers, "cuda", args.iterations)
             p = bd["parts"]
-            results.append({"batch": batch, "path": label, "merged": bd, "unmerged_total_ms": base_total})
+            results.append(
+                {"batch": batch, "path": label, "merged": bd, "unmerged_total_ms": base_total}
+            )
             rows.append([
                 str(batch), label, f"{p['saliency']:.3f}", f"{p['merge']:.3f}", f"{p['attention']:.3f}",
                 f"{p['total']:.3f}", f"{bd['merge_share']:.1%}", f"{base_total:.3f}",

@@ -19,7 +19,6 @@ import time
 
 from _common import machine, print_table, random_model, strip_samples, write_json
 
-from vidtldr_deploy.core.schedule import resolve_schedule
 from vidtldr_deploy.profile import STATS, ProfileInputs, ProfileSettings, run_profile
 
 TARGET_FRACTION = 0.7
@@ -52,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"... {description} ({total} steps)", file=sys.stderr, flush=True)
         return lambda: None
 
-    report = run_profile(ProfileInputs(loaded, schedule, f"{args.arch} (random weights)"), settings, progress)
+    report = run_profile(
+        ProfileInputs(loaded, schedule, f"{args.arch} (random weights)"), settings, progress
+    )
 
     ideal = report["flops"]["ideal_speedup"]
     sp = report["speedup"]
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     result = strip_samples(report)
     result["benchmark"] = {
         "name": "bench_ort_cpu",
-        "command": " ".join(["python", "benchmarks/bench_ort_cpu.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(
+            ["python", "benchmarks/bench_ort_cpu.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "machine": machine(),
         "target_fraction_of_ideal": TARGET_FRACTION,
         "meets_target": ok,

@@ -20,11 +20,9 @@ import argparse
 import sys
 import time
 
+import torch
 from _common import cuda_missing, machine, print_table, random_model, strip_samples, write_json
 
-import torch
-
-from vidtldr_deploy.core.schedule import resolve_schedule
 from vidtldr_deploy.profile import ProfileInputs, ProfileSettings, run_profile
 
 
@@ -34,8 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--schedule", default="msrvtt")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
-    ap.add_argument("--merge-impls", nargs="+", default=["custom_op"], choices=["custom_op", "reference"])
+    ap.add_argument(
+        "--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"]
+    )
+    ap.add_argument(
+        "--merge-impls", nargs="+", default=["custom_op"], choices=["custom_op", "reference"]
+    )
     ap.add_argument("--precision", default="fp16", choices=["fp16", "fp32"])
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=20)
@@ -63,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
                 print(f"... {impl} batch {batch} {mode}", file=sys.stderr, flush=True)
                 torch._dynamo.reset()
-                rep = run_profile(ProfileInputs(loaded, schedule, f"{args.arch} (random weights)"), settings)
+                rep = run_profile(
+                    ProfileInputs(loaded, schedule, f"{args.arch} (random weights)"), settings
+                )
                 reports.append(strip_samples(rep))
                 b, m = rep["baseline"], rep["merged"]
                 rows.append([

@@ -16,8 +16,8 @@ from _common import machine, random_model, write_json
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import torch
-from support.tiny_models import moving_blocks, peaked
 
+from support.tiny_models import moving_blocks, peaked
 from vidtldr_deploy.tune import Budget, SearchOptions, TuneProgress, tune
 
 

@@ -39,7 +39,9 @@ def _has_cuda() -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skips = {}
     if not _has_cuda():
-        skips["gpu"] = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+        skips["gpu"] = pytest.mark.skip(
+            reason="needs a CUDA GPU (torch.cuda.is_available() is False)"
+        )
     if importlib.util.find_spec("tensorrt") is None:
         skips["tensorrt"] = pytest.mark.skip(reason="TensorRT is not installed")
     for item in items:
@@ -66,7 +68,9 @@ def demo_graphs(tmp_path_factory, demo_source):
     schedule = demo_source.schedule("0.25x2")
     graphs = {}
     for impl in ("onnx", "plugin"):
-        spec = ExportSpec(demo_source.arch, demo_source.frames, 1, schedule, impl, checkpoint=demo_source.label)
+        spec = ExportSpec(
+            demo_source.arch, demo_source.frames, 1, schedule, impl, checkpoint=demo_source.label
+        )
         graphs[impl] = folder / f"demo-{impl}.onnx"
         export_onnx(demo_source.model, spec, graphs[impl])
     return graphs

@@ -60,7 +60,11 @@ def markdown_path(path: str | Path) -> Path:
     """A report's Markdown beside its JSON: r.json -> r.md; r.md -> r.md.md, so the Markdown never
     replaces the JSON. Here, not in report/, so output checks made before any work can name it."""
     path = Path(path)
-    return path.with_suffix(".md") if path.suffix.lower() != ".md" else path.with_name(path.name + ".md")
+    return (
+        path.with_suffix(".md")
+        if path.suffix.lower() != ".md"
+        else path.with_name(path.name + ".md")
+    )
 
 
 def check_distinct_outputs(paths: dict[str, Path | None]) -> None:

@@ -45,7 +45,10 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
             targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
         else:
             continue
@@ -110,7 +113,14 @@ def _layer(module: str) -> int | None:
 def _package_edges(graph):
     """Edges to a package's own __init__ from inside it are how packages re-export: not cycles."""
     return {
-        a: {b for b in targets if not (a.startswith(b + ".") and (PACKAGE.parent / b.replace(".", "/") / "__init__.py").exists())}
+        a: {
+            b
+            for b in targets
+            if not (
+                a.startswith(b + ".")
+                and (PACKAGE.parent / b.replace(".", "/") / "__init__.py").exists()
+            )
+        }
         for a, targets in graph.items()
     }
 

@@ -71,7 +71,9 @@ def test_unreadable_checkpoint_is_permission_denied_not_corrupt(tmp_path, monkey
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr("builtins.open", deny)
-    text = refused(invoke("export", ckpt, "-o", tmp_path / "m.onnx", "-s", "none"), "permission denied")
+    text = refused(
+        invoke("export", ckpt, "-o", tmp_path / "m.onnx", "-s", "none"), "permission denied"
+    )
     assert "corrupt" not in text
 
 
@@ -91,7 +93,10 @@ def _hf_folder(tmp_path, config: bytes) -> object:
         (b"\xff\xfe{\x00}\x00", "is not UTF-8"),
         (b'{"num_frames": "four"}', "num_frames must be a positive whole number, got 'four'"),
         (b'{"hidden_size": "big"}', "hidden_size must be a positive whole number, got 'big'"),
-        (b'{"num_attention_heads": 0}', "num_attention_heads must be a positive whole number, got 0"),
+        (
+            b'{"num_attention_heads": 0}',
+            "num_attention_heads must be a positive whole number, got 0",
+        ),
         (b'{"num_frames": 0}', "num_frames must be a positive whole number, got 0"),
     ],
     ids=["list", "string", "not-utf8", "frames-four", "hidden-big", "heads-zero", "frames-zero"],
@@ -130,7 +135,9 @@ def test_infeasible_request_names_the_memory_it_needs(tmp_path):
 
 
 def test_profile_batch_zero_is_an_error(tmp_path):
-    refused(invoke("profile", "demo", "--batch", "0", "-n", "1"), "--batch must be at least 1, got 0")
+    refused(
+        invoke("profile", "demo", "--batch", "0", "-n", "1"), "--batch must be at least 1, got 0"
+    )
 
 
 @pytest.mark.parametrize(
@@ -166,7 +173,9 @@ def test_report_that_is_a_directory(tmp_path):
 def test_missing_report_folder_names_report_not_o(tmp_path):
     text = refused(
         invoke("export", "demo", "-o", tmp_path / "m.onnx", "--report", tmp_path / "no" / "r.json"),
-        "--report", "does not exist", "mkdir -p",
+        "--report",
+        "does not exist",
+        "mkdir -p",
     )
     assert "-o path" not in text
     only(tmp_path)
@@ -196,7 +205,9 @@ def test_missing_inputs_refused_before_export(tmp_path):
 
 def test_read_only_folder_is_refused(tmp_path, monkeypatch):
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode)
+    )
     refused(invoke("export", "demo", "-o", tmp_path / "m.onnx"), "not writable")
 
 
@@ -297,7 +308,9 @@ def test_unsafe_load_never_unpickles_a_file_named_by_the_graph(tmp_path):
     evil.write_bytes(b"would run code")
     graph = _graph(tmp_path, checkpoint=str(evil), checkpoint_sha256="ab" * 32)
     refused(invoke("validate", graph, "--unsafe-load"), "--checkpoint", "never unpickled")
-    refused(invoke("profile", graph, "--runtime", "onnxruntime", "--unsafe-load"), "never unpickled")
+    refused(
+        invoke("profile", graph, "--runtime", "onnxruntime", "--unsafe-load"), "never unpickled"
+    )
 
 
 def test_unsafe_load_checks_the_hash_before_unpickling(tmp_path, monkeypatch):
@@ -306,6 +319,8 @@ def test_unsafe_load_checks_the_hash_before_unpickling(tmp_path, monkeypatch):
     evil = tmp_path / "evil.pt"
     evil.write_bytes(b"would run code")
     graph = _graph(tmp_path, checkpoint=str(evil), checkpoint_sha256="ab" * 32)
-    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("unpickled before the hash check"))
+    monkeypatch.setattr(
+        torch, "load", lambda *a, **k: pytest.fail("unpickled before the hash check")
+    )
     refused(invoke("validate", graph, "--checkpoint", evil, "--unsafe-load"),
             str(evil), "is not the one the graph was exported from")  # fmt: skip

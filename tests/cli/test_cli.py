@@ -70,7 +70,9 @@ def test_validate_with_npz_inputs(demo_export, tmp_path):
 
 
 def test_schedule_json():
-    result = invoke("schedule", "--arch", "umt-b16", "--frames", "12", "--schedule", "msrvtt", "--json")
+    result = invoke(
+        "schedule", "--arch", "umt-b16", "--frames", "12", "--schedule", "msrvtt", "--json"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [row["r"] for row in data["layers"][:4]] == [600, 200, 100, 0]
@@ -87,7 +89,9 @@ def test_archs_lists_every_family():
 
 def _tiny_umt_checkpoint(path, arch="umt-tiny"):
     model = get_architecture(arch).build()
-    torch.save({"model": {f"vision_encoder.encoder.{k}": v for k, v in model.state_dict().items()}}, path)
+    torch.save(
+        {"model": {f"vision_encoder.encoder.{k}": v for k, v in model.state_dict().items()}}, path
+    )
     return path
 
 

@@ -53,13 +53,21 @@ def test_validate_saves_inputs_and_outputs_and_reloads_them(graph, tmp_path):
     res = invoke("validate", graph, "--load-inputs", ins, "--save-outputs", again)
     assert res.exit_code == 0, res.output
     np.testing.assert_array_equal(np.load(again)["pooled"], saved["pooled"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.npz", "in.npz", "out.npz", "r.json", "r.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "again.npz",
+        "in.npz",
+        "out.npz",
+        "r.json",
+        "r.md",
+    ]
 
 
 def test_validate_refuses_bad_save_paths_before_work(graph, tmp_path):
     res = invoke("validate", graph, "--save-outputs", tmp_path / "nowhere" / "o.npz")
     assert res.exit_code == EXIT_BAD_INPUT and "does not exist" in res.output
-    res = invoke("validate", graph, "--save-inputs", tmp_path / "x.npz", "--save-outputs", tmp_path / "x.npz")
+    res = invoke(
+        "validate", graph, "--save-inputs", tmp_path / "x.npz", "--save-outputs", tmp_path / "x.npz"
+    )
     assert res.exit_code == EXIT_BAD_INPUT and "one would overwrite the other" in res.output
     assert list(tmp_path.iterdir()) == []
 
@@ -93,7 +101,9 @@ def test_validate_engine_without_tensorrt_is_a_named_error(graph, tmp_path, monk
     assert res.exit_code == EXIT_BAD_INPUT and "TensorRT is not installed" in res.output
 
 
-def test_validate_engine_uses_the_tensorrt_runner_and_the_graph_beside_it(graph, tmp_path, monkeypatch):
+def test_validate_engine_uses_the_tensorrt_runner_and_the_graph_beside_it(
+    graph, tmp_path, monkeypatch
+):
     """`vidtldr validate X.plan`: TensorRTRunner with the sidecar's precision, the PyTorch reference
     rebuilt from X.onnx. A stand-in runner (ONNX Runtime on the graph) plays TensorRT here."""
     import shutil
@@ -121,7 +131,9 @@ def test_validate_engine_uses_the_tensorrt_runner_and_the_graph_beside_it(graph,
     assert res.exit_code == 0, res.output
     assert FakeTensorRTRunner.opened == [(tmp_path / "e.plan", tmp_path / "lib.so")]
     data = json.loads(rep.read_text())
-    assert data["runtime"] == "tensorrt" and data["device"] == "cuda" and data["precision"] == "fp16"
+    assert (
+        data["runtime"] == "tensorrt" and data["device"] == "cuda" and data["precision"] == "fp16"
+    )
     assert data["tolerances"]["max_abs"] == pytest.approx(0.1)  # fp16 defaults for an fp16 engine
     (tmp_path / "e.onnx").unlink()
     res = invoke("validate", tmp_path / "e.plan")
@@ -145,13 +157,20 @@ def test_help_shows_flags_without_bogus_argument_and_defaults(command):
     assert "[default:" in text
     for line in text.splitlines():
         # a flag is shown as `--flag` or `--flag / --no-flag`, never with a value argument
-        if re.match(r"\s+(--(unsafe-load|strict-tokens|compile|no-validate|json)\b)", line) and command != "profile":
-            assert not re.search(r"--(unsafe-load|strict-tokens|compile|no-validate|json) <", line), line
+        if (
+            re.match(r"\s+(--(unsafe-load|strict-tokens|compile|no-validate|json)\b)", line)
+            and command != "profile"
+        ):
+            assert not re.search(
+                r"--(unsafe-load|strict-tokens|compile|no-validate|json) <", line
+            ), line
 
 
 def test_profile_help_shows_defaults():
     text = " ".join(invoke("profile", "--help").output.split())
-    assert "[default: 50]" in text and "[default: torch]" in text and "--layers / --no-layers" in text
+    assert (
+        "[default: 50]" in text and "[default: torch]" in text and "--layers / --no-layers" in text
+    )
     assert "--duration" in text and "--threads" in text
 
 
@@ -243,7 +262,10 @@ def test_comparison_table_fits_80_columns():
     rows = [{"name": n, "shape": [8, 1452, 1024], "metrics": metrics, "failures": ["max_abs 0.01235 > 0.01"],
              "passed": False, "gating": True} for n in ("tokens", "logits")]  # fmt: skip
     _, cells = comparison_grid(rows, True, rich=False)
-    _assert_whole(render80(comparison_table(rows, "tensorrt against PyTorch")), [c for r in cells[:-1] for c in r])
+    _assert_whole(
+        render80(comparison_table(rows, "tensorrt against PyTorch")),
+        [c for r in cells[:-1] for c in r],
+    )
 
 
 # ------------------------------------------------------------------ export configs and README
@@ -253,11 +275,15 @@ def _tolerance_statements(text: str):
     """(precision, name, value) for every tolerance a comment states as `fp32 ... name value`."""
     for segment in re.findall(r"\b(fp32|fp16)\b([^;)]*)", text):
         precision, body = segment
-        for name, value in re.findall(r"\b(max_abs|mean_abs|cosine|rel_l2|top1|top5)\s+([0-9.e-]+)", body):
+        for name, value in re.findall(
+            r"\b(max_abs|mean_abs|cosine|rel_l2|top1|top5)\s+([0-9.e-]+)", body
+        ):
             yield precision, name, float(value)
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "export_configs").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "export_configs").glob("*.toml")), ids=lambda p: p.name
+)
 def test_export_configs_state_the_code_tolerances(path):
     from vidtldr_deploy.export.config import load_export_config
     from vidtldr_deploy.validate.tolerances import apply_overrides, default_tolerances
@@ -268,9 +294,14 @@ def test_export_configs_state_the_code_tolerances(path):
     comments = "\n".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
     stated = list(_tolerance_statements(comments))
     for precision, name, value in stated:
-        assert value == pytest.approx(getattr(default_tolerances(precision), name)), (precision, name)
+        assert value == pytest.approx(getattr(default_tolerances(precision), name)), (
+            precision,
+            name,
+        )
     section = text.split("[tolerances]", 1)[1] if "[tolerances]" in text else ""
-    commented = re.findall(r"^#\s*(max_abs|mean_abs|cosine|rel_l2|top1|top5)\s*=\s*([0-9.e-]+)", section, re.M)
+    commented = re.findall(
+        r"^#\s*(max_abs|mean_abs|cosine|rel_l2|top1|top5)\s*=\s*([0-9.e-]+)", section, re.M
+    )
     for name, value in commented:  # commented-out keys show this config's precision's defaults
         assert float(value) == pytest.approx(getattr(default_tolerances(cfg.precision), name)), name
     assert stated or commented

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.videos import write_garbage, write_video
 
+from support.videos import write_garbage, write_video
 from vidtldr_deploy.export.config import load_export_config
 from vidtldr_deploy.models.source import load_source
 
@@ -35,7 +35,9 @@ def test_evaluate_none_has_no_drift_and_full_agreement(cli, videos, tmp_path):
     assert data["kind"] == "evaluate" and data["clips"]["count"] == 4
     rows = {r["schedule"]: r for r in data["schedules"]}
     none = rows["none"]["metrics"]
-    assert none["cosine_mean"] == pytest.approx(1.0, abs=1e-6) and none["rel_l2_mean"] == pytest.approx(0, abs=1e-6)
+    assert none["cosine_mean"] == pytest.approx(1.0, abs=1e-6) and none[
+        "rel_l2_mean"
+    ] == pytest.approx(0, abs=1e-6)
     assert none["recall_at_1"] == 1.0 and rows["none"]["flops"]["ratio"] == 1.0
     merged = rows["0.5x3"]
     assert merged["flops"]["ratio"] < 1 and merged["metrics"]["cosine_mean"] < 1
@@ -50,7 +52,9 @@ def test_evaluate_bad_clip_is_named_or_skipped(cli, videos, tmp_path):
     result = cli("evaluate", "demo", "--clips", folder, "-s", "0.25x2")
     assert result.exit_code == 2 and "broken.mp4" in _text(result)
     report = tmp_path / "r.json"
-    result = cli("evaluate", "demo", "--clips", folder, "-s", "0.25x2", "--skip-bad", "--report", report)
+    result = cli(
+        "evaluate", "demo", "--clips", folder, "-s", "0.25x2", "--skip-bad", "--report", report
+    )
     assert result.exit_code == 0, _text(result)
     data = json.loads(report.read_text())
     assert data["clips"]["count"] == 1 and any("broken.mp4" in w for w in data["warnings"])
@@ -61,7 +65,12 @@ def test_evaluate_graph_target_matches_its_pytorch_schedule(cli, videos, tmp_pat
     assert cli("export", "demo", "-o", graph, "--no-validate", "-s", "0.25x2").exit_code == 0
     report_graph, report_torch = tmp_path / "g.json", tmp_path / "t.json"
     assert cli("evaluate", graph, "--clips", videos, "--report", report_graph).exit_code == 0
-    assert cli("evaluate", "demo", "--clips", videos, "-s", "0.25x2", "--report", report_torch).exit_code == 0
+    assert (
+        cli(
+            "evaluate", "demo", "--clips", videos, "-s", "0.25x2", "--report", report_torch
+        ).exit_code
+        == 0
+    )
     g = json.loads(report_graph.read_text())["schedules"][0]
     t = json.loads(report_torch.read_text())["schedules"][0]
     assert g["flops"]["ratio"] == pytest.approx(t["flops"]["ratio"])
@@ -76,7 +85,15 @@ def test_tune_meets_flops_budget_and_writes_a_config_that_exports_it(cli, videos
     data = json.loads(report.read_text())
     assert data["meets_budget"] and data["flops"]["ratio"] <= 0.6
     assert data["candidates_evaluated"] >= 2 and data["pareto"]
-    for key in ("schedule", "flops", "drift", "target", "pareto", "candidates_evaluated", "presets"):
+    for key in (
+        "schedule",
+        "flops",
+        "drift",
+        "target",
+        "pareto",
+        "candidates_evaluated",
+        "presets",
+    ):
         assert key in data
     # never worse than any fixed candidate it tried that meets the budget
     fixed = [c for c in data["candidates"] if c["form"] != "beam" and c["meets_budget"]]

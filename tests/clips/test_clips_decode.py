@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from support.videos import (
     VIDEO_CASES,
     encoder_available,
@@ -9,7 +10,6 @@ from support.videos import (
     write_garbage,
     write_video,
 )
-
 from vidtldr_deploy.clips import (
     count_frames,
     decode_frames,

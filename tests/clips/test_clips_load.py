@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+import vidtldr_deploy.clips.loader as loader
 from support.videos import (
     VIDEO_CASES,
     encoder_available,
@@ -9,8 +11,6 @@ from support.videos import (
     write_garbage,
     write_video,
 )
-
-import vidtldr_deploy.clips.loader as loader
 from vidtldr_deploy.clips import ClipBatch, load_clips, make_batches, recipe_for
 from vidtldr_deploy.errors import VidTLDRError
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.videos import write_video
 
+from support.videos import write_video
 from vidtldr_deploy.clips import preprocess, recipe_for, sample_frames
 from vidtldr_deploy.clips.preprocess import short_side_size
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidtldr_deploy.core.flops import block_flops, count_flops, model_flops, token_count
-from vidtldr_deploy.models.presets import schedule_for, presets_for
-from vidtldr_deploy.core.schedule import parse_schedule, resolve_schedule
-from vidtldr_deploy.models.registry import get_architecture
-
 from support.paper_reference import PaperUMT
+from vidtldr_deploy.core.flops import block_flops, count_flops, model_flops, token_count
+from vidtldr_deploy.core.schedule import parse_schedule, resolve_schedule
+from vidtldr_deploy.models.presets import presets_for, schedule_for
+from vidtldr_deploy.models.registry import get_architecture
 
 
 def test_one_block_by_hand():
@@ -74,7 +73,9 @@ def test_matches_fvcore_on_the_paper_model(spec):
     fvcore_nn = pytest.importorskip("fvcore.nn")
     arch = get_architecture("umt-tiny")
     cfg = arch.config
-    model = PaperUMT(cfg, 4, parse_schedule(spec, cfg.depth, presets_for(arch.name), arch.name)).eval()
+    model = PaperUMT(
+        cfg, 4, parse_schedule(spec, cfg.depth, presets_for(arch.name), arch.name)
+    ).eval()
     analysis = fvcore_nn.FlopCountAnalysis(model, torch.randn(1, 3, 4, 32, 32))
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)

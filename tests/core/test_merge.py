@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support import oracle
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from support import oracle
 from vidtldr_deploy.core.merge import bipartite_merge, plan_merge, resolve_r, unit_rows
 
 SETTINGS = settings(deadline=None, max_examples=30, derandomize=True, database=None)
@@ -105,9 +105,7 @@ def test_hand_batch_samples_are_independent():
     # sample 0: the r = 2 case above; sample 1: same tokens, every score 1
     # sample 1: b0' = (1 * (2,0) + 1 * 2 * (1,0)) / (1 + 2) = (4,0) / 3 = (1.3333334, 0); size 3
     #           b1' = (3 * (0,1) + 1 * 1 * (0,3)) / (3 + 1) = (0, 6) / 4 = (0, 1.5);     size 4
-    x, size = bipartite_merge(
-        t([X6, X6]), t([SIZE6, SIZE6]), t([SCORE6, [1.0] * 6]), 2
-    )
+    x, size = bipartite_merge(t([X6, X6]), t([SIZE6, SIZE6]), t([SCORE6, [1.0] * 6]), 2)
     expected_x = t(
         [
             [[3, 4], [1.5, 0], [0, 1], [-1, 0]],
@@ -128,7 +126,9 @@ def test_hand_odd_n_and_first_argmax_destination():
     assert plan.unmerged.tolist() == [[3]]
     # r = 3 (= 7 // 2): same merges as the 6-token r = 3 case, a3 kept in front
     x, size = bipartite_merge(t([x7]), t([SIZE6 + [1.0]]), t([SCORE6 + [1.0]]), 3)
-    torch.testing.assert_close(x, t([[[0, -2], [1.5, 0], [0.75, 1.75], [-1, 0]]]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        x, t([[[0, -2], [1.5, 0], [0.75, 1.75], [-1, 0]]]), rtol=0, atol=1e-6
+    )
     torch.testing.assert_close(size, t([[1, 2, 4, 1]]), rtol=0, atol=0)
 
 
@@ -292,7 +292,9 @@ def test_mass_conservation(inputs):
     mass = torch.ones(b, n) if size is None else size
     _, s2 = bipartite_merge(x, size, score, r)
     plan = plan_merge(x, r)
-    lost = ((1 - score[:, ::2].gather(1, plan.sources)) * mass[:, ::2].gather(1, plan.sources)).sum(-1)
+    lost = ((1 - score[:, ::2].gather(1, plan.sources)) * mass[:, ::2].gather(1, plan.sources)).sum(
+        -1
+    )
     torch.testing.assert_close(s2.sum(-1), mass.sum(-1) - lost, rtol=1e-5, atol=1e-5)
 
 

@@ -9,10 +9,10 @@ import math
 
 import pytest
 import torch
-from support import oracle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support import oracle
 from vidtldr_deploy.core.saliency import (
     foreground_score,
     neg_entropy_from_attention,
@@ -135,7 +135,9 @@ def test_qk_hand_case():
     q = torch.tensor([[[[1.0], [0.0], [0.0]]]])
     k = q.clone()
     e = neg_entropy_from_qk(q, k, math.log(3.0))
-    torch.testing.assert_close(e, torch.tensor([[-0.9502705, -1.0986123, -1.0986123]]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        e, torch.tensor([[-0.9502705, -1.0986123, -1.0986123]]), rtol=0, atol=1e-6
+    )
     assert saliency_from_qk(q, k, math.log(3.0)).tolist() == [[1.0, 0.0, 0.0]]
 
 
@@ -143,7 +145,9 @@ def test_fp16_attention_gives_fp32_scores():
     a16 = hand_attention().half()
     s = saliency_from_attention(a16)
     assert s.dtype == torch.float32
-    torch.testing.assert_close(s, torch.tensor([[1.0, 0.25, 0.25, 0.0, 0.0, 0.0]]), rtol=0, atol=1e-3)
+    torch.testing.assert_close(
+        s, torch.tensor([[1.0, 0.25, 0.25, 0.0, 0.0, 0.0]]), rtol=0, atol=1e-3
+    )
 
 
 # ----------------------------------------------------------------------------------------------

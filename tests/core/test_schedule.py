@@ -6,14 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidtldr_deploy.models.presets import schedule_for, presets_for
-from vidtldr_deploy.models.presets import PRESETS
 from vidtldr_deploy.core.schedule import (
     parse_schedule,
     resolve_schedule,
     unmerged_schedule,
 )
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.models.presets import PRESETS, presets_for, schedule_for
 
 N_B16 = 12 * 14 * 14  # UMT-B/16, 12 frames of 224 px, tubelet 1: 2352 tokens
 
@@ -94,9 +93,13 @@ def test_preset_table_has_no_extra_entries():
 
 
 def test_named_presets():
-    assert parse_schedule("msrvtt", 12, presets_for("umt-b16"), "umt-b16") == [600, 200, 100] + [0] * 9
+    assert (
+        parse_schedule("msrvtt", 12, presets_for("umt-b16"), "umt-b16") == [600, 200, 100] + [0] * 9
+    )
     assert parse_schedule("didemo", 24, presets_for("umt-l16"), "umt-l16") == [800, 100] + [0] * 22
-    assert parse_schedule("MSRVTT", 12, presets_for("umt-b16"), "umt-b16") == [600, 200, 100] + [0] * 9
+    assert (
+        parse_schedule("MSRVTT", 12, presets_for("umt-b16"), "umt-b16") == [600, 200, 100] + [0] * 9
+    )
     # the same name means different schedules for different architectures
     assert parse_schedule("msrvtt", 24, presets_for("umt-l16"), "umt-l16")[:3] == [550, 400, 0]
 
@@ -183,16 +186,39 @@ def test_to_dict_round_trips_the_table():
     assert d == {
         "spec": "600,200",
         "layers": [
-            {"layer": 0, "tokens_in": 1000, "r_requested": 600, "r": 500, "tokens_out": 500, "clamped": True},
-            {"layer": 1, "tokens_in": 500, "r_requested": 200, "r": 200, "tokens_out": 300, "clamped": False},
-            {"layer": 2, "tokens_in": 300, "r_requested": 0, "r": 0, "tokens_out": 300, "clamped": False},
+            {
+                "layer": 0,
+                "tokens_in": 1000,
+                "r_requested": 600,
+                "r": 500,
+                "tokens_out": 500,
+                "clamped": True,
+            },
+            {
+                "layer": 1,
+                "tokens_in": 500,
+                "r_requested": 200,
+                "r": 200,
+                "tokens_out": 300,
+                "clamped": False,
+            },
+            {
+                "layer": 2,
+                "tokens_in": 300,
+                "r_requested": 0,
+                "r": 0,
+                "tokens_out": 300,
+                "clamped": False,
+            },
         ],
     }
 
 
 @settings(deadline=None, max_examples=60, derandomize=True, database=None)
 @given(
-    rs=st.lists(st.one_of(st.integers(0, 3000), st.sampled_from([0.1, 0.25, 0.5, 0.75])), max_size=12),
+    rs=st.lists(
+        st.one_of(st.integers(0, 3000), st.sampled_from([0.1, 0.25, 0.5, 0.75])), max_size=12
+    ),
     depth_extra=st.integers(0, 12),
     n=st.integers(1, 3000),
     protected=st.sampled_from([0, 1]),

@@ -77,7 +77,10 @@ def test_plugin_nodes_and_local_functions(exported):
     assert [a["r"] for a in attrs if "r" in a] == [7, 5, 3]
     scales = [a["scale"] for a in attrs if "scale" in a]
     assert scales == pytest.approx([model.blocks[0].attn.scale] * 3)
-    assert {(f.domain, f.name) for f in proto.functions} == {("vidtldr", "Saliency"), ("vidtldr", "Merge")}
+    assert {(f.domain, f.name) for f in proto.functions} == {
+        ("vidtldr", "Saliency"),
+        ("vidtldr", "Merge"),
+    }
     assert ("vidtldr", 1) in {(o.domain, o.version) for o in proto.opset_import}
 
 

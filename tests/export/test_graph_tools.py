@@ -218,8 +218,20 @@ def test_graph_form_cli(tmp_path):
                                      "--graph-form", "trt", "--no-validate"])  # fmt: skip
     assert wrong_impl.exit_code == 2 and "--merge-impl plugin" in wrong_impl.output
     assert list(tmp_path.iterdir()) == []
-    written = runner.invoke(app, ["export", "demo", "-o", str(tmp_path / "b.onnx"),
-                                  "--merge-impl", "plugin", "--graph-form", "trt", "--no-validate"])
+    written = runner.invoke(
+        app,
+        [
+            "export",
+            "demo",
+            "-o",
+            str(tmp_path / "b.onnx"),
+            "--merge-impl",
+            "plugin",
+            "--graph-form",
+            "trt",
+            "--no-validate",
+        ],
+    )
     assert written.exit_code == 0, written.output
     assert read_metadata(onnx.load(str(tmp_path / "b.onnx")))["local_functions"] == "false"
     validated = runner.invoke(app, ["validate", str(tmp_path / "b.onnx")])

@@ -12,10 +12,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from support.paper_reference import PaperUMT
 from vidtldr_deploy.cli.main import app
 from vidtldr_deploy.models.registry import get_architecture
-
-from support.paper_reference import PaperUMT
 
 
 @pytest.fixture(scope="module")
@@ -64,5 +63,9 @@ def test_umt_b_export_matches_paper_model(official_checkpoint, tmp_path, merge_i
     assert tokens.shape == ref_tokens.shape == (2, 784 - 400, 768)
     assert np.abs(tokens - ref_tokens).max() < 1e-3
     assert np.abs(pooled - ref_pooled).max() < 1e-3
-    cos = (pooled * ref_pooled).sum(-1) / np.linalg.norm(pooled, axis=-1) / np.linalg.norm(ref_pooled, axis=-1)
+    cos = (
+        (pooled * ref_pooled).sum(-1)
+        / np.linalg.norm(pooled, axis=-1)
+        / np.linalg.norm(ref_pooled, axis=-1)
+    )
     assert cos.min() >= 0.99999

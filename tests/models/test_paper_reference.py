@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidtldr_deploy.models.presets import schedule_for, presets_for
-from vidtldr_deploy.core.schedule import parse_schedule, resolve_schedule
-from vidtldr_deploy.models.registry import get_architecture
-
 from support.paper_reference import PaperUMT, objective_score, vid_tldr
+from vidtldr_deploy.core.schedule import parse_schedule
+from vidtldr_deploy.models.presets import presets_for, schedule_for
+from vidtldr_deploy.models.registry import get_architecture
 
 FRAMES = 4
 
@@ -24,7 +23,9 @@ def _pair(spec: str, seed: int = 0):
             p.normal_(0.0, 0.3 if p.ndim > 1 else 0.5)
     schedule = schedule_for(spec, arch.name, cfg.depth, model.num_tokens)
     model.set_schedule(schedule.rs)
-    paper = PaperUMT(cfg, FRAMES, parse_schedule(spec, cfg.depth, presets_for(arch.name), arch.name)).eval()
+    paper = PaperUMT(
+        cfg, FRAMES, parse_schedule(spec, cfg.depth, presets_for(arch.name), arch.name)
+    ).eval()
     paper.load_state_dict(model.state_dict(), strict=True)
     return model, paper, schedule
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -32,7 +32,7 @@ def _hf_model(kind: str, seed: int = 0, **overrides):
     return _build_hf_model(kind, seed, tuple(sorted(overrides.items())))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build_hf_model(kind: str, seed: int, overrides: tuple):
     import transformers
 

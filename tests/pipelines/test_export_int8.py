@@ -7,9 +7,9 @@ import json
 
 import onnx
 import pytest
-from support.videos import write_video
 from typer.testing import CliRunner
 
+from support.videos import write_video
 from vidtldr_deploy.cli.main import app
 from vidtldr_deploy.export.merge_islands import merge_island_violations
 from vidtldr_deploy.export.metadata import read_metadata
@@ -33,7 +33,9 @@ def videos(tmp_path_factory):
 
 def test_int8_export_without_calibration_warns_and_validates(tmp_path):
     out = tmp_path / "q.onnx"
-    result = _invoke("export", "demo", "-o", out, "--precision", "int8", "--report", tmp_path / "r.json")
+    result = _invoke(
+        "export", "demo", "-o", out, "--precision", "int8", "--report", tmp_path / "r.json"
+    )
     text = " ".join(result.output.split())
     assert result.exit_code == 0, text
     assert "no calibration clips given" in text

@@ -69,7 +69,10 @@ def test_speedup_is_baseline_median_over_merged_median():
 
 def test_interleaved_alternates_abba():
     calls: list[str] = []
-    cands = [Candidate("merged", lambda: calls.append("m")), Candidate("baseline", lambda: calls.append("b"))]
+    cands = [
+        Candidate("merged", lambda: calls.append("m")),
+        Candidate("baseline", lambda: calls.append("b")),
+    ]
     times = interleaved_timing(cands, iterations=4, warmup=1)
     assert calls[:2] == ["m", "b"]  # one warm-up call each
     assert "".join(calls[2:]) == "mbbmmbbm"
@@ -78,7 +81,13 @@ def test_interleaved_alternates_abba():
 
 def test_parse_ort_profile_groups_ops_and_merge_subgraph():
     def node(name, op, ts, dur):
-        return {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur, "args": {"op_name": op}}
+        return {
+            "cat": "Node",
+            "name": f"{name}_kernel_time",
+            "ts": ts,
+            "dur": dur,
+            "args": {"op_name": op},
+        }
 
     events = [
         {"cat": "Session", "name": "model_run", "ts": 0, "dur": 100},
@@ -103,7 +112,6 @@ def test_parse_ort_profile_groups_ops_and_merge_subgraph():
 
 
 def test_merge_step_nodes_from_exported_metadata(tmp_path):
-    from vidtldr_deploy.core.schedule import resolve_schedule
     from vidtldr_deploy.export.metadata import ExportSpec
     from vidtldr_deploy.export.onnx_export import export_onnx
     from vidtldr_deploy.models.source import load_source
@@ -174,7 +182,9 @@ def test_profile_demo_torch_cpu(tmp_path):
 
 def test_profile_demo_onnxruntime_cpu(tmp_path):
     report = tmp_path / "o.json"
-    res = runner.invoke(app, ["profile", "demo", "--runtime", "onnxruntime", *FAST, "--json", str(report)])
+    res = runner.invoke(
+        app, ["profile", "demo", "--runtime", "onnxruntime", *FAST, "--json", str(report)]
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(report.read_text())
     _check_report(data, "onnxruntime")
@@ -199,7 +209,9 @@ def test_profile_onnxruntime_cuda_without_gpu_package():
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("onnxruntime-gpu is installed")
-    res = runner.invoke(app, ["profile", "demo", "--runtime", "onnxruntime", "--device", "cuda", *FAST])
+    res = runner.invoke(
+        app, ["profile", "demo", "--runtime", "onnxruntime", "--device", "cuda", *FAST]
+    )
     assert res.exit_code != 0
     assert "onnxruntime-gpu" in res.output
     assert "vidtldr-deploy[gpu]" in res.output.replace("\n", "")  # not eaten as console markup
@@ -226,8 +238,8 @@ def test_profile_bad_options(args, message):
 def test_cuda_op_implementations_match_reference_maths():
     """The CUDA implementations' fallback (no kernel library) is the reference maths; called
     directly on CPU tensors they must agree with the ops' default implementations."""
-    from vidtldr_deploy.runtime import torch_cuda_ops
     from vidtldr_deploy.core import ops
+    from vidtldr_deploy.runtime import torch_cuda_ops
 
     torch_cuda_ops.register()
     torch_cuda_ops.register()  # idempotent
@@ -248,8 +260,8 @@ def test_cuda_op_implementations_match_reference_maths():
 
 
 def test_use_fast_path_sets_custom_op_schedule():
-    from vidtldr_deploy.runtime import torch_cuda_ops
     from vidtldr_deploy.models.source import load_source
+    from vidtldr_deploy.runtime import torch_cuda_ops
 
     model = load_source("demo").model
     torch_cuda_ops.use_fast_path(model, [16, 12, 0, 0])
@@ -261,7 +273,6 @@ def test_use_fast_path_sets_custom_op_schedule():
 
 def test_profile_exported_graph_rebuilds_from_metadata(tmp_path):
     """An .onnx target: the model and schedule come from the graph's metadata, the batch too."""
-    from vidtldr_deploy.core.schedule import resolve_schedule
     from vidtldr_deploy.export.metadata import ExportSpec
     from vidtldr_deploy.export.onnx_export import export_onnx
     from vidtldr_deploy.models.source import load_source
@@ -269,7 +280,9 @@ def test_profile_exported_graph_rebuilds_from_metadata(tmp_path):
     loaded = load_source("demo")
     sched = loaded.schedule("0.25x2")
     graph = tmp_path / "demo.onnx"
-    spec = ExportSpec(arch=loaded.arch, frames=loaded.frames, batch=2, schedule=sched, checkpoint=loaded.label)
+    spec = ExportSpec(
+        arch=loaded.arch, frames=loaded.frames, batch=2, schedule=sched, checkpoint=loaded.label
+    )
     export_onnx(loaded.model, spec, graph)
     report = tmp_path / "g.json"
     res = runner.invoke(app, ["profile", str(graph), "--runtime", "onnxruntime", "--no-layers", *FAST,

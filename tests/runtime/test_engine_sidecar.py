@@ -9,14 +9,28 @@ import os
 import pytest
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 
 SCHEDULE = {
     "spec": "0.25x2",
     "layers": [
-        {"layer": 0, "tokens_in": 64, "requested": 0.25, "r": 16, "tokens_out": 48, "clamped": False},
-        {"layer": 1, "tokens_in": 48, "requested": 0.25, "r": 12, "tokens_out": 36, "clamped": False},
+        {
+            "layer": 0,
+            "tokens_in": 64,
+            "requested": 0.25,
+            "r": 16,
+            "tokens_out": 48,
+            "clamped": False,
+        },
+        {
+            "layer": 1,
+            "tokens_in": 48,
+            "requested": 0.25,
+            "r": 12,
+            "tokens_out": 36,
+            "clamped": False,
+        },
     ],
 }
 PLUGIN_SHA = "ab" * 32
@@ -33,7 +47,10 @@ def make(tmp_path, **overrides) -> dict:
         compute_capability=(8, 0),
         precision="fp16",
         inputs={"video": sc.io_spec((1, 3, 8, 64, 64), "float32")},
-        outputs={"tokens": sc.io_spec((1, 36, 192), "float32"), "pooled": sc.io_spec((1, 192), "float32")},
+        outputs={
+            "tokens": sc.io_spec((1, 36, 192), "float32"),
+            "pooled": sc.io_spec((1, 192), "float32"),
+        },
         schedule=SCHEDULE,
         onnx_path=onnx_path,
         plugin_library=tmp_path / "libvidtldr_plugins.so",
@@ -80,7 +97,15 @@ def test_make_sidecar_records_every_design_field(tmp_path):
 
 @pytest.mark.parametrize(
     "cc, expected",
-    [((8, 7), "8.7"), ([9, 0], "9.0"), ("8.6", "8.6"), ("sm_87", "8.7"), ("87", "8.7"), ("100", "10.0"), (None, None)],
+    [
+        ((8, 7), "8.7"),
+        ([9, 0], "9.0"),
+        ("8.6", "8.6"),
+        ("sm_87", "8.7"),
+        ("87", "8.7"),
+        ("100", "10.0"),
+        (None, None),
+    ],
 )
 def test_normalize_capability(cc, expected):
     assert sc.normalize_capability(cc) == expected
@@ -104,7 +129,11 @@ def test_round_trip_engine_and_sidecar(tmp_path):
     assert back == written
     # reading by the .json path works too
     assert sc.read_sidecar(sc.sidecar_path(engine_path)) == written
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["engine.onnx", "engine.plan", "engine.plan.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "engine.onnx",
+        "engine.plan",
+        "engine.plan.json",
+    ]
     # the file on disk matches what the runner will hash
     assert sc.sha256_file(engine_path) == written["engine_sha256"]
 
@@ -155,7 +184,10 @@ def test_cuda_major_mismatch_only(tmp_path):
 def test_plugin_library_hash_mismatch(tmp_path):
     s = make(tmp_path)
     (problem,) = sc.check_sidecar(
-        s, runtime_like(s, plugin_library="/opt/other/libvidtldr_plugins.so", plugin_library_sha256="cd" * 32)
+        s,
+        runtime_like(
+            s, plugin_library="/opt/other/libvidtldr_plugins.so", plugin_library_sha256="cd" * 32
+        ),
     )
     assert "/opt/other/libvidtldr_plugins.so" in problem
     assert "cdcdcdcdcdcd" in problem and "abababababab" in problem
@@ -164,13 +196,23 @@ def test_plugin_library_hash_mismatch(tmp_path):
 
 def test_plugin_library_missing(tmp_path):
     s = make(tmp_path)
-    (problem,) = sc.check_sidecar(s, runtime_like(s, plugin_library=None, plugin_library_sha256=None))
+    (problem,) = sc.check_sidecar(
+        s, runtime_like(s, plugin_library=None, plugin_library_sha256=None)
+    )
     assert "no plugin library was found" in problem and "vidtldr build-plugins" in problem
 
 
 def test_engine_without_plugins_needs_no_library(tmp_path):
-    s = make(tmp_path, plugin_library=None, plugin_library_sha256=None, merge_impl="onnx", plugin_layers=0)
-    assert sc.check_sidecar(s, runtime_like(s, plugin_library=None, plugin_library_sha256=None)) == []
+    s = make(
+        tmp_path,
+        plugin_library=None,
+        plugin_library_sha256=None,
+        merge_impl="onnx",
+        plugin_layers=0,
+    )
+    assert (
+        sc.check_sidecar(s, runtime_like(s, plugin_library=None, plugin_library_sha256=None)) == []
+    )
 
 
 def test_engine_file_replaced(tmp_path):
@@ -190,7 +232,13 @@ def test_every_mismatch_is_listed_in_one_error(tmp_path):
         sc.require_sidecar_match(s, runtime, tmp_path / "e.plan")
     text = str(err.value)
     assert text.startswith(f"{tmp_path / 'e.plan'} cannot run here:")
-    for needle in ("this GPU is Orin (sm_87)", "TensorRT 10.7.0", "CUDA 13.0", "plugin library", "sidecar describes"):
+    for needle in (
+        "this GPU is Orin (sm_87)",
+        "TensorRT 10.7.0",
+        "CUDA 13.0",
+        "plugin library",
+        "sidecar describes",
+    ):
         assert needle in text
     assert text.count("\n  - ") == 5
 
@@ -279,7 +327,9 @@ def test_failure_moving_the_engine_removes_the_new_sidecar(tmp_path, monkeypatch
 def test_failed_rebuild_keeps_the_previous_pair(tmp_path):
     first = sc.write_engine_and_sidecar(tmp_path / "e.plan", ENGINE, make(tmp_path))
     with pytest.raises(TypeError):
-        sc.write_engine_and_sidecar(tmp_path / "e.plan", b"new engine", make(tmp_path, build={"x": object()}))
+        sc.write_engine_and_sidecar(
+            tmp_path / "e.plan", b"new engine", make(tmp_path, build={"x": object()})
+        )
     assert (tmp_path / "e.plan").read_bytes() == ENGINE
     assert sc.read_sidecar(tmp_path / "e.plan") == first
 

@@ -54,7 +54,9 @@ class CudaKernels:
 @pytest.fixture(scope="session")
 def cuda_kernels(tmp_path_factory: pytest.TempPathFactory) -> CudaKernels:
     if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False); the emulated backend covers the logic")
+        pytest.skip(
+            "needs a CUDA GPU (torch.cuda.is_available() is False); the emulated backend covers the logic"
+        )
     from vidtldr_deploy.runtime import plugin_build
 
     if os.environ.get(plugin_build.ENV_PLUGIN_DIR):
@@ -63,15 +65,21 @@ def cuda_kernels(tmp_path_factory: pytest.TempPathFactory) -> CudaKernels:
         pytest.skip("needs cmake to build the kernels (or set VIDTLDR_PLUGIN_DIR)")
     major, minor = torch.cuda.get_device_capability()
     build = tmp_path_factory.mktemp("kernels-gpu")
-    return CudaKernels(plugin_build.build_plugins(build_dir=build, cuda_archs=f"{major}{minor}")["kernels"])
+    return CudaKernels(
+        plugin_build.build_plugins(build_dir=build, cuda_archs=f"{major}{minor}")["kernels"]
+    )
 
 
 @pytest.fixture(scope="session")
 def emulated_kernels(tmp_path_factory: pytest.TempPathFactory) -> kernel_emulation.EmulatedKernels:
     compiler = kernel_emulation.host_compiler()
     if compiler is None:
-        pytest.skip("needs a host C++ compiler with _Float16 (g++ >= 12 or clang++ >= 15) for the CUDA emulation")
-    return kernel_emulation.EmulatedKernels(kernel_emulation.build(tmp_path_factory.mktemp("kernels-emulated"), compiler))
+        pytest.skip(
+            "needs a host C++ compiler with _Float16 (g++ >= 12 or clang++ >= 15) for the CUDA emulation"
+        )
+    return kernel_emulation.EmulatedKernels(
+        kernel_emulation.build(tmp_path_factory.mktemp("kernels-emulated"), compiler)
+    )
 
 
 @pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "emulated"])
@@ -100,7 +108,9 @@ def _saliency_float64(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.T
     background = s < mean
     s = s - mean
     peak = s.amax(dim=-1, keepdim=True)
-    s = torch.where(background, torch.zeros_like(s), s / torch.where(peak > 0, peak, torch.ones_like(peak)))
+    s = torch.where(
+        background, torch.zeros_like(s), s / torch.where(peak > 0, peak, torch.ones_like(peak))
+    )
     return torch.where(span > 0, s, torch.ones_like(s))
 
 
@@ -121,7 +131,15 @@ def _check_saliency(kernels, q: torch.Tensor, k: torch.Tensor, scale: float) -> 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize(
-    "B,H,N,D", [(1, 3, 37, 64), (3, 2, 129, 40), (1, 12, 301, 64), (3, 4, 64, 72), (1, 1, 1, 16), (2, 2, 50, 33)]
+    "B,H,N,D",
+    [
+        (1, 3, 37, 64),
+        (3, 2, 129, 40),
+        (1, 12, 301, 64),
+        (3, 4, 64, 72),
+        (1, 1, 1, 16),
+        (2, 2, 50, 33),
+    ],
 )
 def test_saliency_matches_reference(kernels, dtype, B, H, N, D) -> None:
     g = _gen(kernels.device, N * 7 + D)
@@ -148,7 +166,12 @@ def test_saliency_constant_attention_scores_one(kernels, dtype) -> None:
     assert torch.equal(kernels.saliency(q, k, 0.125), torch.ones(3, 77, device=dev))
     # Identical keys: each row has equal logits (different per row), again uniform rows.
     q = torch.randn(3, 2, 77, 64, device=dev, generator=_gen(dev, 6)).to(dtype)
-    k = torch.randn(3, 2, 1, 64, device=dev, generator=_gen(dev, 7)).to(dtype).expand(3, 2, 77, 64).contiguous()
+    k = (
+        torch.randn(3, 2, 1, 64, device=dev, generator=_gen(dev, 7))
+        .to(dtype)
+        .expand(3, 2, 77, 64)
+        .contiguous()
+    )
     assert torch.equal(kernels.saliency(q, k, 0.125), torch.ones(3, 77, device=dev))
 
 
@@ -180,7 +203,9 @@ class NoTieFreeDraw(Exception):
     """Every draw had near-ties (few channels, many tokens): the case cannot be compared."""
 
 
-def _inputs(device: str, seed: int, B: int, N: int, C: int, dtype: torch.dtype, r: int, with_size: bool):
+def _inputs(
+    device: str, seed: int, B: int, N: int, C: int, dtype: torch.dtype, r: int, with_size: bool
+):
     """Random inputs without near-ties (re-drawn until there are none)."""
     for attempt in range(20):
         g = _gen(device, seed * 100 + attempt)
@@ -255,7 +280,9 @@ def test_merge_rejects_bad_arguments(cuda_kernels) -> None:
     with pytest.raises(VidTLDRError, match="CUDA tensor"):
         cuda_kernels.merge(x.cpu(), None, score, 1)
     with pytest.raises(VidTLDRError, match="same|shape"):
-        cuda_kernels.saliency(torch.randn(1, 2, 5, 4, device="cuda"), torch.randn(1, 2, 6, 4, device="cuda"), 1.0)
+        cuda_kernels.saliency(
+            torch.randn(1, 2, 5, 4, device="cuda"), torch.randn(1, 2, 6, 4, device="cuda"), 1.0
+        )
 
 
 # ----------------------------------------------------------------------- emulation only: order, splits, C ABI
@@ -272,7 +299,9 @@ def test_results_do_not_depend_on_thread_order(emulated_kernels, dtype) -> None:
     runs = []
     for seed in (1, 2, 3):
         emulated_kernels.configure(seed=seed, sm_count=4)
-        runs.append((emulated_kernels.saliency(q, k, 0.2), *emulated_kernels.merge(x, size, score, 150)))
+        runs.append(
+            (emulated_kernels.saliency(q, k, 0.2), *emulated_kernels.merge(x, size, score, 150))
+        )
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             assert torch.equal(a, b)
@@ -350,5 +379,8 @@ def test_c_abi_rejects_bad_arguments(emulated_kernels) -> None:
     q = torch.randn(1, 2, 5, 4)
     status = lib.vidtldr_saliency(p(q), p(q), p(torch.empty(1, 5)), 1, 2, 5, 4, 0.5, 0, None, None)
     assert status == 4  # saliency always needs its workspace
-    assert lib.vidtldr_saliency(p(q), p(q), p(torch.empty(1, 5)), 1, 70000, 5, 4, 0.5, 0, p(ws), None) == 3
+    assert (
+        lib.vidtldr_saliency(p(q), p(q), p(torch.empty(1, 5)), 1, 70000, 5, 4, 0.5, 0, p(ws), None)
+        == 3
+    )
     assert "r outside" in lib.vidtldr_error_string(1).decode()

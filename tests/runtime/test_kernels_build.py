@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vidtldr_deploy.runtime import plugin_build
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.runtime import plugin_build
 
 C_SYMBOLS = (
     "vidtldr_abi_version",
@@ -58,7 +58,9 @@ def test_kernel_library_is_built(built: dict[str, Path]) -> None:
 def test_kernel_library_exports_c_abi(built: dict[str, Path]) -> None:
     lib = built["kernels"]
     if shutil.which("nm"):
-        out = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True
+        )
         exported = {line.split()[-1] for line in out.stdout.splitlines() if line.strip()}
         assert set(C_SYMBOLS) <= exported
         # Only the C ABI is public: the static CUDA runtime and C++ internals stay hidden.
@@ -106,6 +108,8 @@ def test_build_rejects_a_folder_without_cmakelists(tmp_path: Path) -> None:
 
 @needs_toolchain
 def test_cmake_failure_carries_its_output(tmp_path: Path) -> None:
-    (tmp_path / "CMakeLists.txt").write_text('cmake_minimum_required(VERSION 3.18)\nmessage(FATAL_ERROR "boom-42")\n')
+    (tmp_path / "CMakeLists.txt").write_text(
+        'cmake_minimum_required(VERSION 3.18)\nmessage(FATAL_ERROR "boom-42")\n'
+    )
     with pytest.raises(VidTLDRError, match="boom-42"):
         plugin_build.build_plugins(source_dir=tmp_path, build_dir=tmp_path / "b")

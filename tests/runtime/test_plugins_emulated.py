@@ -17,7 +17,9 @@ from support import kernel_emulation
 def test_plugins_run_through_the_emulated_kernels(tmp_path) -> None:
     include = kernel_emulation.find_tensorrt_include()
     if include is None:
-        pytest.skip("needs TensorRT's headers (NvInfer.h under $TENSORRT_ROOT/include or /usr/include)")
+        pytest.skip(
+            "needs TensorRT's headers (NvInfer.h under $TENSORRT_ROOT/include or /usr/include)"
+        )
     compiler = kernel_emulation.host_compiler()
     if compiler is None:
         pytest.skip("needs a host C++ compiler with _Float16 (g++ >= 12 or clang++ >= 15)")

@@ -12,7 +12,6 @@ Three layers of tests:
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 import types
@@ -23,15 +22,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from support.fake_tensorrt import make_fake_trt, tiny_plugin_graph
-
+from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.pipelines import export as pipeline
 from vidtldr_deploy.runtime.tensorrt import build as trt_build
 from vidtldr_deploy.runtime.tensorrt import environment as trt_env
 from vidtldr_deploy.runtime.tensorrt import plugins as trt_plugins
 from vidtldr_deploy.runtime.tensorrt import runner as trt_runner
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +63,9 @@ def test_runner_without_tensorrt(no_tensorrt, tmp_path):
 
 
 def test_missing_plugin_library_points_to_build_plugins(no_tensorrt, tmp_path):
-    with pytest.raises(VidTLDRError, match=r"does not exist: build it with `vidtldr build-plugins`"):
+    with pytest.raises(
+        VidTLDRError, match=r"does not exist: build it with `vidtldr build-plugins`"
+    ):
         trt_plugins.load_plugin_library(tmp_path / "libvidtldr_plugins.so")
     with pytest.raises(VidTLDRError, match="vidtldr build-plugins"):
         trt_plugins.resolve_plugin_library(tmp_path / "nope.so")
@@ -151,7 +151,9 @@ def _files(tmp_path):
 def test_fake_trt10_fp32_build_writes_engine_sidecar_and_cache(fake_env, tmp_path):
     trt, onnx_path, lib = fake_env("10.3.0")
     engine = tmp_path / "engine.plan"
-    sidecar = trt_build.build_engine(onnx_path, engine, "fp32", workspace_mib=64, plugin_library=lib)
+    sidecar = trt_build.build_engine(
+        onnx_path, engine, "fp32", workspace_mib=64, plugin_library=lib
+    )
     assert _files(tmp_path) == ["engine.onnx", "engine.plan", "engine.plan.json", "engine.timing.cache",
                                 "libvidtldr_plugins.so"]  # fmt: skip
     assert sc.read_sidecar(engine) == sidecar
@@ -204,7 +206,9 @@ def test_fake_trt11_fp16_from_fp32_graph_is_refused(fake_env, tmp_path):
 
 def test_fake_trt11_fp32_builds_strongly_typed(fake_env, tmp_path):
     trt, onnx_path, lib = fake_env("11.1.0")
-    sidecar = trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "fp32", plugin_library=lib)
+    sidecar = trt_build.build_engine(
+        onnx_path, tmp_path / "engine.plan", "fp32", plugin_library=lib
+    )
     assert trt.calls["network"].flags == 0  # TensorRT 11: always strongly typed, no flag needed
     assert sidecar["build"]["strongly_typed"] is True
 
@@ -241,7 +245,16 @@ def test_fake_export_plan_without_plugins_fails_before_exporting(fake_env, tmp_p
     monkeypatch.setenv("VIDTLDR_PLUGIN_DIR", str(tmp_path / "nowhere"))
     out = tmp_path / "out"
     out.mkdir()
-    args = ["export", "demo", "-o", str(out / "e.plan"), "--merge-impl", "plugin", "--num-inputs", "1"]
+    args = [
+        "export",
+        "demo",
+        "-o",
+        str(out / "e.plan"),
+        "--merge-impl",
+        "plugin",
+        "--num-inputs",
+        "1",
+    ]
     result = CliRunner().invoke(app, args)
     text = " ".join(result.output.split())
     assert result.exit_code == 2, text
@@ -258,7 +271,9 @@ def test_fake_graph_without_vidtldr_nodes_needs_no_library(fake_env, tmp_path):
     )  # fmt: skip
     path = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    sidecar = trt_build.build_engine(path, tmp_path / "plain.plan", plugin_library=tmp_path / "absent.so")
+    sidecar = trt_build.build_engine(
+        path, tmp_path / "plain.plan", plugin_library=tmp_path / "absent.so"
+    )
     assert sidecar["plugin_library_sha256"] is None and sidecar["plugin_layers"] == 0
 
 
@@ -296,13 +311,12 @@ def _real_tensorrt_or_skip():
 @pytest.mark.parametrize("merge_impl", ["onnx", "plugin"])
 def test_real_engine_matches_pytorch(merge_impl, tmp_path):
     _real_tensorrt_or_skip()
-    from vidtldr_deploy.runtime.plugin_build import find_plugin_library
-    from vidtldr_deploy.validate.tolerances import default_tolerances
-    from vidtldr_deploy.core.schedule import resolve_schedule
     from vidtldr_deploy.export.metadata import ExportSpec
     from vidtldr_deploy.export.onnx_export import export_onnx
     from vidtldr_deploy.models.source import load_source
+    from vidtldr_deploy.runtime.plugin_build import find_plugin_library
     from vidtldr_deploy.validate.inputs import make_inputs
+    from vidtldr_deploy.validate.tolerances import default_tolerances
 
     plugin = None
     if merge_impl == "plugin":
@@ -361,7 +375,9 @@ def _with_qdq(path: Path) -> Path:
 def test_fake_trt10_int8_builds_from_qdq_with_only_the_int8_flag(fake_env, tmp_path):
     trt, onnx_path, lib = fake_env("10.3.0")
     _with_qdq(onnx_path)
-    sidecar = trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib)
+    sidecar = trt_build.build_engine(
+        onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib
+    )
     flags = trt.calls["config"].flags
     assert "INT8" in flags and "FP16" not in flags and "TF32" not in flags
     assert sidecar["precision"] == "int8"
@@ -371,7 +387,9 @@ def test_fake_trt10_int8_builds_from_qdq_with_only_the_int8_flag(fake_env, tmp_p
 def test_fake_trt11_int8_is_strongly_typed_from_the_graph(fake_env, tmp_path):
     trt, onnx_path, lib = fake_env("11.0.0")
     _with_qdq(onnx_path)
-    sidecar = trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib)
+    sidecar = trt_build.build_engine(
+        onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib
+    )
     assert "INT8" not in trt.calls["config"].flags
     assert sidecar["build"]["strongly_typed"] is True
 

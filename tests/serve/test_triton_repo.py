@@ -13,10 +13,10 @@ from triton_helpers import BATCH, all_configs, io_of, leftovers, read_config, wr
 
 pytest.importorskip("tritonclient.grpc")
 
-from vidtldr_deploy.files import sha256_file
-from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.export.metadata import read_metadata
+from vidtldr_deploy.files import sha256_file
+from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.serve import triton as tr
 from vidtldr_deploy.serve import triton_config as tc
 
@@ -132,9 +132,7 @@ def test_plan_with_plugin_layers_copies_the_library(cli, tmp_path, fake_plugin, 
     assert lib.read_bytes() == fake_plugin.read_bytes()
     manifest = json.loads((repo / "vidtldr.json").read_text())
     plugin = manifest["plugin_library"]
-    assert plugin["built_for_tensorrt"] == "10.7.0" and plugin["sha256"] == sha256_file(
-        fake_plugin
-    )
+    assert plugin["built_for_tensorrt"] == "10.7.0" and plugin["sha256"] == sha256_file(fake_plugin)
     readme = (repo / "README.md").read_text()
     assert "LD_PRELOAD=/models/libvidtldr_plugins.so" in readme
     assert "--backend-config=tensorrt,plugins=/models/libvidtldr_plugins.so" in readme

@@ -159,7 +159,12 @@ def make_fake_trt(version: str, creators: set[str]):
                 net.inputs.append(FakeTensor(i.name, dims, trt.float32))
             tensors = {t.name: t for t in net.inputs}
             # weights (initializers) become constant tensors, as the real parser makes them
-            tensors.update({i.name: FakeTensor(i.name, tuple(i.dims), trt.float32) for i in model.graph.initializer})
+            tensors.update(
+                {
+                    i.name: FakeTensor(i.name, tuple(i.dims), trt.float32)
+                    for i in model.graph.initializer
+                }
+            )
             for n in model.graph.node:
                 if n.domain == "vidtldr" and n.op_type not in local:
                     if n.op_type not in trt.calls["registered"]:
@@ -203,7 +208,9 @@ def tiny_plugin_graph(path: Path, with_functions: bool = True) -> Path:
         [helper.make_tensor_value_info("out", f32, None), helper.make_tensor_value_info("shape", TensorProto.INT64, None),
          helper.make_tensor_value_info("unrelated", f32, None)],
     )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("vidtldr", 1)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("vidtldr", 1)]
+    )
     if with_functions:
         for op in ("Saliency", "Merge"):
             model.functions.append(
@@ -214,7 +221,9 @@ def tiny_plugin_graph(path: Path, with_functions: bool = True) -> Path:
         helper.make_function("other", "Keep", ["a"], ["b"], [helper.make_node("Identity", ["a"], ["b"])],
                              [helper.make_opsetid("", 18)])
     )  # fmt: skip
-    model.metadata_props.add(key="vidtldr.schedule", value=json.dumps({"spec": "1x1", "layers": []}))
+    model.metadata_props.add(
+        key="vidtldr.schedule", value=json.dumps({"spec": "1x1", "layers": []})
+    )
     model.metadata_props.add(key="vidtldr.arch", value="umt-tiny")
     model.metadata_props.add(key="vidtldr.merge_impl", value="plugin")
     onnx.save(model, str(path))

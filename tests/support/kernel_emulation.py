@@ -36,7 +36,9 @@ def translate_launches(source: str) -> str:
     expected = source.count("<<<")
     translated, count = _LAUNCH.subn(r"::emu::launch(\2)(\1, ", source)
     if count != expected or "<<<" in translated:
-        raise ValueError(f"translated {count} of {expected} kernel launches; extend the launch pattern")
+        raise ValueError(
+            f"translated {count} of {expected} kernel launches; extend the launch pattern"
+        )
     return translated
 
 
@@ -62,11 +64,20 @@ def _translated_kernels(out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     translated = out_dir / "vidtldr_kernels_emulated.cpp"
     # #line keeps compiler messages pointing at the real .cu file.
-    translated.write_text(f'#line 1 "{KERNEL_SOURCE}"\n' + translate_launches(KERNEL_SOURCE.read_text()))
+    translated.write_text(
+        f'#line 1 "{KERNEL_SOURCE}"\n' + translate_launches(KERNEL_SOURCE.read_text())
+    )
     return translated
 
 
-def _compile(compiler: str, sources: list[Path], output: Path, include_dirs: list[Path], extra: list[str], what: str) -> Path:
+def _compile(
+    compiler: str,
+    sources: list[Path],
+    output: Path,
+    include_dirs: list[Path],
+    extra: list[str],
+    what: str,
+) -> Path:
     """One g++ / clang++ run over the emulated kernels plus `sources`; raises with the compiler's output."""
     command = [
         compiler, "-std=c++17", "-O2", *extra,
@@ -85,7 +96,14 @@ def _compile(compiler: str, sources: list[Path], output: Path, include_dirs: lis
 
 def build(out_dir: Path, compiler: str) -> Path:
     """Compile the kernels with the emulator into out_dir/libvidtldr_kernels_emulated.so."""
-    return _compile(compiler, [], out_dir / "libvidtldr_kernels_emulated.so", [], ["-fPIC", "-shared"], "emulated kernel")
+    return _compile(
+        compiler,
+        [],
+        out_dir / "libvidtldr_kernels_emulated.so",
+        [],
+        ["-fPIC", "-shared"],
+        "emulated kernel",
+    )
 
 
 def find_tensorrt_include() -> Path | None:
@@ -93,7 +111,11 @@ def find_tensorrt_include() -> Path | None:
     candidates = []
     if os.environ.get("TENSORRT_ROOT"):
         candidates.append(Path(os.environ["TENSORRT_ROOT"]) / "include")
-    candidates += [Path("/usr/include/x86_64-linux-gnu"), Path("/usr/include/aarch64-linux-gnu"), Path("/usr/include")]
+    candidates += [
+        Path("/usr/include/x86_64-linux-gnu"),
+        Path("/usr/include/aarch64-linux-gnu"),
+        Path("/usr/include"),
+    ]
     return next((c for c in candidates if (c / "NvInfer.h").is_file()), None)
 
 
@@ -101,9 +123,17 @@ def build_plugin_harness(out_dir: Path, compiler: str, tensorrt_include: Path) -
     """Compile tests/cuda_emulator/plugin_harness.cpp with plugins/src and the emulated kernels."""
     plugin_dir = ROOT / "plugins" / "src"
     sources = [EMULATOR_DIR / "plugin_harness.cpp"] + [
-        plugin_dir / name for name in ("saliency_plugin.cpp", "merge_plugin.cpp", "plugin_common.cpp")
+        plugin_dir / name
+        for name in ("saliency_plugin.cpp", "merge_plugin.cpp", "plugin_common.cpp")
     ]
-    return _compile(compiler, sources, out_dir / "plugin_harness", [plugin_dir, tensorrt_include], [], "plugin harness")
+    return _compile(
+        compiler,
+        sources,
+        out_dir / "plugin_harness",
+        [plugin_dir, tensorrt_include],
+        [],
+        "plugin harness",
+    )
 
 
 class EmulatedKernels:
@@ -126,13 +156,17 @@ class EmulatedKernels:
         if status != 0:
             detail = self.lib.emu_last_failure().decode()
             message = self.lib.vidtldr_error_string(status).decode()
-            raise RuntimeError(f"emulated {op} failed: {message} (code {status}); emulator: {detail or 'no detail'}")
+            raise RuntimeError(
+                f"emulated {op} failed: {message} (code {status}); emulator: {detail or 'no detail'}"
+            )
 
     def saliency(self, q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
         B, H, N, D = q.shape
         q, k = q.contiguous(), k.contiguous()
         score = torch.full((B, N), float("nan"))
-        workspace = torch.empty(int(self.lib.vidtldr_saliency_workspace_size(B, H, N, D)), dtype=torch.uint8)
+        workspace = torch.empty(
+            int(self.lib.vidtldr_saliency_workspace_size(B, H, N, D)), dtype=torch.uint8
+        )
         status = self.lib.vidtldr_saliency(
             q.data_ptr(), k.data_ptr(), score.data_ptr(), B, H, N, D, float(scale), _DTYPES[q.dtype],
             workspace.data_ptr(), None,
@@ -150,7 +184,9 @@ class EmulatedKernels:
         # NaN-filled outputs: a row the kernels forget to write cannot pass for a result.
         x_out = torch.full((B, N - r, C), float("nan"), dtype=x.dtype)
         size_out = torch.full((B, N - r), float("nan"))
-        workspace = torch.empty(max(1, int(self.lib.vidtldr_merge_workspace_size(B, N, C, r))), dtype=torch.uint8)
+        workspace = torch.empty(
+            max(1, int(self.lib.vidtldr_merge_workspace_size(B, N, C, r))), dtype=torch.uint8
+        )
         status = self.lib.vidtldr_merge(
             x.data_ptr(), None if size is None else size.data_ptr(), score.data_ptr(), x_out.data_ptr(),
             size_out.data_ptr(), B, N, C, r, _DTYPES[x.dtype], workspace.data_ptr(), None,

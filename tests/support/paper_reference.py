@@ -23,10 +23,10 @@ import math
 
 import numpy as np
 import torch
-
-from support import oracle
 import torch.nn.functional as F
 from torch import nn
+
+from support import oracle
 
 
 def _sincos(n_position: int, dim: int) -> np.ndarray:
@@ -75,7 +75,9 @@ def vid_tldr(
     if r <= 0:
         return x, size
     score = oracle.objective_score(attn0, guard_nan=True)
-    x_new, size_new = oracle.merge(x, None if size is None else size[..., 0], score, r, guard_nan=True)
+    x_new, size_new = oracle.merge(
+        x, None if size is None else size[..., 0], score, r, guard_nan=True
+    )
     return x_new.to(x.dtype), size_new.unsqueeze(-1).to(x.dtype)
 
 
@@ -163,9 +165,7 @@ class PaperUMT(nn.Module):
             "pos_embed", position_table(n_tokens, dim, steps, ckpt_steps), persistent=False
         )
         hidden = int(dim * cfg.mlp_ratio)
-        self.blocks = nn.ModuleList(
-            PaperBlock(dim, cfg.heads, hidden, cfg.norm_eps, r) for r in rs
-        )
+        self.blocks = nn.ModuleList(PaperBlock(dim, cfg.heads, hidden, cfg.norm_eps, r) for r in rs)
         self.norm = nn.LayerNorm(dim, eps=cfg.norm_eps)
         self.pool_norm = nn.LayerNorm(dim, eps=cfg.norm_eps)
 

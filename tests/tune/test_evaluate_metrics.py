@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from support.tiny_models import moving_blocks, tiny_model
 
+from support.tiny_models import moving_blocks, tiny_model
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.evaluate import (
     GraphTarget,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from support.tiny_models import moving_blocks, tiny_model
 
+from support.tiny_models import moving_blocks, tiny_model
 from vidtldr_deploy.core.schedule import resolve_schedule
 from vidtldr_deploy.evaluate import GraphTarget, evaluate, rs_from_metadata
 
@@ -12,9 +12,9 @@ pytest.importorskip("onnxruntime")
 
 
 def test_onnx_graph_against_pytorch(tmp_path):
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
     from vidtldr_deploy.export.metadata import ExportSpec, read_metadata
     from vidtldr_deploy.export.onnx_export import export_onnx
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
     model = tiny_model()
     schedule = resolve_schedule("16,8", model.cfg.depth, model.num_tokens)

@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from support.tiny_models import attention_entropy, moving_blocks, tiny_model
 
-from vidtldr_deploy.models.presets import schedule_for
-from vidtldr_deploy.core.schedule import resolve_schedule
+from support.tiny_models import attention_entropy, moving_blocks, tiny_model
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.export.config import load_export_config
+from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.tune import (
     Budget,
     PrefixRunner,

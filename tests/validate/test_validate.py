@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vidtldr_deploy.core.schedule import resolve_schedule
+from vidtldr_deploy.models.source import load_source
+from vidtldr_deploy.validate.inputs import make_inputs
 from vidtldr_deploy.validate.metrics import (
     compare_output,
     cosine_similarity,
     relative_l2,
     topk_agreement,
 )
-from vidtldr_deploy.validate.tolerances import default_tolerances
-from vidtldr_deploy.core.schedule import resolve_schedule
-from vidtldr_deploy.models.source import load_source
-from vidtldr_deploy.validate.inputs import make_inputs
 from vidtldr_deploy.validate.run import torch_outputs, validate_runner
+from vidtldr_deploy.validate.tolerances import default_tolerances
 
 
 def test_metrics_on_known_arrays():
@@ -23,7 +23,9 @@ def test_metrics_on_known_arrays():
     assert relative_l2(ref, ref * 1.1) == pytest.approx(0.1)
     assert cosine_similarity(ref, np.array([[4.0, -3.0], [1.0, 0.0]])) == pytest.approx(0.0)
     logits = np.array([[0.1, 0.9, 0.5], [0.8, 0.1, 0.3]])
-    swapped = np.array([[0.9, 0.1, 0.5], [0.8, 0.1, 0.3]])  # sample 0: top-1 1 -> 0, top-2 {1,2} -> {0,2}
+    swapped = np.array(
+        [[0.9, 0.1, 0.5], [0.8, 0.1, 0.3]]
+    )  # sample 0: top-1 1 -> 0, top-2 {1,2} -> {0,2}
     assert topk_agreement(1)(logits, swapped) == 0.5
     assert topk_agreement(2)(logits, swapped) == 0.5
     assert topk_agreement(3)(logits, swapped) == 1.0
@@ -37,7 +39,9 @@ def test_compare_output_bounds_and_shapes():
     spike[1, 3] += 2 * tol.max_abs
     bad = compare_output("pooled", ref, spike, tol)
     assert not bad.passed and any(f.startswith("max_abs") for f in bad.failures)
-    assert compare_output("pooled", ref, np.ones((2, 7)), tol).failures == ["shape (2, 7) != reference (2, 8)"]
+    assert compare_output("pooled", ref, np.ones((2, 7)), tol).failures == [
+        "shape (2, 7) != reference (2, 8)"
+    ]
     nan = ref.copy()
     nan[0, 0] = np.nan
     assert "output has NaN or inf" in compare_output("pooled", ref, nan, tol).failures
@@ -70,7 +74,9 @@ def demo():
 
 def _validate(demo, runner, strict=False):
     loaded, schedule, clips = demo
-    return validate_runner(runner, "fake", loaded, schedule, clips, default_tolerances("fp32"), strict_tokens=strict)
+    return validate_runner(
+        runner, "fake", loaded, schedule, clips, default_tolerances("fp32"), strict_tokens=strict
+    )
 
 
 def test_shifted_tokens_are_reported_not_judged(demo):

@@ -60,7 +60,9 @@ def guarded(fn):
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc(file=sys.stderr)
             first = (str(err).splitlines() or [""])[0]
-            error(f"internal error: {type(err).__name__}: {first} (rerun with --debug for the traceback)")
+            error(
+                f"internal error: {type(err).__name__}: {first} (rerun with --debug for the traceback)"
+            )
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper

@@ -87,7 +87,9 @@ def _npz_keys(path: Path) -> list[str]:
         raise VidTLDRError(f"{path} is not a readable .npz file ({_detail(err)}): save it again "
                            f"with numpy.savez") from err  # fmt: skip
     if not keys:
-        raise VidTLDRError(f"{path} holds no arrays: save the clips with numpy.savez(path, clips=...)")
+        raise VidTLDRError(
+            f"{path} holds no arrays: save the clips with numpy.savez(path, clips=...)"
+        )
     return keys
 
 
@@ -132,8 +134,12 @@ def check_clip_values(arr: np.ndarray, name: str) -> None:
     if arr.dtype.kind == "f":
         bad = [i for i, clip in enumerate(arr) if not np.isfinite(clip).all()]
         if bad:
-            shown = ", ".join(map(str, bad[:5])) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
-            raise VidTLDRError(f"{name} has NaN or Inf values in clip(s) {shown}: fix the preprocessing")
+            shown = ", ".join(map(str, bad[:5])) + (
+                f", ... ({len(bad) - 5} more)" if len(bad) > 5 else ""
+            )
+            raise VidTLDRError(
+                f"{name} has NaN or Inf values in clip(s) {shown}: fix the preprocessing"
+            )
 
 
 def array_clips(

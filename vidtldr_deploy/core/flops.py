@@ -27,7 +27,6 @@ from typing import Any, Protocol
 from vidtldr_deploy.core.schedule import MergeSchedule
 
 
-
 class ViTGeometry(Protocol):
     """What the counts read of a model configuration (models.vit.ViTConfig has it): core knows
     no model classes."""
@@ -42,6 +41,7 @@ class ViTGeometry(Protocol):
     final_norm: bool
     pool_norm: bool
     num_classes: int
+
 
 LAYER_NORM = 5  # fvcore: 5 FLOPs per element for an affine norm
 
@@ -64,9 +64,7 @@ class LayerFlops:
 
     @property
     def total(self) -> int:
-        return (
-            self.norm1 + self.qkv + self.attn + self.proj + self.merge + self.norm2 + self.mlp
-        )
+        return self.norm1 + self.qkv + self.attn + self.proj + self.merge + self.norm2 + self.mlp
 
     def to_dict(self) -> dict[str, int]:
         return {**asdict(self), "total": self.total}

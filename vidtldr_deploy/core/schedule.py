@@ -100,7 +100,9 @@ def parse_schedule(
         rs = [_number(t, spec) for t in text.split(",")]
     else:
         known = ", ".join(sorted(presets)) or f"none for architecture {owner!r}"
-        raise InputError(f"cannot parse schedule {_show(spec)}: expected {GRAMMAR}. Presets: {known}.")
+        raise InputError(
+            f"cannot parse schedule {_show(spec)}: expected {GRAMMAR}. Presets: {known}."
+        )
     return rs + [0] * (depth - len(rs))
 
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from vidtldr_deploy.core.flops import FlopsReport, count_flops
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.evaluate import metrics as m
 from vidtldr_deploy.evaluate.labels import match_labels
@@ -26,6 +25,7 @@ from vidtldr_deploy.evaluate.targets import (
     runner_outputs,
     torch_outputs,
 )
+from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.models.vit import MergeViT
 
 Target = str | GraphTarget

@@ -54,7 +54,7 @@ class ExportConfig:
     tolerances: dict[str, float] = field(default_factory=dict)
     description: str = ""
 
-    def check(self, where: str = "") -> "ExportConfig":
+    def check(self, where: str = "") -> ExportConfig:
         """Refuse values no export can take, all at once; `where` names the file they came from."""
         prefix = f"{where}: " if where else ""
         with ProblemCollector() as problems:
@@ -75,25 +75,34 @@ class ExportConfig:
             elif value < minimum:
                 out.append(f"{flag} must be at least {minimum}, got {value}")
             elif name == "batch" and value > MAX_BATCH:
-                out.append(f"--batch {value} is larger than any static batch an engine takes "
-                           f"(at most {MAX_BATCH})")
+                out.append(
+                    f"--batch {value} is larger than any static batch an engine takes "
+                    f"(at most {MAX_BATCH})"
+                )
         for name in ("arch", "schedule", "description"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 out.append(f"{name} must be a string, got {value!r} ({type(value).__name__})")
         if self.merge_impl not in MERGE_IMPLS:
-            out.append(f"--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {self.merge_impl!r}")
+            out.append(
+                f"--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {self.merge_impl!r}"
+            )
         if self.precision not in PRECISIONS:
-            out.append(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            out.append(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         out.extend(_tolerance_problems(self.tolerances))
-        for check in (lambda: check_opset(self.opset), lambda: check_graph_form(self.graph_form, self.merge_impl)):
+        for check in (
+            lambda: check_opset(self.opset),
+            lambda: check_graph_form(self.graph_form, self.merge_impl),
+        ):
             try:
                 check()
             except InputError as err:
                 out.append(str(err))
         return out
 
-    def override(self, **flags) -> "ExportConfig":
+    def override(self, **flags) -> ExportConfig:
         """A copy with every flag that was given (not None) replacing the config's value."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for key, value in flags.items():

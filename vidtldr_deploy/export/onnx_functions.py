@@ -126,9 +126,7 @@ def Merge(x, size, score, r: int) -> tuple[FLOAT, FLOAT]:  # noqa: N802
         op.GatherElements(score_a, sources, axis=1), op.GatherElements(size_a, sources, axis=1)
     )
     # one_hot[b, j, i] = 1 where source i merges into destination j: the scatter-add as a MatMul.
-    one_hot = op.Cast(
-        op.Equal(op.Unsqueeze(destinations, axis1), op.Unsqueeze(iota_b, last)), to=1
-    )
+    one_hot = op.Cast(op.Equal(op.Unsqueeze(destinations, axis1), op.Unsqueeze(iota_b, last)), to=1)
     new_size_b = op.Add(size_b, op.Squeeze(op.MatMul(one_hot, op.Unsqueeze(weight, last)), last))
     # Row gathers with batch_dims=1: the output shape is the index shape, no Expand needed.
     src_rows = op.GatherND(xa, op.Unsqueeze(sources, last), batch_dims=1)

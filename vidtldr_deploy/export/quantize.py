@@ -62,7 +62,7 @@ class QuantizeSettings:
     random_clips: int = DEFAULT_RANDOM_CLIPS  # used only without calibration clips
     seed: int = 0
 
-    def check(self) -> "QuantizeSettings":
+    def check(self) -> QuantizeSettings:
         if self.precision == "fp8":
             raise VidTLDRError(
                 "--precision fp8 is not produced by this tool: ONNX Runtime's quantizer writes FP8 "

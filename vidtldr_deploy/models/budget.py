@@ -25,8 +25,9 @@ def memory_limit_bytes() -> float:
     return value * 2**30
 
 
-def estimate_bytes(batch: int, frames: int, side: int, tokens: int, dim: int, heads: int,
-                   mlp_ratio: float) -> dict[str, int]:
+def estimate_bytes(
+    batch: int, frames: int, side: int, tokens: int, dim: int, heads: int, mlp_ratio: float
+) -> dict[str, int]:
     """Peak bytes of one fp32 forward pass, by part (one layer live at a time)."""
     return {
         "input": batch * 3 * frames * side * side * FLOAT_BYTES,

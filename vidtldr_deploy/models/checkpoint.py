@@ -157,7 +157,9 @@ def _read_hf_config(config_file: Path) -> dict:
     try:
         text = config_file.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        raise InputError(f"{config_file} is not UTF-8 text ({err.reason}): it is not a config.json") from None
+        raise InputError(
+            f"{config_file} is not UTF-8 text ({err.reason}): it is not a config.json"
+        ) from None
     try:
         return check_hf_config(json.loads(text), config_file)
     except json.JSONDecodeError as err:
@@ -286,7 +288,9 @@ class LoadReport:
         how = "inferred from the checkpoint" if self.inferred else "as requested"
         text = f"architecture {self.arch} ({how}); {self.loaded} tensors loaded"
         if self.ignored:
-            text += f"; {len(self.ignored)} keys of other parts ignored ({_summary(self.ignored, 3)})"
+            text += (
+                f"; {len(self.ignored)} keys of other parts ignored ({_summary(self.ignored, 3)})"
+            )
         return text
 
 
@@ -305,7 +309,9 @@ def load_model(
         lines = [f"{ckpt.path} does not fit architecture {arch.name}:"]
         if mismatch:
             key, want, got = mismatch
-            lines.append(f"  first mismatching key {key}: expected shape {want}, checkpoint has {got}")
+            lines.append(
+                f"  first mismatching key {key}: expected shape {want}, checkpoint has {got}"
+            )
         if missing:
             lines.append(f"  missing keys ({len(missing)}): {_summary(missing)}")
         if unexpected:

@@ -57,7 +57,9 @@ def load_source(
 
     `expected_sha256` (a graph's record) is checked before the file is read. A checkpoint's label
     is its absolute path, so a graph's record is found from any folder."""
-    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+    if frames is not None and (
+        isinstance(frames, bool) or not isinstance(frames, int) or frames < 1
+    ):
         raise InputError(f"--frames must be a positive number of frames, got {frames!r}")
     check_ckpt_frames(ckpt_frames)
     if checkpoint == DEMO or checkpoint.startswith(DEMO_PREFIX):
@@ -66,7 +68,9 @@ def load_source(
             try:
                 arch, seed = parts[1], int(parts[2].removeprefix("seed"))
             except (IndexError, ValueError) as err:
-                raise VidTLDRError(f"demo source {checkpoint!r} is not demo:<arch>:seed<N>") from err
+                raise VidTLDRError(
+                    f"demo source {checkpoint!r} is not demo:<arch>:seed<N>"
+                ) from err
         spec = get_architecture(arch or DEMO_ARCH)
         if not spec.tiny:
             raise VidTLDRError(
@@ -81,8 +85,10 @@ def load_source(
     spec = get_architecture(arch) if arch else infer_architecture(ckpt)
     model, report = load_model(ckpt, spec, frames, ckpt_frames, inferred=arch is None)
     text = report.describe()
-    if model.cfg.depth != spec.config.depth or model.cfg.embed_dim != spec.config.embed_dim or (
-        model.cfg.heads != spec.config.heads
+    if (
+        model.cfg.depth != spec.config.depth
+        or model.cfg.embed_dim != spec.config.embed_dim
+        or (model.cfg.heads != spec.config.heads)
     ):
         # A Hugging Face folder of its own size loads under the family's names; say what it is.
         c = model.cfg

@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidtldr_deploy.constants import MergeImpl
 from vidtldr_deploy.core import ops
 from vidtldr_deploy.core.flops import token_count
 from vidtldr_deploy.core.merge import bipartite_merge
 from vidtldr_deploy.core.saliency import saliency_from_qk
-from vidtldr_deploy.constants import MergeImpl
 from vidtldr_deploy.errors import VidTLDRError
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -40,7 +41,7 @@ class ViTConfig:
     pool: str = "mean"  # "mean": unweighted token mean (UMT); "size_weighted": by token mass (MAE)
     num_classes: int = 0  # > 0: a classifier head, output `logits`
 
-    def with_(self, **changes) -> "ViTConfig":
+    def with_(self, **changes) -> ViTConfig:
         return replace(self, **changes)
 
 

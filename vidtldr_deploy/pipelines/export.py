@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,9 @@ from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.run import validate_runner
 from vidtldr_deploy.validate.tolerances import Tolerances
 
-DEMO_SCHEDULE = "0.25x2"  # the demo's default: a quarter of the tokens in each of the first two layers
+DEMO_SCHEDULE = (
+    "0.25x2"  # the demo's default: a quarter of the tokens in each of the first two layers
+)
 
 
 def is_demo(source: str) -> bool:
@@ -64,11 +66,15 @@ def plan_paths(output: Path) -> tuple[Path, Path | None]:
 class ExportEvents:
     """What the pipeline tells its caller; every hook is optional."""
 
-    status: Callable[[str], contextlib.AbstractContextManager] = lambda text: contextlib.nullcontext()
+    status: Callable[[str], contextlib.AbstractContextManager] = lambda text: (
+        contextlib.nullcontext()
+    )
     info: Callable[[str], None] = lambda text: None
     loaded: Callable[[LoadedModel, MergeSchedule, int], None] = lambda loaded, schedule, batch: None
     # (result, report path, extra report fields such as INT8 merge-decision agreement)
-    validated: Callable[[ValidationResult, Path | None, dict], None] = lambda result, report, extra: None
+    validated: Callable[[ValidationResult, Path | None, dict], None] = (
+        lambda result, report, extra: None
+    )
 
 
 @dataclass
@@ -76,7 +82,9 @@ class ExportRequest:
     checkpoint: str
     output: Path
     config: ExportConfig
-    graph_tolerances: Tolerances  # ONNX Runtime runs the fp32 graph, whatever the engine's precision
+    graph_tolerances: (
+        Tolerances  # ONNX Runtime runs the fp32 graph, whatever the engine's precision
+    )
     engine_tolerances: Tolerances
     validate: bool = True
     inputs: list[Path] | None = None
@@ -124,7 +132,9 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
             reports["the engine's Markdown report"] = markdown_path(engine_report)
     for path in request.inputs or []:
         if not path.exists():
-            raise InputError(f"--inputs {path} does not exist: give video files, folders of them, or .npy/.npz arrays")
+            raise InputError(
+                f"--inputs {path} does not exist: give video files, folders of them, or .npy/.npz arrays"
+            )
     check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, **reports,
                             **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
     spec_text = schedule_spec(cfg.schedule, request.checkpoint)
@@ -150,8 +160,8 @@ def check_graph_form_request(
         return
     if precision == "int8":
         raise GraphFormError(
-            f"--precision int8 calibrates the graph in ONNX Runtime, which needs its local "
-            f"functions: use --graph-form portable (TensorRT takes the portable form too)"
+            "--precision int8 calibrates the graph in ONNX Runtime, which needs its local "
+            "functions: use --graph-form portable (TensorRT takes the portable form too)"
         )
     if validate:
         raise GraphFormError(
@@ -171,7 +181,12 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     onnx_path, engine_path, spec_text = check_request(request)
     with events.status(f"loading {request.checkpoint}"):
         loaded = load_source(
-            request.checkpoint, cfg.arch, cfg.frames, cfg.ckpt_frames, request.unsafe_load, request.seed
+            request.checkpoint,
+            cfg.arch,
+            cfg.frames,
+            cfg.ckpt_frames,
+            request.unsafe_load,
+            request.seed,
         )
     events.info(loaded.description)
     model = loaded.model
@@ -184,7 +199,10 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     clips: InputBatches | None = None
     if request.validate:  # read before the export, so a bad file fails before minutes of work
         clips = make_inputs(
-            (cfg.batch, 3, loaded.frames, side, side), request.seed, request.num_inputs, request.inputs,
+            (cfg.batch, 3, loaded.frames, side, side),
+            request.seed,
+            request.num_inputs,
+            request.inputs,
             arch=loaded.arch,
         )
     spec = ExportSpec(
@@ -196,8 +214,12 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     outcome = ExportOutcome(loaded, resolved, onnx_path)
     int8 = cfg.precision == "int8"
     if int8:
-        with events.status(f"exporting ONNX ({cfg.merge_impl} merge) and quantizing it to INT8 Q/DQ"):
-            outcome.quantization = export_int8(spec, loaded, onnx_path, request.calib, request.seed, events.info)
+        with events.status(
+            f"exporting ONNX ({cfg.merge_impl} merge) and quantizing it to INT8 Q/DQ"
+        ):
+            outcome.quantization = export_int8(
+                spec, loaded, onnx_path, request.calib, request.seed, events.info
+            )
     else:
         with events.status(f"exporting ONNX ({cfg.merge_impl} merge)"):
             export_onnx(model, spec, onnx_path)
@@ -206,14 +228,19 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     label = clips.label if clips is not None else ""
     if request.validate and int8:
         with events.status("validating: the INT8 graph in ONNX Runtime against PyTorch fp32"):
-            outcome.int8 = validate_int8_graph(onnx_path, loaded, resolved, clips, request.graph_tolerances)
+            outcome.int8 = validate_int8_graph(
+                onnx_path, loaded, resolved, clips, request.graph_tolerances
+            )
         outcome.validation = outcome.int8.validation
         extra = outcome.int8.to_dict()
         events.validated(outcome.validation, request.report,
                          {"merge_decisions": extra["merge_decisions"],
                           "quantization": outcome.quantization.to_dict(), "passed": outcome.int8.passed})  # fmt: skip
     elif request.validate:
-        with events.status("validating: ONNX Runtime against PyTorch"), OnnxRuntimeRunner(onnx_path) as runner:
+        with (
+            events.status("validating: ONNX Runtime against PyTorch"),
+            OnnxRuntimeRunner(onnx_path) as runner,
+        ):
             outcome.validation = validate_runner(
                 runner, str(onnx_path), loaded, resolved, clips, request.graph_tolerances,
                 inputs_label=label, strict_tokens=request.strict_tokens,
@@ -285,7 +312,9 @@ def build_and_validate(
             plugin_library=plugin_library, timing_cache=timing_cache, metadata=metadata, log=note,
         )  # fmt: skip
     except VidTLDRError as err:
-        raise VidTLDRError(f"{err}\nNo engine was written; the ONNX graph is kept at {onnx_path}.") from None
+        raise VidTLDRError(
+            f"{err}\nNo engine was written; the ONNX graph is kept at {onnx_path}."
+        ) from None
     result = EngineBuild(engine_path, sidecar_path(engine_path), sidecar, notes=notes)
     if inputs:
         from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner

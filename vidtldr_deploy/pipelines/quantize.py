@@ -47,6 +47,12 @@ def export_int8(
 
 
 def validate_int8_graph(
-    path: Path, loaded: LoadedModel, schedule: MergeSchedule, clips: InputBatches, tolerances: Tolerances
+    path: Path,
+    loaded: LoadedModel,
+    schedule: MergeSchedule,
+    clips: InputBatches,
+    tolerances: Tolerances,
 ) -> Int8Validation:
-    return validate_int8(path, loaded, schedule, clips, tolerances=tolerances, inputs_label=clips.label)
+    return validate_int8(
+        path, loaded, schedule, clips, tolerances=tolerances, inputs_label=clips.label
+    )

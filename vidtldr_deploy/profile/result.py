@@ -53,7 +53,9 @@ class ProfileResult:
     schedule: dict
     environment: dict
     toolkit_version: str
-    more: dict[str, ModelLatency] = field(default_factory=dict)  # e.g. baseline_int8 (INT8 unmerged)
+    more: dict[str, ModelLatency] = field(
+        default_factory=dict
+    )  # e.g. baseline_int8 (INT8 unmerged)
     extra: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # profile/warnings.py: read before trusting

@@ -24,7 +24,7 @@ from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.profile.result import ModelLatency, ProfileResult
-from vidtldr_deploy.profile.runtimes import OPENERS, unmerged_like, merge_impl_for
+from vidtldr_deploy.profile.runtimes import OPENERS, merge_impl_for, unmerged_like
 from vidtldr_deploy.profile.stats import latency_stats
 from vidtldr_deploy.profile.timing import Candidate, PhaseCallback, interleaved_timing, no_progress
 from vidtldr_deploy.profile.warnings import gain_warnings, timing_warnings
@@ -129,11 +129,17 @@ def run_profile(
     shape = (settings.batch, 3, loaded.frames, side, side)
     gen = torch.Generator().manual_seed(settings.seed)
     video = torch.randn(shape, generator=gen).numpy()
-    merged_rows, unmerged_rows = schedule.to_dict()["layers"], unmerged_like(schedule).to_dict()["layers"]
+    merged_rows, unmerged_rows = (
+        schedule.to_dict()["layers"],
+        unmerged_like(schedule).to_dict()["layers"],
+    )
     breakdown: dict = {}
     notes: list[str] = []
 
-    with tempfile.TemporaryDirectory(prefix="vidtldr-profile-") as tmp, torch_threads(settings.threads):
+    with (
+        tempfile.TemporaryDirectory(prefix="vidtldr-profile-") as tmp,
+        torch_threads(settings.threads),
+    ):
         workdir = Path(tmp)
         runners = OPENERS[settings.runtime](inputs, settings, impl, workdir, progress)
         try:
@@ -148,11 +154,15 @@ def run_profile(
                 advance = progress("per-layer pass", len(runners))
                 for label in runners:
                     rows = merged_rows if label == "merged" else unmerged_rows
-                    found = runners[label].breakdown(video, rows, settings.layer_iterations, workdir)
+                    found = runners[label].breakdown(
+                        video, rows, settings.layer_iterations, workdir
+                    )
                     if found is None:
                         notes.append(f"the {settings.runtime} runner exposes no per-layer profiler")
                     elif settings.compile:
-                        found.note = "measured on the eager model (hooks do not see inside torch.compile)"
+                        found.note = (
+                            "measured on the eager model (hooks do not see inside torch.compile)"
+                        )
                     breakdown[label] = found
                     advance()
         finally:

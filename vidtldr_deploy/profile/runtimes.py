@@ -15,7 +15,11 @@ from vidtldr_deploy.runtime.base import Runner
 
 # The flag's vocabulary per runtime (the model's for torch, the graph's for the exported runtimes)
 # and the default: the custom ops, which are what the fast paths run.
-_SPELLINGS = {"torch": MODEL_MERGE_IMPLS, "onnxruntime": EXPORT_MERGE_IMPLS, "tensorrt": EXPORT_MERGE_IMPLS}
+_SPELLINGS = {
+    "torch": MODEL_MERGE_IMPLS,
+    "onnxruntime": EXPORT_MERGE_IMPLS,
+    "tensorrt": EXPORT_MERGE_IMPLS,
+}
 
 
 def merge_impl_for(runtime: str, text: str | None) -> MergeImpl:
@@ -54,7 +58,9 @@ def _open_torch(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
 
     model, rs = inputs.loaded.model, inputs.schedule.rs
     return {
-        label: TorchRunner(model, schedule_rs, impl, settings.device, settings.precision, settings.compile)
+        label: TorchRunner(
+            model, schedule_rs, impl, settings.device, settings.precision, settings.compile
+        )
         for label, schedule_rs in (("merged", rs), ("baseline", [0] * len(rs)))
     }
 
@@ -65,11 +71,17 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
     merged = inputs.merged_onnx
     if merged is None:
         done = progress(f"exporting the merged model to ONNX ({impl.export_name} merge)", 1)
-        merged = export_temp_onnx(inputs.loaded, inputs.schedule, settings.batch, impl, workdir / "merged.onnx")
+        merged = export_temp_onnx(
+            inputs.loaded, inputs.schedule, settings.batch, impl, workdir / "merged.onnx"
+        )
         done()
     done = progress("exporting the unmerged baseline to ONNX", 1)
     baseline = export_temp_onnx(
-        inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD, workdir / "baseline.onnx"
+        inputs.loaded,
+        unmerged_like(inputs.schedule),
+        settings.batch,
+        MergeImpl.STANDARD,
+        workdir / "baseline.onnx",
     )
     done()
     graphs = {"merged": Path(merged), "baseline": baseline}
@@ -77,11 +89,18 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
         # Three rows: fp32 unmerged (the baseline), INT8 unmerged, INT8 merged, so the user sees
         # what quantizing gives and what merging adds on top of it.
         done = progress("quantizing both graphs to INT8 Q/DQ", 1)
-        graphs["baseline_int8"] = quantize_temp(baseline, workdir / "baseline_int8.onnx", inputs, settings)
+        graphs["baseline_int8"] = quantize_temp(
+            baseline, workdir / "baseline_int8.onnx", inputs, settings
+        )
         if not _is_int8(graphs["merged"]):
-            graphs["merged"] = quantize_temp(graphs["merged"], workdir / "merged_int8.onnx", inputs, settings)
+            graphs["merged"] = quantize_temp(
+                graphs["merged"], workdir / "merged_int8.onnx", inputs, settings
+            )
         done()
-    return {label: OnnxRuntimeRunner(path, settings.device, threads=settings.threads) for label, path in graphs.items()}
+    return {
+        label: OnnxRuntimeRunner(path, settings.device, threads=settings.threads)
+        for label, path in graphs.items()
+    }
 
 
 def _is_int8(path: Path) -> bool:
@@ -100,11 +119,15 @@ def quantize_temp(src: Path, dst: Path, inputs, settings) -> Path:
 
     side = inputs.loaded.model.cfg.img_size
     shape = (settings.batch, 3, inputs.loaded.frames, side, side)
-    clips = make_inputs(shape, path=settings.calib, arch=inputs.loaded.arch) if settings.calib else None
+    clips = (
+        make_inputs(shape, path=settings.calib, arch=inputs.loaded.arch) if settings.calib else None
+    )
     result = quantize_graph(src, dst, list(clips) if clips is not None else None,
                             clips.label if clips is not None else "",
                             QuantizeSettings(seed=settings.seed + 1000))  # fmt: skip
-    inputs.extra.setdefault("int8_warnings", []).extend(w for w in result.warnings if w not in inputs.extra.get("int8_warnings", []))
+    inputs.extra.setdefault("int8_warnings", []).extend(
+        w for w in result.warnings if w not in inputs.extra.get("int8_warnings", [])
+    )
     return dst
 
 
@@ -122,7 +145,11 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
         build_engine(Path(onnx_path), plans["merged"], precision=settings.precision)
     if plans["baseline"] is None:
         base_onnx = export_temp_onnx(
-            inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD, workdir / "baseline.onnx"
+            inputs.loaded,
+            unmerged_like(inputs.schedule),
+            settings.batch,
+            MergeImpl.STANDARD,
+            workdir / "baseline.onnx",
         )
         progress("building the unmerged TensorRT engine", 1)
         plans["baseline"] = workdir / "baseline.plan"

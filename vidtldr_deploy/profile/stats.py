@@ -8,6 +8,7 @@ import numpy as np
 
 STATS = ("mean", "median", "p90", "p99", "min", "max")
 
+
 def latency_stats(seconds: Sequence[float], batch: int = 1) -> dict:
     """Latency statistics of per-iteration wall times in seconds.
 

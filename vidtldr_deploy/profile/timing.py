@@ -41,8 +41,9 @@ def rss_bytes() -> int | None:
         return None
 
 
-def _timed_iteration(candidates: Sequence[Candidate], i: int, times: dict[str, list[float]],
-                     advance: Advance) -> None:
+def _timed_iteration(
+    candidates: Sequence[Candidate], i: int, times: dict[str, list[float]], advance: Advance
+) -> None:
     order = candidates if i % 2 == 0 else list(reversed(candidates))
     for c in order:
         if c.before:
@@ -86,11 +87,15 @@ def interleaved_timing(
                 c.rss_delta_mb = None if now is None else (now - before) / 2**20
             advance()
     times: dict[str, list[float]] = {c.label: [] for c in candidates}
-    what = "timing (interleaved)" if duration is None else f"timing (interleaved, >= {duration:g} s)"
+    what = (
+        "timing (interleaved)" if duration is None else f"timing (interleaved, >= {duration:g} s)"
+    )
     advance = progress(what, iterations * len(candidates))
     start = time.perf_counter()
     i = 0
-    while i < iterations or (duration is not None and (time.perf_counter() - start < duration or i % 2)):
+    while i < iterations or (
+        duration is not None and (time.perf_counter() - start < duration or i % 2)
+    ):
         _timed_iteration(candidates, i, times, advance)
         i += 1
     return times

@@ -26,7 +26,9 @@ def coefficient_of_variation(samples_ms: Sequence[float]) -> float:
     return float(ms.std(ddof=1) / ms.mean())
 
 
-def timing_warnings(samples: dict[str, Sequence[float]], threshold: float = CV_THRESHOLD) -> list[str]:
+def timing_warnings(
+    samples: dict[str, Sequence[float]], threshold: float = CV_THRESHOLD
+) -> list[str]:
     """One warning per model ("merged", "baseline") whose timings vary by more than `threshold`."""
     names = {"merged": "merged", "baseline": "unmerged baseline"}
     out = []

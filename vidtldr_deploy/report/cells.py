@@ -90,7 +90,11 @@ def _models(report: dict) -> list[tuple[str, str]]:
     """The timed models of a profile, in the order to show them: the baseline first; an INT8
     profile adds INT8 unmerged between it and the (INT8) merged model."""
     if "baseline_int8" in report:
-        return [("baseline", "fp32 unmerged"), ("baseline_int8", "int8 unmerged"), ("merged", "int8 merged")]
+        return [
+            ("baseline", "fp32 unmerged"),
+            ("baseline_int8", "int8 unmerged"),
+            ("merged", "int8 merged"),
+        ]
     return list(MODELS)
 
 
@@ -110,7 +114,10 @@ def _breakdown(report: dict, key: str) -> dict:
 
 
 def parts_grid(report: dict) -> Grid:
-    m, b = _breakdown(report, "merged").get("parts", {}), _breakdown(report, "baseline").get("parts", {})
+    m, b = (
+        _breakdown(report, "merged").get("parts", {}),
+        _breakdown(report, "baseline").get("parts", {}),
+    )
     keys = [k for k in ("patch_embed", *PARTS, "head", "total") if k in m or k in b]
     rows = [[k, f"{m.get(k, 0.0):.3f}", f"{b.get(k, 0.0):.3f}"] for k in keys]
     return ["part (ms per batch)", "merged", "unmerged"], rows
@@ -127,7 +134,11 @@ def layer_grid(report: dict) -> Grid:
     for i, row in enumerate(report["schedule"]["layers"]):
         cells = [str(row["layer"]), str(row["tokens_in"]), str(row["r"]), str(row["tokens_out"])]
         if m and b:
-            cells += [f"{m[i]['ms']:.3f}", f"{m[i]['saliency'] + m[i]['merge']:.3f}", f"{b[i]['ms']:.3f}"]
+            cells += [
+                f"{m[i]['ms']:.3f}",
+                f"{m[i]['saliency'] + m[i]['merge']:.3f}",
+                f"{b[i]['ms']:.3f}",
+            ]
         else:
             cells += ["-", "-", "-"]
         rows.append(cells)

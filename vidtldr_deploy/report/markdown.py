@@ -49,11 +49,19 @@ def _facts(report: dict) -> list[str]:
 
 def _profile_sections(report: dict) -> list[str]:
     parts = [f"- **{k}**: {v}" for k, v in run_facts(report) if k != "inputs"]
-    parts += [f"- **summary**: {summary_text(report)}", "", "## Latency\n", _md_table(*latency_grid(report))]
+    parts += [
+        f"- **summary**: {summary_text(report)}",
+        "",
+        "## Latency\n",
+        _md_table(*latency_grid(report)),
+    ]
     if report["merged"].get("breakdown") and report["baseline"].get("breakdown"):
         if report["merged"]["breakdown"].get("layers"):
             parts += ["## Per layer (ms per batch)\n", _md_table(*layer_grid(report))]
-        parts += ["## Where the time goes (separate instrumented pass)\n", _md_table(*parts_grid(report))]
+        parts += [
+            "## Where the time goes (separate instrumented pass)\n",
+            _md_table(*parts_grid(report)),
+        ]
     return parts
 
 
@@ -66,8 +74,18 @@ def _warnings(report: dict) -> list[str]:
 def _evaluate_sections(report: dict) -> list[str]:
     heads = ["schedule", "FLOPs ratio", "cosine mean", "cosine min", "rel L2"]
     keys = ["cosine_mean", "cosine_min", "rel_l2_mean"]
-    extra = ["top1_agreement", "top5_agreement", "kl_mean", "accuracy", "baseline_accuracy", "recall_at_1", "recall_at_5"]
-    present = [k for k in extra if any(r["metrics"].get(k) is not None for r in report["schedules"])]
+    extra = [
+        "top1_agreement",
+        "top5_agreement",
+        "kl_mean",
+        "accuracy",
+        "baseline_accuracy",
+        "recall_at_1",
+        "recall_at_5",
+    ]
+    present = [
+        k for k in extra if any(r["metrics"].get(k) is not None for r in report["schedules"])
+    ]
     rows = [[r["schedule"], fmt(r["flops"]["ratio"]), *[fmt(r["metrics"][k]) for k in keys],
              *[fmt(r["metrics"].get(k, "")) for k in present]] for r in report["schedules"]]  # fmt: skip
     return [f"- **clips**: {report['clips']['count']}", "",
@@ -83,10 +101,16 @@ def _tune_sections(report: dict) -> list[str]:
         f"- **target**: {report['target']['kind']} {report['target']['value']}",
         f"- **candidates evaluated**: {report['candidates_evaluated']}"
         + (" (interrupted: best so far)" if report.get("interrupted") else ""),
-        "", "## Pareto front\n",
+        "",
+        "## Pareto front\n",
     ]
     cost = "latency_ms" if latency else "flops_ratio"
-    parts.append(_md_table(["schedule", cost, "drift"], [[r["schedule"], fmt(r.get(cost, "")), fmt(r["drift"])] for r in report["pareto"]]))
+    parts.append(
+        _md_table(
+            ["schedule", cost, "drift"],
+            [[r["schedule"], fmt(r.get(cost, "")), fmt(r["drift"])] for r in report["pareto"]],
+        )
+    )
     if report.get("presets"):
         parts += ["## Presets\n", _md_table(["preset", "flops_ratio", "drift", "meets budget"],
                   [[r.get("name", r["schedule"]), fmt(r["flops_ratio"]), fmt(r["drift"]), str(r["meets_budget"])]
@@ -109,7 +133,10 @@ def to_markdown(report: dict) -> str:
     parts.append("")
     parts += _warnings(report)
     if "outputs" in report:
-        parts += ["## Outputs against PyTorch (same schedule)\n", _md_comparison(report["outputs"], True)]
+        parts += [
+            "## Outputs against PyTorch (same schedule)\n",
+            _md_comparison(report["outputs"], True),
+        ]
     if report.get("merge_cost"):
         parts += ["## Cost of merging (unmerged against merged PyTorch; not an error)\n",
                   _md_comparison(report["merge_cost"], False)]  # fmt: skip

@@ -30,8 +30,20 @@ def plot_profile(report: dict, path: str | Path) -> Path:
     )
     layers = report["schedule"]["layers"]
     xs = [row["layer"] for row in layers]
-    ax2.step(xs, [row["tokens_in"] for row in layers], where="post", label="merged (tokens in)", color="tab:blue")
-    ax2.plot(xs, [layers[0]["tokens_in"]] * len(xs) if layers else [], "--", color="tab:gray", label="unmerged")
+    ax2.step(
+        xs,
+        [row["tokens_in"] for row in layers],
+        where="post",
+        label="merged (tokens in)",
+        color="tab:blue",
+    )
+    ax2.plot(
+        xs,
+        [layers[0]["tokens_in"]] * len(xs) if layers else [],
+        "--",
+        color="tab:gray",
+        label="unmerged",
+    )
     ax2.set_xlabel("layer")
     ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_ylabel("tokens")

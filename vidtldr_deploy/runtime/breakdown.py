@@ -20,7 +20,11 @@ class Breakdown:
     @property
     def merge_share(self) -> float:
         total = self.parts.get("total", 0.0)
-        return (self.parts.get("saliency", 0.0) + self.parts.get("merge", 0.0)) / total if total > 0 else 0.0
+        return (
+            (self.parts.get("saliency", 0.0) + self.parts.get("merge", 0.0)) / total
+            if total > 0
+            else 0.0
+        )
 
     def to_dict(self) -> dict:
         out: dict = {"source": self.source, "unit": self.unit, "parts": self.parts,
@@ -33,7 +37,9 @@ class Breakdown:
         return out
 
 
-def summarise_layers(per_layer: list[dict], total: float, patch_embed: float, source: str) -> Breakdown:
+def summarise_layers(
+    per_layer: list[dict], total: float, patch_embed: float, source: str
+) -> Breakdown:
     """A breakdown from per-block rows (each with ms and the PARTS): totals per part, and the
     patch embedding and head (what the blocks do not cover) as parts of their own."""
     parts = {p: sum(row.get(p, 0.0) for row in per_layer) for p in PARTS}

@@ -20,7 +20,11 @@ def check_device(runtime: str, device: str) -> None:
     if device not in DEVICES:
         raise InputError(f"--device must be cpu or cuda, got {device!r}")
     if runtime == "torch" and device == "cuda" and not torch.cuda.is_available():
-        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        build = (
+            "a CPU-only build"
+            if torch.version.cuda is None
+            else f"built for CUDA {torch.version.cuda}"
+        )
         raise EnvironmentProblem(
             f"--device cuda: PyTorch sees no CUDA device (torch {torch.__version__}, {build}); "
             "run on a machine with an NVIDIA GPU and a CUDA build of PyTorch, or use --device cpu"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from vidtldr_deploy.runtime.plugin_build import find_kernel_library
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.runtime.plugin_build import find_kernel_library
 
 _DTYPES = {torch.float32: 0, torch.float16: 1}
 _EXPECTED_ABI = 1
@@ -27,14 +27,21 @@ _loaded: dict[Path, ctypes.CDLL] = {}
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    c_int, c_float, c_size_t, c_void_p = ctypes.c_int, ctypes.c_float, ctypes.c_size_t, ctypes.c_void_p
+    c_int, c_float, c_size_t, c_void_p = (
+        ctypes.c_int,
+        ctypes.c_float,
+        ctypes.c_size_t,
+        ctypes.c_void_p,
+    )
     lib.vidtldr_abi_version.argtypes = []
     lib.vidtldr_abi_version.restype = c_int
     lib.vidtldr_error_string.argtypes = [c_int]
     lib.vidtldr_error_string.restype = ctypes.c_char_p
     lib.vidtldr_saliency_workspace_size.argtypes = [c_int] * 4
     lib.vidtldr_saliency_workspace_size.restype = c_size_t
-    lib.vidtldr_saliency.argtypes = [c_void_p, c_void_p, c_void_p] + [c_int] * 4 + [c_float, c_int, c_void_p, c_void_p]
+    lib.vidtldr_saliency.argtypes = (
+        [c_void_p, c_void_p, c_void_p] + [c_int] * 4 + [c_float, c_int, c_void_p, c_void_p]
+    )
     lib.vidtldr_saliency.restype = c_int
     lib.vidtldr_merge_workspace_size.argtypes = [c_int] * 4
     lib.vidtldr_merge_workspace_size.restype = c_size_t
@@ -83,12 +90,16 @@ def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p:
     return ctypes.c_void_p(t.data_ptr() if t is not None and t.numel() > 0 else None)
 
 
-def saliency(q: torch.Tensor, k: torch.Tensor, scale: float, library: Path | str | None = None) -> torch.Tensor:
+def saliency(
+    q: torch.Tensor, k: torch.Tensor, scale: float, library: Path | str | None = None
+) -> torch.Tensor:
     """Foreground score (B, N) fp32 from q, k (B, H, N, D) fp32/fp16: `vidtldr::Saliency`."""
     _check_cuda("q", q, tuple(_DTYPES))
     _check_cuda("k", k, (q.dtype,))
     if q.dim() != 4 or q.shape != k.shape or q.device != k.device:
-        raise VidTLDRError(f"q and k must share one (B, H, N, D) shape and device, got {tuple(q.shape)}, {tuple(k.shape)}")
+        raise VidTLDRError(
+            f"q and k must share one (B, H, N, D) shape and device, got {tuple(q.shape)}, {tuple(k.shape)}"
+        )
     lib = load_library(library)
     B, H, N, D = (int(s) for s in q.shape)
     q, k = q.contiguous(), k.contiguous()
@@ -96,10 +107,22 @@ def saliency(q: torch.Tensor, k: torch.Tensor, scale: float, library: Path | str
     if score.numel() == 0:
         return score
     with torch.cuda.device(q.device):
-        workspace = torch.empty(int(lib.vidtldr_saliency_workspace_size(B, H, N, D)), dtype=torch.uint8, device=q.device)
+        workspace = torch.empty(
+            int(lib.vidtldr_saliency_workspace_size(B, H, N, D)), dtype=torch.uint8, device=q.device
+        )
         stream = ctypes.c_void_p(torch.cuda.current_stream(q.device).cuda_stream)
         status = lib.vidtldr_saliency(
-            _ptr(q), _ptr(k), _ptr(score), B, H, N, D, float(scale), _DTYPES[q.dtype], _ptr(workspace), stream
+            _ptr(q),
+            _ptr(k),
+            _ptr(score),
+            B,
+            H,
+            N,
+            D,
+            float(scale),
+            _DTYPES[q.dtype],
+            _ptr(workspace),
+            stream,
         )
     _raise_on_error(lib, status, "saliency")
     return score
@@ -123,14 +146,20 @@ def merge(
     B, N, C = (int(s) for s in x.shape)
     r = int(r)
     if not 0 <= r <= N // 2:
-        raise VidTLDRError(f"r = {r} is outside [0, N // 2] = [0, {N // 2}]; resolve and clamp it first")
+        raise VidTLDRError(
+            f"r = {r} is outside [0, N // 2] = [0, {N // 2}]; resolve and clamp it first"
+        )
     _check_cuda("score", score, (torch.float32, torch.float16, torch.bfloat16))
     if tuple(score.shape) != (B, N) or score.device != x.device:
-        raise VidTLDRError(f"score must be (B, N) = {(B, N)} on {x.device}, got {tuple(score.shape)}")
+        raise VidTLDRError(
+            f"score must be (B, N) = {(B, N)} on {x.device}, got {tuple(score.shape)}"
+        )
     if size is not None:
         _check_cuda("size", size, (torch.float32, torch.float16, torch.bfloat16))
         if tuple(size.shape) != (B, N) or size.device != x.device:
-            raise VidTLDRError(f"size must be (B, N) = {(B, N)} on {x.device}, got {tuple(size.shape)}")
+            raise VidTLDRError(
+                f"size must be (B, N) = {(B, N)} on {x.device}, got {tuple(size.shape)}"
+            )
         size = size.float().contiguous()
     lib = load_library(library)
     x = x.contiguous()
@@ -140,11 +169,23 @@ def merge(
     if x.numel() == 0:
         return x_out, size_out
     with torch.cuda.device(x.device):
-        workspace = torch.empty(int(lib.vidtldr_merge_workspace_size(B, N, C, r)), dtype=torch.uint8, device=x.device)
+        workspace = torch.empty(
+            int(lib.vidtldr_merge_workspace_size(B, N, C, r)), dtype=torch.uint8, device=x.device
+        )
         stream = ctypes.c_void_p(torch.cuda.current_stream(x.device).cuda_stream)
         status = lib.vidtldr_merge(
-            _ptr(x), _ptr(size), _ptr(score), _ptr(x_out), _ptr(size_out), B, N, C, r, _DTYPES[x.dtype],
-            _ptr(workspace), stream,
+            _ptr(x),
+            _ptr(size),
+            _ptr(score),
+            _ptr(x_out),
+            _ptr(size_out),
+            B,
+            N,
+            C,
+            r,
+            _DTYPES[x.dtype],
+            _ptr(workspace),
+            stream,
         )
     _raise_on_error(lib, status, "merge")
     return x_out, size_out

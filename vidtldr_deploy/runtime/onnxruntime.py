@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from vidtldr_deploy.errors import EnvironmentProblem, InputError, VidTLDRError
 from vidtldr_deploy.constants import MERGE_OPS
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, VidTLDRError
 from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.breakdown import Breakdown
 
@@ -112,14 +112,18 @@ def merge_step_nodes(model_path: Path) -> dict[str, str]:
     return parts
 
 
-def parse_ort_profile(events: list[dict], skip_runs: int = 1, node_parts: dict[str, str] | None = None) -> dict:
+def parse_ort_profile(
+    events: list[dict], skip_runs: int = 1, node_parts: dict[str, str] | None = None
+) -> dict:
     """Sum an ONNX Runtime session profile per op type (ms per run), skipping the first
     `skip_runs` runs; nodes inlined from the `vidtldr` Saliency / Merge functions, and nodes that
     `node_parts` (merge_step_nodes) names, are also summed as the merge subgraph. Nodes that ONNX
     Runtime fused under a new name are not attributed."""
     node_parts = node_parts or {}
     runs = sorted(
-        (e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"
+        (e["ts"], e["ts"] + e["dur"])
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run"
     )
     if not runs:
         return {"by_op_type": {}, "merge_subgraph": {}, "nodes_ms": 0.0, "runs": 0}
@@ -129,13 +133,19 @@ def parse_ort_profile(events: list[dict], skip_runs: int = 1, node_parts: dict[s
     sub = {name: 0.0 for name in MERGE_FUNCTIONS}
     total = 0.0
     for e in events:
-        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time") or e["ts"] < start:
+        if (
+            e.get("cat") != "Node"
+            or not e.get("name", "").endswith("_kernel_time")
+            or e["ts"] < start
+        ):
             continue
         ms = e["dur"] / 1e3
         op = e.get("args", {}).get("op_name", "?")
         by_op[op] = by_op.get(op, 0.0) + ms
         total += ms
-        inlined = next((name for name in MERGE_FUNCTIONS if e["name"].startswith(f"_inlfunc_{name}_")), None)
+        inlined = next(
+            (name for name in MERGE_FUNCTIONS if e["name"].startswith(f"_inlfunc_{name}_")), None
+        )
         part = inlined or node_parts.get(e["name"][: -len("_kernel_time")])
         if part is not None:
             sub[part] += ms
@@ -148,14 +158,18 @@ def parse_ort_profile(events: list[dict], skip_runs: int = 1, node_parts: dict[s
     }
 
 
-def ort_breakdown(path: Path, video: np.ndarray, device: str, iterations: int, workdir: Path) -> Breakdown:
+def ort_breakdown(
+    path: Path, video: np.ndarray, device: str, iterations: int, workdir: Path
+) -> Breakdown:
     """Per-op-type times from an ONNX Runtime session profile (its own session, after timing)."""
     runner = OnnxRuntimeRunner(path, device, profile_prefix=str(workdir / f"ort_{Path(path).stem}"))
     for _ in range(iterations + 1):
         runner.run(video)
     trace = runner.end_profiling()
     with open(trace) as f:
-        parsed = parse_ort_profile(json.load(f), skip_runs=1, node_parts=merge_step_nodes(Path(path)))
+        parsed = parse_ort_profile(
+            json.load(f), skip_runs=1, node_parts=merge_step_nodes(Path(path))
+        )
     sal, mer = parsed["merge_subgraph"]["Saliency"], parsed["merge_subgraph"]["Merge"]
     total = parsed["nodes_ms"]
     parts = {"saliency": sal, "merge": mer, "other": max(0.0, total - sal - mer), "total": total}

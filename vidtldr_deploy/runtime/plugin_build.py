@@ -13,8 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from vidtldr_deploy.errors import VidTLDRError
 
@@ -66,8 +66,12 @@ def _find_library(name: str, path: Path | str | None, what: str, extra_hint: str
             searched.append(str(location))
             if location.is_file():
                 return location.resolve()
-    source = "the given path" if path is not None else (
-        f"${ENV_PLUGIN_DIR}" if os.environ.get(ENV_PLUGIN_DIR) else "the default build folder"
+    source = (
+        "the given path"
+        if path is not None
+        else (
+            f"${ENV_PLUGIN_DIR}" if os.environ.get(ENV_PLUGIN_DIR) else "the default build folder"
+        )
     )
     raise VidTLDRError(
         f"{what} ({filename}) not found in {source} (looked at: {', '.join(searched)}); "
@@ -97,7 +101,9 @@ def _tail(text: str) -> str:
 
 def _run(cmd: list[str], step: str, env: dict[str, str]) -> str:
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
     except OSError as exc:  # cmake vanished or is not executable
         raise VidTLDRError(f"could not run {cmd[0]} for the {step} step: {exc}") from exc
     if proc.returncode != 0:
@@ -143,7 +149,9 @@ def build_plugins(
     source = Path(source_dir) if source_dir is not None else DEFAULT_SOURCE_DIR
     build = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
     if not (source / "CMakeLists.txt").is_file():
-        raise VidTLDRError(f"--source-dir {source} has no CMakeLists.txt: pass the plugins/ folder of vidtldr-deploy as --source-dir")
+        raise VidTLDRError(
+            f"--source-dir {source} has no CMakeLists.txt: pass the plugins/ folder of vidtldr-deploy as --source-dir"
+        )
     build.mkdir(parents=True, exist_ok=True)
 
     configure = [cmake, "-S", str(source), "-B", str(build), f"-DCMAKE_BUILD_TYPE={build_type}"]
@@ -153,12 +161,22 @@ def build_plugins(
     if tensorrt_root is not None:
         root = Path(tensorrt_root)
         if not root.is_dir():
-            raise VidTLDRError(f"TensorRT root {root} is not a folder (expected include/ and lib/ inside)")
+            raise VidTLDRError(
+                f"TensorRT root {root} is not a folder (expected include/ and lib/ inside)"
+            )
         configure += [f"-DTENSORRT_ROOT={root}", "-DVIDTLDR_BUILD_PLUGINS=ON"]
     env = _cuda_compiler_env()
     _run(configure, "configure", env)
     _run(
-        [cmake, "--build", str(build), "--config", build_type, "-j", str(jobs or os.cpu_count() or 2)],
+        [
+            cmake,
+            "--build",
+            str(build),
+            "--config",
+            build_type,
+            "-j",
+            str(jobs or os.cpu_count() or 2),
+        ],
         "build",
         env,
     )
@@ -167,6 +185,8 @@ def build_plugins(
     try:
         built["plugins"] = find_plugin_library(build)
     except VidTLDRError:
-        if tensorrt_root is not None:  # asked for plugins explicitly: CMake should have failed already
+        if (
+            tensorrt_root is not None
+        ):  # asked for plugins explicitly: CMake should have failed already
             raise
     return built

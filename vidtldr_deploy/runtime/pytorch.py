@@ -106,7 +106,9 @@ class TorchRunner(Runner):
         return self._peak_mib
 
     def breakdown(self, video, schedule_rows, iterations, workdir) -> Breakdown:
-        return hooks_breakdown(self.model, self.stage(video), schedule_rows, self.device, iterations)
+        return hooks_breakdown(
+            self.model, self.stage(video), schedule_rows, self.device, iterations
+        )
 
 
 class _RangeTimer:
@@ -202,9 +204,13 @@ def hooks_breakdown(
         }
         for p in ("attention", "saliency", "merge", "mlp"):
             entry[p] = totals.get(f"block.{i}.{p}", 0.0)
-        entry["other"] = max(0.0, block - sum(entry[p] for p in ("attention", "saliency", "merge", "mlp")))
+        entry["other"] = max(
+            0.0, block - sum(entry[p] for p in ("attention", "saliency", "merge", "mlp"))
+        )
         per_layer.append(entry)
-    out = summarise_layers(per_layer, totals.get("forward", 0.0), totals.get("patch_embed", 0.0), "torch forward hooks")
+    out = summarise_layers(
+        per_layer, totals.get("forward", 0.0), totals.get("patch_embed", 0.0), "torch forward hooks"
+    )
     out.ops = _torch_top_ops(model, video, device, top_ops)
     return out
 
@@ -243,12 +249,12 @@ def _torch_top_ops(model, video, device: str, top: int) -> list[dict]:
     rows = []
     for ev in prof.key_averages():
         if device == "cuda":
-            us = getattr(ev, "self_device_time_total", None) or getattr(ev, "self_cuda_time_total", 0)
+            us = getattr(ev, "self_device_time_total", None) or getattr(
+                ev, "self_cuda_time_total", 0
+            )
         else:
             us = ev.self_cpu_time_total
         if us > 0:
             rows.append({"name": ev.key, "ms": us / 1e3 / runs, "calls": ev.count // runs})
     rows.sort(key=lambda r: -r["ms"])
     return rows[:top]
-
-

@@ -68,7 +68,9 @@ def _give_up(err: Exception) -> None:
     """First call failed before any kernel ever ran: treat the library as absent, say so once."""
     _state["kernels"] = None
     _state["reason"] = f"kernel call failed, using the reference maths: {err}"
-    warnings.warn(f"vidtldr CUDA kernels unusable ({err}); falling back to the reference maths", stacklevel=3)
+    warnings.warn(
+        f"vidtldr CUDA kernels unusable ({err}); falling back to the reference maths", stacklevel=3
+    )
 
 
 def _kernels_for(*tensors: torch.Tensor):
@@ -113,7 +115,11 @@ def merge_cuda(
     kern = _kernels_for(x)
     if kern is not None:
         out = _call(
-            kern.merge, x.contiguous(), size.float().contiguous(), score.float().contiguous(), int(r)
+            kern.merge,
+            x.contiguous(),
+            size.float().contiguous(),
+            score.float().contiguous(),
+            int(r),
         )
         if out is not None:
             x_out, size_out = out
@@ -161,8 +167,8 @@ def status() -> dict:
         "registered": _state["registered"],
         "cuda": cuda,
         "kernels": kern is not None,
-        "path": (
-            "CUDA kernels" if kern is not None else "reference maths"
-        ) if cuda else "CPU: reference maths (custom ops)",
+        "path": ("CUDA kernels" if kern is not None else "reference maths")
+        if cuda
+        else "CPU: reference maths (custom ops)",
         "reason": _state["reason"] if cuda else "no CUDA device",
     }

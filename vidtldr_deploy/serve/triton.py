@@ -21,14 +21,14 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
-from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy import __version__
-from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.files import sha256_file
+from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.serve import triton_config as tc
 
 REPO_FORMAT = "vidtldr-triton-repository"

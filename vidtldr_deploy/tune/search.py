@@ -34,10 +34,10 @@ import torch
 from vidtldr_deploy.core.flops import count_flops
 from vidtldr_deploy.core.merge import resolve_r
 from vidtldr_deploy.core.schedule import resolve_schedule
-from vidtldr_deploy.models.presets import PRESETS
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.evaluate import metrics
 from vidtldr_deploy.evaluate.targets import iter_batches, primary_output, schedule_string
+from vidtldr_deploy.models.presets import PRESETS
 from vidtldr_deploy.models.vit import MergeViT
 from vidtldr_deploy.tune import candidates as cands
 from vidtldr_deploy.tune.activations import PrefixRunner

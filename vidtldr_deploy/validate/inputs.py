@@ -65,7 +65,9 @@ def clip_batches(
 
     batch, _, frames, side = shape[0], shape[1], shape[2], shape[-1]
     recipe = recipe_for(arch, image_size=side)
-    clips = load_clips(paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress)
+    clips = load_clips(
+        paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress
+    )
     return InputBatches(
         [b.video for b in clips.batches], [b.valid for b in clips.batches], clips.label,
         list(clips.names), clips.warnings(),

@@ -24,7 +24,6 @@ import numpy as np
 import onnx
 import torch
 
-from vidtldr_deploy.validate.tolerances import DEFAULT_TOLERANCES, Tolerances
 from vidtldr_deploy.core.merge import plan_merge
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import VidTLDRError
@@ -33,6 +32,7 @@ from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.models.vit import MergeViT
 from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.run import validate_runner
+from vidtldr_deploy.validate.tolerances import DEFAULT_TOLERANCES, Tolerances
 
 # Proposed INT8 bounds on the gating outputs (pooled / logits) against PyTorch fp32 merged. Measured
 # (pooled, worst clip): tiny demo UMT 0.25x2, 8 clips: cosine 0.9958, rel_l2 4.9e-2, max_abs 0.23,

@@ -89,7 +89,10 @@ def compare_output(
     out = np.asarray(out, dtype=np.float64)
     if ref.shape != out.shape:
         return OutputComparison(
-            name, tuple(out.shape), {}, [f"shape {tuple(out.shape)} != reference {tuple(ref.shape)}"]
+            name,
+            tuple(out.shape),
+            {},
+            [f"shape {tuple(out.shape)} != reference {tuple(ref.shape)}"],
         )
     chosen = dict(metrics or DEFAULT_METRICS)
     if metrics is None and name == "logits":

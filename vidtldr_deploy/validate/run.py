@@ -12,8 +12,8 @@ from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.pytorch import TorchRunner
-from vidtldr_deploy.validate.metrics import OutputComparison, compare_outputs
 from vidtldr_deploy.validate.inputs import InputBatches
+from vidtldr_deploy.validate.metrics import OutputComparison, compare_outputs
 from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.tolerances import Tolerances
 
@@ -58,7 +58,9 @@ def validate_runner(
     got = _real_rows([runner.run(v) for v in batches], valid)
     t1 = time.perf_counter()
     merged = _real_rows([torch_outputs(loaded.model, schedule.rs, v) for v in batches], valid)
-    baseline = _real_rows([torch_outputs(loaded.model, [0] * len(schedule.rs), v) for v in batches], valid)
+    baseline = _real_rows(
+        [torch_outputs(loaded.model, [0] * len(schedule.rs), v) for v in batches], valid
+    )
     t2 = time.perf_counter()
     if keep is not None:
         keep.update(runtime=got, reference=merged)
@@ -72,7 +74,9 @@ def validate_runner(
         schedule=schedule.to_dict(),
         precision=precision,
         tolerances=tolerances,
-        inputs=inputs_label or getattr(inputs, "label", "") or f"{len(batches)} seeded random clip batches",
+        inputs=inputs_label
+        or getattr(inputs, "label", "")
+        or f"{len(batches)} seeded random clip batches",
         outputs=_mark_gating(compare_outputs(merged, got, tolerances), schedule, strict_tokens),
         merge_cost=compare_outputs(comparable, {k: merged[k] for k in comparable}, None),
         seconds={"runtime": t1 - t0, "pytorch": t2 - t1},

@@ -47,7 +47,9 @@ def default_tolerances(precision: str) -> Tolerances:
     return DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
 
 
-def apply_overrides(base: Tolerances, overrides: Mapping[str, float], where: str = "") -> Tolerances:
+def apply_overrides(
+    base: Tolerances, overrides: Mapping[str, float], where: str = ""
+) -> Tolerances:
     """`base` with the values an export config's [tolerances] or the flags give; unknown names and
     values that are not numbers are input errors naming `where` they came from."""
     known = {f.name for f in fields(Tolerances)}

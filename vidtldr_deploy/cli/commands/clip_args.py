@@ -5,15 +5,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from vidtldr_deploy.errors import InputError
 
-ClipPaths = Annotated[List[Path], typer.Option("--clips", "--inputs", help="Video files (mp4, mkv, avi, webm, mov), folders of them (recursive), or .npy/.npz arrays of preprocessed clips; repeat the flag for several.")]
-SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Skip clips that cannot be decoded or are too short, with a warning and a count in the report, instead of stopping.")]
-CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Keep decoded clips here as .npz (keyed by file hash, recipe and frames) so the next run does not decode again.", show_default="no cache")]
+ClipPaths = Annotated[
+    list[Path],
+    typer.Option(
+        "--clips",
+        "--inputs",
+        help="Video files (mp4, mkv, avi, webm, mov), folders of them (recursive), or .npy/.npz arrays of preprocessed clips; repeat the flag for several.",
+    ),
+]
+SkipBad = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad",
+        help="Skip clips that cannot be decoded or are too short, with a warning and a count in the report, instead of stopping.",
+    ),
+]
+CacheDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--cache-dir",
+        help="Keep decoded clips here as .npz (keyed by file hash, recipe and frames) so the next run does not decode again.",
+        show_default="no cache",
+    ),
+]
 
 
 @dataclass
@@ -46,7 +66,14 @@ class ClipArgs:
             def advance(done: int, total: int, name: str) -> None:
                 progress.update(task, completed=done, total=total)
 
-            batches = clip_batches(shape, arch, self.paths, skip_bad=self.skip_bad, cache_dir=self.cache_dir, progress=advance)
+            batches = clip_batches(
+                shape,
+                arch,
+                self.paths,
+                skip_bad=self.skip_bad,
+                cache_dir=self.cache_dir,
+                progress=advance,
+            )
         info(f"clips: {batches.label}")
         for warning in batches.warnings:
             info(f"warning: {warning}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -20,7 +20,9 @@ def _evaluate_table(data: dict):
     from rich.table import Table
 
     classifier = data["output"] == "logits"
-    table = Table(title=f"{data['arch']}, {data['frames']} frames: {data['clips']['count']} clips against the unmerged model")
+    table = Table(
+        title=f"{data['arch']}, {data['frames']} frames: {data['clips']['count']} clips against the unmerged model"
+    )
     heads = ["schedule", "FLOPs", "cosine", "min cos", "rel L2"]
     heads += ["top-1", "top-5", "KL"] if classifier else ["R@1", "R@5"]
     for h in heads:
@@ -29,29 +31,66 @@ def _evaluate_table(data: dict):
         m = row["metrics"]
         cells = [row["schedule"], f"{row['flops']['ratio']:.3f}", f"{m['cosine_mean']:.5f}",
                  f"{m['cosine_min']:.5f}", f"{m['rel_l2_mean']:.4f}"]  # fmt: skip
-        keys = ("top1_agreement", "top5_agreement", "kl_mean") if classifier else ("recall_at_1", "recall_at_5")
+        keys = (
+            ("top1_agreement", "top5_agreement", "kl_mean")
+            if classifier
+            else ("recall_at_1", "recall_at_5")
+        )
         cells += [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in keys]
         table.add_row(*cells)
     return table
 
 
 def evaluate_command(
-    target: Annotated[str, typer.Argument(help="Checkpoint, Hugging Face folder or 'demo' (PyTorch), or an exported .onnx / TensorRT .plan (its runtime, its schedule).")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="Checkpoint, Hugging Face folder or 'demo' (PyTorch), or an exported .onnx / TensorRT .plan (its runtime, its schedule)."
+        ),
+    ],
     clips: ClipPaths,
-    schedules: Annotated[Optional[List[str]], typer.Option("--schedule", "-s", help="A schedule to evaluate (repeat for several); PyTorch targets only.", show_default="the architecture's presets, or the demo's 0.25x2")] = None,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of path,label: adds the accuracy of each schedule and of the unmerged model (classifiers).", show_default="none")] = None,
+    schedules: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--schedule",
+            "-s",
+            help="A schedule to evaluate (repeat for several); PyTorch targets only.",
+            show_default="the architecture's presets, or the demo's 0.25x2",
+        ),
+    ] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--labels",
+            help="CSV of path,label: adds the accuracy of each schedule and of the unmerged model (classifiers).",
+            show_default="none",
+        ),
+    ] = None,
     arch: opt.Arch = None,
     frames: opt.Frames = None,
     ckpt_frames: opt.CkptFrames = None,
     report: opt.Report = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG: drift (1 - mean cosine) against FLOPs, one point per schedule, presets marked.", show_default="none")] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot",
+            help="PNG: drift (1 - mean cosine) against FLOPs, one point per schedule, presets marked.",
+            show_default="none",
+        ),
+    ] = None,
     skip_bad: SkipBad = False,
     cache_dir: CacheDir = None,
     seed: opt.Seed = 0,
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """What a schedule costs on clips: drift of pooled vectors or logits, agreement, retrieval, FLOPs."""
-    from vidtldr_deploy.evaluate import GraphTarget, evaluate, load_labels, plot_drift, rs_from_metadata
+    from vidtldr_deploy.evaluate import (
+        GraphTarget,
+        evaluate,
+        load_labels,
+        plot_drift,
+        rs_from_metadata,
+    )
     from vidtldr_deploy.files import check_distinct_outputs, check_output_path
     from vidtldr_deploy.models.presets import presets_for
     from vidtldr_deploy.models.source import load_source
@@ -67,14 +106,20 @@ def evaluate_command(
     label_map = load_labels(labels) if labels is not None else None
     is_graph = Path(target).suffix.lower() in GRAPH_SUFFIXES
     if is_graph and (schedules or arch or frames):
-        raise InputError(f"{target} fixes its schedule, architecture and frames: --schedule/--arch/--frames apply to checkpoints and 'demo'")
+        raise InputError(
+            f"{target} fixes its schedule, architecture and frames: --schedule/--arch/--frames apply to checkpoints and 'demo'"
+        )
 
     runner = None
     if is_graph:
         from vidtldr_deploy.export.reference import reference_for_graph
         from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
-        graph = Path(target) if Path(target).suffix.lower() == ".onnx" else Path(target).with_suffix(".onnx")
+        graph = (
+            Path(target)
+            if Path(target).suffix.lower() == ".onnx"
+            else Path(target).with_suffix(".onnx")
+        )
         with status(f"loading {target} and rebuilding its PyTorch model from the metadata"):
             ref = reference_for_graph(graph, None, unsafe_load, ckpt_frames)
         loaded = ref.loaded
@@ -84,7 +129,14 @@ def evaluate_command(
             runner = TensorRTRunner(Path(target))
         else:
             runner = OnnxRuntimeRunner(graph)
-        targets = [GraphTarget(runner, tuple(rs_from_metadata(ref.metadata)), label=f"{Path(target).name} ({runner.name})", batch=ref.input_shape[0])]
+        targets = [
+            GraphTarget(
+                runner,
+                tuple(rs_from_metadata(ref.metadata)),
+                label=f"{Path(target).name} ({runner.name})",
+                batch=ref.input_shape[0],
+            )
+        ]
     else:
         with status(f"loading {target}"):
             loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
@@ -92,7 +144,9 @@ def evaluate_command(
         if not wanted:
             wanted = ["0.25x2"] if is_demo(target) else list(presets_for(loaded.arch))
         if not wanted:
-            raise InputError(f"{loaded.arch} has no published presets: pass --schedule (e.g. 16x12 or 0.25x2)")
+            raise InputError(
+                f"{loaded.arch} has no published presets: pass --schedule (e.g. 16x12 or 0.25x2)"
+            )
         for spec in wanted:
             loaded.schedule(spec)  # every schedule checked before the clips are decoded
         targets = wanted

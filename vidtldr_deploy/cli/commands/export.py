@@ -4,7 +4,7 @@ validated against PyTorch. The work is pipelines/export.py; this module parses, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,22 +15,75 @@ from vidtldr_deploy.errors import CheckFailed
 
 
 def export_command(
-    checkpoint: Annotated[str, typer.Argument(help="Checkpoint file (.pt/.pth/.bin/.safetensors), Hugging Face model folder, or 'demo' for the built-in tiny model.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="model.onnx, or engine.plan (writes engine.onnx, then builds the engine).")],
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Export config TOML (see export_configs/); flags override it.")] = None,
+    checkpoint: Annotated[
+        str,
+        typer.Argument(
+            help="Checkpoint file (.pt/.pth/.bin/.safetensors), Hugging Face model folder, or 'demo' for the built-in tiny model."
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="model.onnx, or engine.plan (writes engine.onnx, then builds the engine).",
+        ),
+    ],
+    config: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config", "-c", help="Export config TOML (see export_configs/); flags override it."
+        ),
+    ] = None,
     arch: opt.Arch = None,
     frames: opt.Frames = None,
     ckpt_frames: opt.CkptFrames = None,
     batch: opt.Batch = None,
     schedule: opt.Schedule = None,
-    merge_impl: Annotated[Optional[str], typer.Option("--merge-impl", help="onnx: standard ops only; plugin: vidtldr Saliency/Merge nodes (TensorRT plugins) with local functions.")] = None,
-    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset, 18 to 20 (default 18).")] = None,
-    graph_form: Annotated[Optional[str], typer.Option("--graph-form", help="With --merge-impl plugin: portable (local functions, any runtime; default), trt (no local functions: trtexec, Polygraphy), trt-ep (trt.plugins domain: ONNX Runtime's TensorRT EP).")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, fp16 (engine only) or int8 (an explicit Q/DQ graph calibrated on --calib clips; saliency and merge always stay fp32).")] = None,
-    calib: Annotated[Optional[List[Path]], typer.Option("--calib", help="INT8 calibration clips: videos, folders of them, or .npy/.npz arrays (repeat the flag for several). Without it: random clips and a warning.")] = None,
-    workspace: Annotated[Optional[int], typer.Option("--workspace", help="TensorRT workspace limit in MiB.")] = None,
-    plugins: Annotated[Optional[Path], typer.Option("--plugins", help="libvidtldr_plugins.so for the engine build (default: $VIDTLDR_PLUGIN_DIR or plugins/build).")] = None,
-    no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip validation against PyTorch.")] = False,
+    merge_impl: Annotated[
+        Optional[str],
+        typer.Option(
+            "--merge-impl",
+            help="onnx: standard ops only; plugin: vidtldr Saliency/Merge nodes (TensorRT plugins) with local functions.",
+        ),
+    ] = None,
+    opset: Annotated[
+        Optional[int], typer.Option("--opset", help="ONNX opset, 18 to 20 (default 18).")
+    ] = None,
+    graph_form: Annotated[
+        Optional[str],
+        typer.Option(
+            "--graph-form",
+            help="With --merge-impl plugin: portable (local functions, any runtime; default), trt (no local functions: trtexec, Polygraphy), trt-ep (trt.plugins domain: ONNX Runtime's TensorRT EP).",
+        ),
+    ] = None,
+    precision: Annotated[
+        Optional[str],
+        typer.Option(
+            "--precision",
+            help="fp32, fp16 (engine only) or int8 (an explicit Q/DQ graph calibrated on --calib clips; saliency and merge always stay fp32).",
+        ),
+    ] = None,
+    calib: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--calib",
+            help="INT8 calibration clips: videos, folders of them, or .npy/.npz arrays (repeat the flag for several). Without it: random clips and a warning.",
+        ),
+    ] = None,
+    workspace: Annotated[
+        Optional[int], typer.Option("--workspace", help="TensorRT workspace limit in MiB.")
+    ] = None,
+    plugins: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plugins",
+            help="libvidtldr_plugins.so for the engine build (default: $VIDTLDR_PLUGIN_DIR or plugins/build).",
+        ),
+    ] = None,
+    no_validate: Annotated[
+        bool, typer.Option("--no-validate", help="Skip validation against PyTorch.")
+    ] = False,
     inputs: opt.Inputs = None,
     seed: opt.Seed = 0,
     num_inputs: opt.NumInputs = 2,
@@ -81,8 +134,14 @@ def export_command(
 
     events = ExportEvents(status=status, info=info, loaded=loaded, validated=validated)
     outcome = run_export(request, events)
-    if outcome.validation is not None and not outcome.validation.passed and output.suffix == ".plan":
-        raise CheckFailed(f"validation failed, so no engine was built; the graph is at {outcome.onnx_path}")
+    if (
+        outcome.validation is not None
+        and not outcome.validation.passed
+        and output.suffix == ".plan"
+    ):
+        raise CheckFailed(
+            f"validation failed, so no engine was built; the graph is at {outcome.onnx_path}"
+        )
     if not outcome.passed:
         raise typer.Exit(1)
 

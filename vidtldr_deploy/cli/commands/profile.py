@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,26 +14,87 @@ from vidtldr_deploy.errors import InputError
 
 
 def profile_command(
-    target: Annotated[str, typer.Argument(help="Checkpoint, 'demo', an .onnx from `vidtldr export` (rebuilt from its metadata), or a TensorRT .plan.")],
-    runtime: Annotated[str, typer.Option("--runtime", "-r", help="torch, onnxruntime or tensorrt.")] = "torch",
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="Checkpoint, 'demo', an .onnx from `vidtldr export` (rebuilt from its metadata), or a TensorRT .plan."
+        ),
+    ],
+    runtime: Annotated[
+        str, typer.Option("--runtime", "-r", help="torch, onnxruntime or tensorrt.")
+    ] = "torch",
     device: Annotated[str, typer.Option("--device", "-d", help="cpu or cuda.")] = "cpu",
     batch: opt.Batch = None,
-    iterations: Annotated[int, typer.Option("--iterations", "-n", help="Timed iterations per model (interleaved).")] = 50,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up iterations per model.")] = 10,
-    duration: Annotated[Optional[float], typer.Option("--duration", help="Time-boxed timing (as trtexec): at least --iterations, then more interleaved iterations until this many seconds of timing have passed.", show_default="off")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads: torch.set_num_threads and ONNX Runtime intra_op_num_threads (recorded in the report's environment).", show_default="the runtime's default")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 (torch and tensorrt) or int8 (onnxruntime: fp32 unmerged, INT8 unmerged and INT8 merged side by side); saliency and merge stay fp32.")] = "fp32",
-    calib: Annotated[Optional[List[Path]], typer.Option("--calib", help="INT8 calibration clips (videos, folders, .npy/.npz) for --precision int8.", show_default="seeded random clips, with a warning")] = None,
+    iterations: Annotated[
+        int, typer.Option("--iterations", "-n", help="Timed iterations per model (interleaved).")
+    ] = 50,
+    warmup: Annotated[
+        int, typer.Option("--warmup", help="Untimed warm-up iterations per model.")
+    ] = 10,
+    duration: Annotated[
+        Optional[float],
+        typer.Option(
+            "--duration",
+            help="Time-boxed timing (as trtexec): at least --iterations, then more interleaved iterations until this many seconds of timing have passed.",
+            show_default="off",
+        ),
+    ] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            "--threads",
+            help="CPU threads: torch.set_num_threads and ONNX Runtime intra_op_num_threads (recorded in the report's environment).",
+            show_default="the runtime's default",
+        ),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="fp32, fp16 (torch and tensorrt) or int8 (onnxruntime: fp32 unmerged, INT8 unmerged and INT8 merged side by side); saliency and merge stay fp32.",
+        ),
+    ] = "fp32",
+    calib: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--calib",
+            help="INT8 calibration clips (videos, folders, .npy/.npz) for --precision int8.",
+            show_default="seeded random clips, with a warning",
+        ),
+    ] = None,
     json_path: opt.ReportWithJsonAlias = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: latency distributions and tokens per layer.")] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option("--plot", help="Write a PNG: latency distributions and tokens per layer."),
+    ] = None,
     arch: opt.Arch = None,
     frames: opt.Frames = None,
     ckpt_frames: opt.CkptFrames = None,
     schedule: opt.Schedule = None,
-    merge_impl: Annotated[Optional[str], typer.Option("--merge-impl", help="torch: custom_op (CUDA kernels on the GPU, default) or reference; onnxruntime/tensorrt: plugin (default) or onnx.")] = None,
-    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile both models (torch runtime).")] = False,
-    layers: Annotated[bool, typer.Option("--layers/--no-layers", help="Per-layer times from a separate instrumented pass after timing.")] = True,
-    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="For a .plan target: the unmerged engine to compare with (otherwise built from the ONNX beside the plan).")] = None,
+    merge_impl: Annotated[
+        Optional[str],
+        typer.Option(
+            "--merge-impl",
+            help="torch: custom_op (CUDA kernels on the GPU, default) or reference; onnxruntime/tensorrt: plugin (default) or onnx.",
+        ),
+    ] = None,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile both models (torch runtime).")
+    ] = False,
+    layers: Annotated[
+        bool,
+        typer.Option(
+            "--layers/--no-layers",
+            help="Per-layer times from a separate instrumented pass after timing.",
+        ),
+    ] = True,
+    baseline: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--baseline",
+            help="For a .plan target: the unmerged engine to compare with (otherwise built from the ONNX beside the plan).",
+        ),
+    ] = None,
     seed: opt.Seed = 0,
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
@@ -67,7 +128,9 @@ def profile_command(
             )
         if suffix == ".plan":
             if runtime != "tensorrt":
-                raise InputError(f"{target} is a TensorRT engine: use --runtime tensorrt --device cuda")
+                raise InputError(
+                    f"{target} is a TensorRT engine: use --runtime tensorrt --device cuda"
+                )
             settings.check()  # TensorRT installed, CUDA device
             onnx_path = Path(target).with_suffix(".onnx")
             if not onnx_path.exists():
@@ -116,12 +179,19 @@ def profile_command(
         loaded=loaded, schedule=resolved, target=target, merged_onnx=merged_onnx,
         merged_plan=merged_plan, baseline_plan=baseline,
     )  # fmt: skip
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         result = run_profile(inputs, settings, rich_progress_callback(progress))
     report = result.to_dict()
 
-    title = f"{loaded.arch}, {loaded.frames} frames, batch {settings.batch}, schedule {resolved.spec!r}"
+    title = (
+        f"{loaded.arch}, {loaded.frames} frames, batch {settings.batch}, schedule {resolved.spec!r}"
+    )
     out.print(tables.schedule_table(report["schedule"], title))
     out.print(tables.latency_table(report))
     if report["merged"].get("breakdown") and report["baseline"].get("breakdown"):
@@ -133,7 +203,9 @@ def profile_command(
     out.print(facts, highlight=False, markup=False)
     if "fast_path" in report and device == "cuda":
         fp = report["fast_path"]
-        console.print(f"saliency/merge on CUDA: {fp['path']} ({fp['reason']})", highlight=False, markup=False)
+        console.print(
+            f"saliency/merge on CUDA: {fp['path']} ({fp['reason']})", highlight=False, markup=False
+        )
     for note in report.get("notes", []):
         console.print(f"note: {note}", highlight=False, markup=False)
     show_warnings(report["warnings"] + report.get("int8_warnings", []))

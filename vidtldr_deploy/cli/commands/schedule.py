@@ -16,17 +16,18 @@ def schedule_command(
     arch: Annotated[str, typer.Option("--arch", help="Architecture name.")],
     schedule: opt.Schedule = None,
     frames: opt.Frames = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
+    ] = False,
     report: opt.Report = None,
 ) -> None:
     """Resolve a schedule into the per-layer token table and FLOPs, merged against unmerged."""
     from vidtldr_deploy.core.flops import count_flops, token_count
+    from vidtldr_deploy.files import check_output_path
     from vidtldr_deploy.models.presets import schedule_for
     from vidtldr_deploy.models.registry import get_architecture
     from vidtldr_deploy.models.vit import check_input_geometry
     from vidtldr_deploy.report.tables import schedule_table
-
-    from vidtldr_deploy.files import check_output_path
 
     if report is not None:
         check_output_path(report, "--report")
@@ -42,7 +43,12 @@ def schedule_command(
         "frames": frames,
         "spec": resolved.spec,
         "layers": resolved.to_dict()["layers"],
-        "flops": {"merged": flops.merged, "baseline": flops.baseline, "ratio": flops.ratio, "ideal_speedup": flops.speedup},
+        "flops": {
+            "merged": flops.merged,
+            "baseline": flops.baseline,
+            "ratio": flops.ratio,
+            "ideal_speedup": flops.speedup,
+        },
     }
     # The report file also carries the table as every other report does (`schedule`); --json
     # prints exactly `data`, as before.
@@ -50,7 +56,11 @@ def schedule_command(
     if as_json:
         print(json.dumps(data))
         return
-    out.print(schedule_table(resolved.to_dict(), f"{spec.name}, {frames} frames, schedule {resolved.spec!r}"))
+    out.print(
+        schedule_table(
+            resolved.to_dict(), f"{spec.name}, {frames} frames, schedule {resolved.spec!r}"
+        )
+    )
     out.print(
         f"FLOPs (multiply-adds, fvcore convention): merged {flops.merged / 1e9:.2f} G, "
         f"unmerged {flops.baseline / 1e9:.2f} G, ideal speedup {flops.speedup:.2f}x"

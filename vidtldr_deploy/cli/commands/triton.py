@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
+
 from vidtldr_deploy.cli.console import console, guarded, out
 from vidtldr_deploy.errors import VidTLDRError
 
 
 def triton_command(
     targets: Annotated[
-        List[Path],
+        list[Path],
         typer.Argument(help="Engines (.plan, with their .plan.json) and/or exported .onnx graphs."),
     ],
     output: Annotated[
@@ -106,7 +107,7 @@ def triton_client_command(
         typer.Option("--inputs", help="Clips: .npy (one batch) or .npz (one batch per array)."),
     ] = None,
     video: Annotated[
-        Optional[List[Path]],
+        Optional[list[Path]],
         typer.Option(
             "--video",
             help="Encoded video file(s) for a NAME_ensemble model; repeat for each batch slot.",

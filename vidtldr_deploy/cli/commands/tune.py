@@ -19,9 +19,19 @@ LATENCY_RUNTIMES = ("torch",)  # runtimes with a per-block timer (tune/cost_mode
 def _budget(target_flops, target_speedup, target_latency_ms):
     from vidtldr_deploy.tune import Budget
 
-    given = [(k, v) for k, v in (("flops", target_flops), ("speedup", target_speedup), ("latency_ms", target_latency_ms)) if v is not None]
+    given = [
+        (k, v)
+        for k, v in (
+            ("flops", target_flops),
+            ("speedup", target_speedup),
+            ("latency_ms", target_latency_ms),
+        )
+        if v is not None
+    ]
     if len(given) != 1:
-        raise InputError("pass exactly one of --target-flops F, --target-speedup S, --target-latency-ms MS")
+        raise InputError(
+            "pass exactly one of --target-flops F, --target-speedup S, --target-latency-ms MS"
+        )
     return Budget(*given[0])
 
 
@@ -29,31 +39,80 @@ def _pareto_table(data: dict):
     from rich.table import Table
 
     latency = data["target"]["kind"] == "latency_ms"
-    table = Table(title=f"Pareto front ({'latency' if latency else 'FLOPs'} against drift on {len(data['clips']) if isinstance(data.get('clips'), list) else data.get('clip_count', '')} clips)".replace(" on  clips", ""))
+    table = Table(
+        title=f"Pareto front ({'latency' if latency else 'FLOPs'} against drift on {len(data['clips']) if isinstance(data.get('clips'), list) else data.get('clip_count', '')} clips)".replace(
+            " on  clips", ""
+        )
+    )
     table.add_column("schedule", overflow="fold")
     table.add_column("latency ms" if latency else "FLOPs", justify="right", no_wrap=True)
     table.add_column("drift", justify="right", no_wrap=True)
     for row in data["pareto"]:
         cost = row.get("latency_ms") if latency else row["flops_ratio"]
-        table.add_row(row["schedule"] + (" *" if row["schedule"] == data["schedule"] else ""), f"{cost:.3f}", f"{row['drift']:.3g}")
+        table.add_row(
+            row["schedule"] + (" *" if row["schedule"] == data["schedule"] else ""),
+            f"{cost:.3f}",
+            f"{row['drift']:.3g}",
+        )
     return table
 
 
 def tune_command(
-    checkpoint: Annotated[str, typer.Argument(help="Checkpoint file, Hugging Face folder, or 'demo'.")],
+    checkpoint: Annotated[
+        str, typer.Argument(help="Checkpoint file, Hugging Face folder, or 'demo'.")
+    ],
     clips: ClipPaths,
-    target_flops: Annotated[Optional[float], typer.Option("--target-flops", help="Merged FLOPs at most this share of the unmerged model's (0 < F < 1).", show_default="none")] = None,
-    target_speedup: Annotated[Optional[float], typer.Option("--target-speedup", help="FLOPs-ideal speedup at least this (> 1).", show_default="none")] = None,
-    target_latency_ms: Annotated[Optional[float], typer.Option("--target-latency-ms", help="Latency at most this, predicted by a per-block cost model timed on --runtime.", show_default="none")] = None,
-    runtime: Annotated[str, typer.Option("--runtime", help="Runtime that times the blocks for --target-latency-ms.")] = "torch",
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda, for --target-latency-ms.")] = "cpu",
+    target_flops: Annotated[
+        Optional[float],
+        typer.Option(
+            "--target-flops",
+            help="Merged FLOPs at most this share of the unmerged model's (0 < F < 1).",
+            show_default="none",
+        ),
+    ] = None,
+    target_speedup: Annotated[
+        Optional[float],
+        typer.Option(
+            "--target-speedup", help="FLOPs-ideal speedup at least this (> 1).", show_default="none"
+        ),
+    ] = None,
+    target_latency_ms: Annotated[
+        Optional[float],
+        typer.Option(
+            "--target-latency-ms",
+            help="Latency at most this, predicted by a per-block cost model timed on --runtime.",
+            show_default="none",
+        ),
+    ] = None,
+    runtime: Annotated[
+        str,
+        typer.Option("--runtime", help="Runtime that times the blocks for --target-latency-ms."),
+    ] = "torch",
+    device: Annotated[
+        str, typer.Option("--device", help="cpu or cuda, for --target-latency-ms.")
+    ] = "cpu",
     arch: opt.Arch = None,
     frames: opt.Frames = None,
     ckpt_frames: opt.CkptFrames = None,
     report: opt.Report = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG: the Pareto front with the presets on it.", show_default="none")] = None,
-    write_config: Annotated[Optional[Path], typer.Option("--write-config", help="Write an export config TOML with the chosen schedule, for vidtldr-export --config.", show_default="none")] = None,
-    beam_width: Annotated[int, typer.Option("--beam-width", help="Partial schedules kept per layer by the beam search.")] = 3,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot", help="PNG: the Pareto front with the presets on it.", show_default="none"
+        ),
+    ] = None,
+    write_config: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--write-config",
+            help="Write an export config TOML with the chosen schedule, for vidtldr-export --config.",
+            show_default="none",
+        ),
+    ] = None,
+    beam_width: Annotated[
+        int,
+        typer.Option("--beam-width", help="Partial schedules kept per layer by the beam search."),
+    ] = 3,
     skip_bad: SkipBad = False,
     cache_dir: CacheDir = None,
     seed: opt.Seed = 0,
@@ -65,7 +124,13 @@ def tune_command(
     from vidtldr_deploy.files import check_distinct_outputs, check_output_path
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.runtime.devices import check_device
-    from vidtldr_deploy.tune import SearchOptions, plot_pareto, torch_cost_model, tune, write_tuned_config
+    from vidtldr_deploy.tune import (
+        SearchOptions,
+        plot_pareto,
+        torch_cost_model,
+        tune,
+        write_tuned_config,
+    )
 
     budget = _budget(target_flops, target_speedup, target_latency_ms)
     clip_args = ClipArgs(list(clips), skip_bad, cache_dir).check()
@@ -91,12 +156,19 @@ def tune_command(
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
             cost_model = torch_cost_model(loaded.model.to(device))
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} candidates"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} candidates"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("searching", total=None)
 
         def advance(p) -> None:
-            best = f", best {p.best.schedule} drift {p.best.drift:.3g}" if p.best is not None else ""
+            best = (
+                f", best {p.best.schedule} drift {p.best.drift:.3g}" if p.best is not None else ""
+            )
             progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
 
         result = tune(loaded.model, batches.real_clips(), budget, arch=loaded.arch, names=batches.names or None,
@@ -114,14 +186,20 @@ def tune_command(
         + (" (interrupted: best so far)" if data["interrupted"] else ""),
         highlight=False,
     )
-    out.print(f"use it: vidtldr-export {checkpoint} --schedule {data['schedule']} -o model.onnx", highlight=False, markup=False)
+    out.print(
+        f"use it: vidtldr-export {checkpoint} --schedule {data['schedule']} -o model.onnx",
+        highlight=False,
+        markup=False,
+    )
     write_report_files(report, data)
     if plot is not None:
         plot_pareto(data, plot)
         info(f"plot: {plot}")
     if write_config is not None:
         write_tuned_config(write_config, data)
-        info(f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)")
+        info(
+            f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
+        )
 
 
 def register(app: typer.Typer) -> None:

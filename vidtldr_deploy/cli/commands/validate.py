@@ -57,7 +57,11 @@ def resolve_runtime(model: Path, runtime: str | None, device: str | None) -> tup
 def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
     from vidtldr_deploy.files import check_distinct_outputs, check_output_path
 
-    for path, what in ((report, "--report"), (save_inputs, "--save-inputs"), (save_outputs, "--save-outputs")):
+    for path, what in (
+        (report, "--report"),
+        (save_inputs, "--save-inputs"),
+        (save_outputs, "--save-outputs"),
+    ):
         if path is None:
             continue
         check_output_path(path, what)
@@ -88,11 +92,45 @@ def engine_graph(model: Path) -> Path:
 
 
 def validate_command(
-    model: Annotated[Path, typer.Argument(help="An .onnx graph or a TensorRT .plan engine (with its .plan.json and the .onnx beside it) written by vidtldr export.")],
-    runtime: Annotated[Optional[str], typer.Option("--runtime", "-r", help="onnxruntime (for .onnx) or tensorrt (for .plan).", show_default="by the file: .onnx onnxruntime, .plan tensorrt")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", "-d", help="cpu or cuda (ONNX Runtime's CUDA execution provider; TensorRT is always cuda).", show_default="cpu; cuda for tensorrt")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="The checkpoint it was exported from (default: the one recorded in the graph).")] = None,
-    plugins: Annotated[Optional[Path], typer.Option("--plugins", help="libvidtldr_plugins.so for an engine with plugin layers.", show_default="$VIDTLDR_PLUGIN_DIR, plugins/build or the sidecar's")] = None,
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="An .onnx graph or a TensorRT .plan engine (with its .plan.json and the .onnx beside it) written by vidtldr export."
+        ),
+    ],
+    runtime: Annotated[
+        Optional[str],
+        typer.Option(
+            "--runtime",
+            "-r",
+            help="onnxruntime (for .onnx) or tensorrt (for .plan).",
+            show_default="by the file: .onnx onnxruntime, .plan tensorrt",
+        ),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device",
+            "-d",
+            help="cpu or cuda (ONNX Runtime's CUDA execution provider; TensorRT is always cuda).",
+            show_default="cpu; cuda for tensorrt",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Optional[str],
+        typer.Option(
+            "--checkpoint",
+            help="The checkpoint it was exported from (default: the one recorded in the graph).",
+        ),
+    ] = None,
+    plugins: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plugins",
+            help="libvidtldr_plugins.so for an engine with plugin layers.",
+            show_default="$VIDTLDR_PLUGIN_DIR, plugins/build or the sidecar's",
+        ),
+    ] = None,
     ckpt_frames: opt.CkptFrames = None,
     inputs: opt.InputsOrLoad = None,
     save_inputs: opt.SaveInputs = None,
@@ -139,7 +177,10 @@ def validate_command(
         save_arrays(save_inputs, input_arrays(clips))
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
     kept: dict = {}
-    with status(f"running {runtime} ({device}) and PyTorch"), open_runner(model, runtime, device, plugins) as runner:
+    with (
+        status(f"running {runtime} ({device}) and PyTorch"),
+        open_runner(model, runtime, device, plugins) as runner,
+    ):
         result = validate_runner(
             runner, str(model), ref.loaded, ref.schedule, clips, tolerances, precision=precision,
             inputs_label=clips.label, strict_tokens=strict_tokens, keep=kept,

@@ -14,7 +14,6 @@ Written against the TensorRT 10.x and 11.x Python API:
   neither. The timing cache is reused across builds (default `X.timing.cache` beside the engine).
 """
 
-
 from __future__ import annotations
 
 import json
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from vidtldr_deploy.constants import DOMAIN as PLUGIN_DOMAIN
 from vidtldr_deploy.constants import PLUGIN_NAMESPACE, PLUGIN_VERSION, PRECISIONS
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.runtime.tensorrt.environment import (
@@ -35,17 +34,18 @@ from vidtldr_deploy.runtime.tensorrt.environment import (
     process_logger,
     require_tensorrt,
 )
+from vidtldr_deploy.runtime.tensorrt.plugins import (
+    load_plugin_library,
+    plugin_library_for,
+    registered_plugin_ops,
+)
 from vidtldr_deploy.runtime.tensorrt.quantized import (
     QUANTIZED_PRECISIONS,
     apply_build_plan,
     graph_qdq_types,
     quantized_build_plan,
 )
-from vidtldr_deploy.runtime.tensorrt.plugins import (
-    load_plugin_library,
-    plugin_library_for,
-    registered_plugin_ops,
-)
+
 
 def default_timing_cache(engine_path: str | Path) -> Path:
     """`engine.plan` -> `engine.timing.cache` beside it."""
@@ -97,7 +97,7 @@ def _pin_fp32(trt, network, plugin_inputs: set[str], plugin_outputs: set[str]) -
             if not all(t.dtype in floats for t in outs):
                 continue  # shape / index layers: nothing to pin
             layer.precision = trt.float32
-            for j, t in enumerate(outs):
+            for j in range(len(outs)):
                 layer.set_output_type(j, trt.float32)
             pinned.append(layer.name)
     return pinned
@@ -126,7 +126,9 @@ def _setup_timing_cache(trt, config, path: Path, notes: list[str]):
     if cache is None:
         return None, False
     if not config.set_timing_cache(cache, ignore_mismatch=False):
-        notes.append(f"timing cache {path} is from another GPU or TensorRT version: starting a new one")
+        notes.append(
+            f"timing cache {path} is from another GPU or TensorRT version: starting a new one"
+        )
         cache = config.create_timing_cache(b"")
         data = b""
         config.set_timing_cache(cache, ignore_mismatch=False)
@@ -209,7 +211,9 @@ def build_engine(
     strongly_typed_only = is_strongly_typed_only(trt)
     qplan = None
     if precision in QUANTIZED_PRECISIONS:  # explicit quantization: the graph carries Q/DQ
-        qplan = quantized_build_plan(trt, precision, graph_qdq_types(model), gpu_info()["compute_capability"])
+        qplan = quantized_build_plan(
+            trt, precision, graph_qdq_types(model), gpu_info()["compute_capability"]
+        )
 
     # vidtldr nodes: plugins must be registered, and must be what the parser uses.
     nodes = _vidtldr_nodes(model)
@@ -253,7 +257,9 @@ def build_engine(
     if not parser.parse(model.SerializeToString(), str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         detail = "\n".join(f"  {e}" for e in errors[:8]) or "  (no parser error recorded)"
-        raise VidTLDRError(f"TensorRT's ONNX parser rejected {onnx_path}:\n{detail}{errors_tail(messages)}")
+        raise VidTLDRError(
+            f"TensorRT's ONNX parser rejected {onnx_path}:\n{detail}{errors_tail(messages)}"
+        )
 
     plugin_layers = [layer for layer in _layers(network) if layer.type == trt.LayerType.PLUGIN_V3]
     if nodes and len(plugin_layers) < len(nodes):
@@ -293,7 +299,9 @@ def build_engine(
     if workspace_mib is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
 
-    cache_path = Path(timing_cache) if timing_cache is not None else default_timing_cache(engine_path)
+    cache_path = (
+        Path(timing_cache) if timing_cache is not None else default_timing_cache(engine_path)
+    )
     _, cache_reused = _setup_timing_cache(trt, config, cache_path, notes)
     for note in notes:
         log(note)
@@ -301,7 +309,9 @@ def build_engine(
     log(f"building the TensorRT {trt.__version__} engine ({precision}) from {onnx_path}")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise VidTLDRError(f"TensorRT could not build an engine from {onnx_path}{errors_tail(messages)}")
+        raise VidTLDRError(
+            f"TensorRT could not build an engine from {onnx_path}{errors_tail(messages)}"
+        )
     engine_bytes = memoryview(serialized)
     seconds = time.perf_counter() - t0
 

@@ -91,7 +91,6 @@ def gpu_info() -> dict:
     return info
 
 
-
 _LOGGER = None  # one logger for the process: TensorRT keeps the first one as its global logger
 
 

@@ -14,6 +14,7 @@ from vidtldr_deploy.runtime.tensorrt.environment import require_tensorrt
 
 _LOADED_LIBRARIES: dict[str, Any] = {}  # resolved path -> TensorRT library handle (or "ctypes")
 
+
 def resolve_plugin_library(path: str | Path | None = None) -> Path:
     """The plugin library to load: `path`, else $VIDTLDR_PLUGIN_DIR, else plugins/build."""
     from vidtldr_deploy.runtime.plugin_build import find_plugin_library
@@ -48,7 +49,9 @@ def check_engine_build(merge_impl: str, plugin_library: str | Path | None = None
 def registered_plugin_ops(trt, ops) -> dict[str, bool]:
     """op -> whether a plugin creator (name, version "1", namespace "vidtldr") is registered."""
     registry = trt.get_plugin_registry()
-    return {op: registry.get_creator(op, PLUGIN_VERSION, PLUGIN_NAMESPACE) is not None for op in ops}
+    return {
+        op: registry.get_creator(op, PLUGIN_VERSION, PLUGIN_NAMESPACE) is not None for op in ops
+    }
 
 
 def load_plugin_library(path: str | Path, ops=MERGE_OPS) -> Path:

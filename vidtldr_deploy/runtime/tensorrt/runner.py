@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.breakdown import Breakdown, from_named_times
@@ -23,6 +23,7 @@ from vidtldr_deploy.runtime.tensorrt.environment import (
     torch_cuda,
 )
 from vidtldr_deploy.runtime.tensorrt.plugins import load_plugin_library, resolve_plugin_library
+
 
 def _torch_dtype(trt, torch, dtype):
     table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -85,7 +86,9 @@ class TensorRTRunner(Runner):
             )
         self.context = self.engine.create_execution_context()
         if self.context is None:
-            raise VidTLDRError(f"could not create an execution context for {self.engine_path}{errors_tail(messages)}")
+            raise VidTLDRError(
+                f"could not create an execution context for {self.engine_path}{errors_tail(messages)}"
+            )
 
         self._torch = torch
         self.device = torch.device("cuda", torch.cuda.current_device())
@@ -97,8 +100,10 @@ class TensorRTRunner(Runner):
             name = self.engine.get_tensor_name(i)
             shape = tuple(self.engine.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise VidTLDRError(f"{self.engine_path}: tensor {name} has a dynamic shape {shape}; "
-                                   "vidtldr engines are static")
+                raise VidTLDRError(
+                    f"{self.engine_path}: tensor {name} has a dynamic shape {shape}; "
+                    "vidtldr engines are static"
+                )
             dtype = _torch_dtype(trt, torch, self.engine.get_tensor_dtype(name))
             buf = torch.empty(shape, dtype=dtype, device=self.device)
             self.buffers[name] = buf
@@ -108,7 +113,9 @@ class TensorRTRunner(Runner):
             else:
                 self.output_names.append(name)
         if len(self.input_names) != 1:
-            raise VidTLDRError(f"{self.engine_path} has inputs {self.input_names}; expected one (video)")
+            raise VidTLDRError(
+                f"{self.engine_path} has inputs {self.input_names}; expected one (video)"
+            )
         self.input_name = self.input_names[0]
         self.input_shape = tuple(self.buffers[self.input_name].shape)
 
@@ -121,7 +128,9 @@ class TensorRTRunner(Runner):
             )
         dst = self.buffers[self.input_name]
         with torch.cuda.stream(self.stream):
-            dst.copy_(torch.from_numpy(np.ascontiguousarray(video)).to(dst.dtype), non_blocking=False)
+            dst.copy_(
+                torch.from_numpy(np.ascontiguousarray(video)).to(dst.dtype), non_blocking=False
+            )
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise VidTLDRError(f"TensorRT failed to run {self.engine_path}")
             outs = {name: self.buffers[name].float().cpu() for name in self.output_names}

@@ -59,7 +59,7 @@ def normalize_capability(cc: Any) -> str | None:
 
 
 def sm_name(cc: str | None) -> str:
-    """"8.7" -> "sm_87"."""
+    """ "8.7" -> "sm_87"."""
     if not cc:
         return "unknown compute capability"
     major, minor = cc.split(".")
@@ -140,7 +140,9 @@ def write_sidecar(engine_path: str | Path, sidecar: dict) -> Path:
     return path
 
 
-def write_engine_and_sidecar(engine_path: str | Path, engine: bytes | memoryview, sidecar: dict) -> dict:
+def write_engine_and_sidecar(
+    engine_path: str | Path, engine: bytes | memoryview, sidecar: dict
+) -> dict:
     """Write the engine and its sidecar (with the engine's sha256 filled in). Both are written to
     temporary files first; the engine moves into place first and its sidecar last. A failed engine
     move leaves the old engine and the old sidecar as they were; a failed sidecar move leaves a new
@@ -180,10 +182,12 @@ def read_sidecar(engine_path: str | Path) -> dict:
     except OSError as err:
         raise VidTLDRError(f"{path} cannot be read: {err.strerror or err}") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise VidTLDRError(f"{path} is not a vidtldr engine sidecar (no \"format\": \"{FORMAT}\")")
+        raise VidTLDRError(f'{path} is not a vidtldr engine sidecar (no "format": "{FORMAT}")')
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise VidTLDRError(f"{path} lacks {', '.join(missing)}: rebuild the engine to get a complete sidecar")
+        raise VidTLDRError(
+            f"{path} lacks {', '.join(missing)}: rebuild the engine to get a complete sidecar"
+        )
     version = data["format_version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise _malformed(path, "format_version", version, "a positive whole number")
@@ -195,7 +199,9 @@ def read_sidecar(engine_path: str | Path) -> dict:
     try:
         normalize_capability(data["compute_capability"])
     except (ValueError, TypeError, IndexError):
-        raise _malformed(path, "compute_capability", data["compute_capability"], 'like "8.6"') from None
+        raise _malformed(
+            path, "compute_capability", data["compute_capability"], 'like "8.6"'
+        ) from None
     # A blank engine_sha256 or TensorRT version is refused by check_sidecar when the engine loads.
     return data
 
