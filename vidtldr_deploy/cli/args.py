@@ -3,12 +3,16 @@ parsed and checked in one place, before any work."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import inspect
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.validate.tolerances import Tolerances, apply_overrides, default_tolerances
 
 # How every app of the CLI is built: -h as --help, defaults shown, and click's plain help layout,
@@ -150,16 +154,33 @@ MinTop5 = Annotated[
 
 @dataclass
 class ToleranceFlags:
-    max_abs: float | None = None
-    mean_abs: float | None = None
-    cosine: float | None = None
-    rel_l2: float | None = None
-    top1: float | None = None
-    top5: float | None = None
+    """The tolerance argument group: one option per bound; given ones override the defaults."""
+
+    max_abs: MaxAbs = None
+    mean_abs: MeanAbs = None
+    min_cosine: MinCosine = None
+    rel_l2: RelL2 = None
+    min_top1: MinTop1 = None
+    min_top5: MinTop5 = None
+
+    def check(self) -> ToleranceFlags:
+        for field_name, value in self.__dict__.items():
+            flag = "--" + field_name.replace("_", "-")
+            if value is None:
+                continue
+            if field_name.startswith("min_") and not 0 <= value <= 1:
+                raise InputError(f"{flag} {value}: a similarity bound must be between 0 and 1")
+            if not field_name.startswith("min_") and value < 0:
+                raise InputError(f"{flag} {value}: an error bound must be at least 0")
+        return self
+
+    def given(self) -> dict[str, float]:
+        names = {"max_abs": "max_abs", "mean_abs": "mean_abs", "min_cosine": "cosine",
+                 "rel_l2": "rel_l2", "min_top1": "top1", "min_top5": "top5"}  # fmt: skip
+        return {names[k]: v for k, v in self.__dict__.items() if v is not None}
 
     def apply(self, base: Tolerances) -> Tolerances:
-        given = {k: v for k, v in self.__dict__.items() if v is not None}
-        return apply_overrides(base, given, "flags")
+        return apply_overrides(base, self.given(), "flags")
 
 
 def tolerances_for(precision: str, flags: ToleranceFlags, config=None) -> Tolerances:
@@ -170,5 +191,33 @@ def tolerances_for(precision: str, flags: ToleranceFlags, config=None) -> Tolera
     return flags.apply(base)
 
 
-def tolerance_flags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5) -> ToleranceFlags:
-    return ToleranceFlags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
+def argument_group(name: str, group: type):
+    """Polygraphy-style argument groups for typer: the decorated command takes one parameter
+    `name` of dataclass type `group`; the CLI shows the group's fields as options (their
+    Annotated types carry the typer.Option), and the command receives the group built from them
+    and checked (`group.check()`) before its body runs. One group, declared once, serves every
+    command that takes it."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    members = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+        for f in fields(group)
+    ]
+
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        kept = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is not inspect.Parameter.empty else p
+                for p in sig.parameters.values() if p.name != name]  # fmt: skip
+
+        @functools.wraps(fn)
+        def command(*args, **kwargs):
+            values = {f.name: kwargs.pop(f.name) for f in fields(group)}
+            kwargs[name] = group(**values).check()
+            return fn(*args, **kwargs)
+
+        fn_hints = typing.get_type_hints(fn, include_extras=True)
+        command.__signature__ = sig.replace(parameters=kept + members)
+        command.__annotations__ = {**{k: v for k, v in fn_hints.items() if k != name},
+                                   **{p.name: p.annotation for p in members}}  # fmt: skip
+        return command
+
+    return decorate

@@ -14,7 +14,7 @@ exactly those layers in INT8; everything else stays floating point:
 - LayerNorm, Softmax, GELU and the residual adds.
 
 Tool: onnxruntime.quantization (static, QDQ, per-channel symmetric INT8 weights, symmetric INT8
-activations, fp32 bias) with `nodes_to_quantize` naming the weight nodes; see DESIGN.md
+activations, fp32 bias) with `nodes_to_quantize` naming the weight nodes; see docs/design.md, "INT8"
 ("INT8") for why not ModelOpt. Calibration runs the graph in ONNX Runtime on CPU.
 """
 

@@ -14,6 +14,7 @@ from vidtldr_deploy.cli.results import show_validation, write_report_files
 from vidtldr_deploy.errors import CheckFailed
 
 
+@opt.argument_group("flags", opt.ToleranceFlags)
 def export_command(
     checkpoint: Annotated[
         str,
@@ -89,12 +90,7 @@ def export_command(
     num_inputs: opt.NumInputs = 2,
     report: opt.Report = None,
     unsafe_load: opt.UnsafeLoad = False,
-    max_abs: opt.MaxAbs = None,
-    mean_abs: opt.MeanAbs = None,
-    min_cosine: opt.MinCosine = None,
-    rel_l2: opt.RelL2 = None,
-    min_top1: opt.MinTop1 = None,
-    min_top5: opt.MinTop5 = None,
+    flags: opt.ToleranceFlags = None,
     strict_tokens: opt.StrictTokens = False,
 ) -> None:
     """Export a checkpoint with a static merge schedule to ONNX (and a TensorRT engine), then validate it."""
@@ -108,7 +104,6 @@ def export_command(
         merge_impl=merge_impl, opset=opset, precision=precision, workspace_mib=workspace,
         graph_form=graph_form,
     )  # fmt: skip
-    flags = opt.tolerance_flags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
     request = ExportRequest(
         checkpoint=checkpoint, output=output, config=cfg,
         # ONNX Runtime runs the fp32 graph (or the INT8 one), whatever precision the engine gets.

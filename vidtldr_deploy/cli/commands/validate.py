@@ -91,6 +91,7 @@ def engine_graph(model: Path) -> Path:
     return onnx_path
 
 
+@opt.argument_group("flags", opt.ToleranceFlags)
 def validate_command(
     model: Annotated[
         Path,
@@ -139,12 +140,7 @@ def validate_command(
     num_inputs: opt.NumInputs = 2,
     report: opt.Report = None,
     unsafe_load: opt.UnsafeLoad = False,
-    max_abs: opt.MaxAbs = None,
-    mean_abs: opt.MeanAbs = None,
-    min_cosine: opt.MinCosine = None,
-    rel_l2: opt.RelL2 = None,
-    min_top1: opt.MinTop1 = None,
-    min_top5: opt.MinTop5 = None,
+    flags: opt.ToleranceFlags = None,
     strict_tokens: opt.StrictTokens = False,
 ) -> None:
     """Run an exported graph (ONNX Runtime) or engine (TensorRT) and compare it with the PyTorch
@@ -167,7 +163,6 @@ def validate_command(
 
         graph = engine_graph(model)
         precision = read_sidecar(model).get("precision", "fp32")
-    flags = opt.tolerance_flags(max_abs, mean_abs, min_cosine, rel_l2, min_top1, min_top5)
     tolerances = opt.tolerances_for(precision, flags)
     with status("loading the graph and its PyTorch reference"):
         ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames)

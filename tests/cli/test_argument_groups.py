@@ -1,0 +1,46 @@
+"""cli/args.argument_group: one dataclass of options declared once, shown by every command that
+takes it, parsed into one checked value before the command's body runs."""
+
+from __future__ import annotations
+
+import typer
+from typer.testing import CliRunner
+
+from vidtldr_deploy.cli import args as opt
+from vidtldr_deploy.cli.console import guarded
+
+runner = CliRunner()
+
+
+def _app(seen: list):
+    app = typer.Typer(**opt.APP_SETTINGS)
+
+    @opt.argument_group("flags", opt.ToleranceFlags)
+    def check(name: str, flags: opt.ToleranceFlags = None, loud: bool = False) -> None:
+        seen.append((name, flags, loud))
+
+    app.command()(guarded(check))
+    return app
+
+
+def test_group_options_are_shown_and_parsed_into_one_value():
+    seen: list = []
+    app = _app(seen)
+    help_text = runner.invoke(app, ["--help"]).output
+    for flag in ("--max-abs", "--mean-abs", "--min-cosine", "--rel-l2", "--min-top1", "--min-top5", "--loud"):
+        assert flag in help_text
+    result = runner.invoke(app, ["x", "--min-cosine", "0.9", "--max-abs", "0.5", "--loud"])
+    assert result.exit_code == 0, result.output
+    name, flags, loud = seen[0]
+    assert name == "x" and loud is True
+    assert isinstance(flags, opt.ToleranceFlags)
+    assert flags.given() == {"cosine": 0.9, "max_abs": 0.5}
+
+
+def test_group_is_checked_before_the_command_runs():
+    seen: list = []
+    result = runner.invoke(_app(seen), ["x", "--min-cosine", "1.5"])
+    assert result.exit_code == 2 and "--min-cosine 1.5" in " ".join(result.output.split())
+    result = runner.invoke(_app(seen), ["x", "--max-abs", "-1"])
+    assert result.exit_code == 2 and "--max-abs -1.0" in " ".join(result.output.split())
+    assert seen == []
