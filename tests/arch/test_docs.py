@@ -20,21 +20,33 @@ def test_documented_imports_resolve(doc):
     for module, names in IMPORT.findall(doc.read_text()):
         mod = importlib.import_module(module)
         for name in filter(None, (n.strip() for n in names.split(","))):
-            assert hasattr(mod, name) or importlib.util.find_spec(f"{module}.{name}"), f"{doc.name}: {module}.{name}"
+            assert hasattr(mod, name) or importlib.util.find_spec(f"{module}.{name}"), (
+                f"{doc.name}: {module}.{name}"
+            )
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_documented_package_paths_exist(doc):
-    for path in re.findall(r"`((?:vidtldr_deploy|benchmarks|docs|docker|plugins|export_configs|tests)/[\w./-]+)`", doc.read_text()):
+    for path in re.findall(
+        r"`((?:vidtldr_deploy|benchmarks|docs|docker|plugins|export_configs|tests)/[\w./-]+)`",
+        doc.read_text(),
+    ):
         if "/build" in path:  # build outputs (plugins/build) exist only after a build
             continue
-        assert (REPO / path.rstrip("/")).exists() or (REPO / "vidtldr_deploy" / path).exists(), f"{doc.name}: {path}"
+        assert (REPO / path.rstrip("/")).exists() or (REPO / "vidtldr_deploy" / path).exists(), (
+            f"{doc.name}: {path}"
+        )
 
 
 def test_nothing_points_outside_the_repository():
     offenders = []
     this = Path(__file__).resolve()
-    files = [*REPO.glob("vidtldr_deploy/**/*.py"), *REPO.glob("tests/**/*.py"), *REPO.glob("benchmarks/*"), *DOCS]
+    files = [
+        *REPO.glob("vidtldr_deploy/**/*.py"),
+        *REPO.glob("tests/**/*.py"),
+        *REPO.glob("benchmarks/*"),
+        *DOCS,
+    ]
     for path in (p for p in files if p.resolve() != this and p.is_file()):
         text = path.read_text()
         if "../shared" in text or re.search(r"(?<![\w/])DESIGN\.md", text):

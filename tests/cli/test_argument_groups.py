@@ -27,7 +27,15 @@ def test_group_options_are_shown_and_parsed_into_one_value():
     seen: list = []
     app = _app(seen)
     help_text = runner.invoke(app, ["--help"]).output
-    for flag in ("--max-abs", "--mean-abs", "--min-cosine", "--rel-l2", "--min-top1", "--min-top5", "--loud"):
+    for flag in (
+        "--max-abs",
+        "--mean-abs",
+        "--min-cosine",
+        "--rel-l2",
+        "--min-top1",
+        "--min-top5",
+        "--loud",
+    ):
         assert flag in help_text
     result = runner.invoke(app, ["x", "--min-cosine", "0.9", "--max-abs", "0.5", "--loud"])
     assert result.exit_code == 0, result.output

@@ -199,7 +199,9 @@ def argument_group(name: str, group: type):
     command that takes it."""
     hints = typing.get_type_hints(group, include_extras=True)
     members = [
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+        inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
+        )
         for f in fields(group)
     ]
 
