@@ -206,9 +206,20 @@ def argument_group(name: str, group: type):
     ]
 
     def decorate(fn):
-        sig = inspect.signature(fn)
-        kept = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is not inspect.Parameter.empty else p
-                for p in sig.parameters.values() if p.name != name]  # fmt: skip
+        # typer reads a command's parameters from its signature; a __signature__ is taken as is (no
+        # string annotations evaluated), so every annotation here is the resolved object.
+        fn_hints = typing.get_type_hints(fn, include_extras=True)
+        params = [
+            p.replace(annotation=fn_hints.get(p.name, p.annotation))
+            for p in inspect.signature(fn).parameters.values()
+            if p.name != name
+        ]
+        required = [p for p in params if p.default is inspect.Parameter.empty]
+        optional = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in params
+            if p.default is not inspect.Parameter.empty
+        ]
 
         @functools.wraps(fn)
         def command(*args, **kwargs):
@@ -216,10 +227,8 @@ def argument_group(name: str, group: type):
             kwargs[name] = group(**values).check()
             return fn(*args, **kwargs)
 
-        fn_hints = typing.get_type_hints(fn, include_extras=True)
-        command.__signature__ = sig.replace(parameters=kept + members)
-        command.__annotations__ = {**{k: v for k, v in fn_hints.items() if k != name},
-                                   **{p.name: p.annotation for p in members}}  # fmt: skip
+        command.__signature__ = inspect.Signature(required + optional + members)
+        command.__annotations__ = {p.name: p.annotation for p in required + optional + members}
         return command
 
     return decorate
