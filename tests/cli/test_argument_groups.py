@@ -58,8 +58,8 @@ def test_group_options_are_shown_and_parsed_into_one_value():
 
 def test_group_is_checked_before_the_command_runs():
     seen: list = []
-    result = runner.invoke(_app(seen), ["x", "-o", "o", "--min-cosine", "1.5"])
-    assert result.exit_code == 2 and "--min-cosine 1.5" in " ".join(result.output.split())
+    result = runner.invoke(_app(seen), ["x", "-o", "o", "--min-cosine", "-1.5"])
+    assert result.exit_code == 2 and "--min-cosine -1.5" in " ".join(result.output.split())
     result = runner.invoke(_app(seen), ["x", "-o", "o", "--max-abs", "-1"])
     assert result.exit_code == 2 and "--max-abs -1.0" in " ".join(result.output.split())
     assert seen == []

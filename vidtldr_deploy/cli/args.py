@@ -164,14 +164,16 @@ class ToleranceFlags:
     min_top5: MinTop5 = None
 
     def check(self) -> ToleranceFlags:
+        # A bound above what any output reaches (--min-cosine 1.1) is legal: it makes the check
+        # fail, which is what a user asking for it wants to see. Below the metric's range it is a typo.
+        lowest = {"min_cosine": -1.0}
         for field_name, value in self.__dict__.items():
-            flag = "--" + field_name.replace("_", "-")
             if value is None:
                 continue
-            if field_name.startswith("min_") and not 0 <= value <= 1:
-                raise InputError(f"{flag} {value}: a similarity bound must be between 0 and 1")
-            if not field_name.startswith("min_") and value < 0:
-                raise InputError(f"{flag} {value}: an error bound must be at least 0")
+            floor = lowest.get(field_name, 0.0)
+            if value < floor:
+                flag = "--" + field_name.replace("_", "-")
+                raise InputError(f"{flag} {value}: below the metric's range (at least {floor:g})")
         return self
 
     def given(self) -> dict[str, float]:
