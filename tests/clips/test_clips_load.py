@@ -161,3 +161,15 @@ def test_arrays_are_clips_as_today(tmp_path, folder):
     np.save(tmp_path / "wrong.npy", batch[:, :, :2])
     with pytest.raises(VidTLDRError, match=r"wrong.npy: clips of shape \(2, 3, 2, 32, 32\)"):
         load_clips([tmp_path / "wrong.npy"], RECIPE, T, 2)
+
+
+def test_decode_clip_from_bytes_equals_the_file(tmp_path):
+    from support.videos import write_video
+    from vidtldr_deploy.clips import decode_clip, load_video_clip, recipe_for
+
+    path = write_video(tmp_path / "clip.mp4", 20)
+    recipe = recipe_for("umt-tiny")
+    np.testing.assert_array_equal(
+        decode_clip(path.read_bytes(), "umt-tiny", 4), load_video_clip(path, recipe, 4)
+    )
+    np.testing.assert_array_equal(decode_clip(path, recipe, 4), load_video_clip(path, recipe, 4))

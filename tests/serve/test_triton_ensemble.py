@@ -138,3 +138,32 @@ def test_preprocess_rejects_a_wrong_clip_shape(preprocess_model, monkeypatch):
 
 def test_template_is_shipped():
     assert tr._PREPROCESS_TEMPLATE.is_file()
+
+
+def test_preprocess_with_the_real_decoder_matches_the_clip_loader(
+    ensemble_repo, monkeypatch, tmp_path
+):
+    """No stub: the shipped model.py decodes encoded video bytes with vidtldr_deploy.clips exactly
+    as `--inputs video.mp4` does on the command line."""
+    from support.videos import write_video
+    from vidtldr_deploy.clips import load_video_clip, recipe_for
+
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
+    path = ensemble_repo / "umt_preprocess" / "1" / "model.py"
+    spec = importlib.util.spec_from_file_location("umt_preprocess_real", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = all_configs(ensemble_repo)["umt_preprocess"]
+    args = {
+        "model_config": json.dumps(
+            json_format.MessageToDict(config, preserving_proto_field_name=True)
+        )
+    }
+    model = module.TritonPythonModel()
+    model.initialize(args)
+    videos = [write_video(tmp_path / f"c{i}.mp4", 12 + 4 * i) for i in range(BATCH)]
+    (response,) = model.execute([_request([v.read_bytes() for v in videos])])
+    assert response.error is None
+    got = response.output_tensors[0].as_numpy()
+    want = np.stack([load_video_clip(v, recipe_for("umt-tiny"), 4) for v in videos])
+    np.testing.assert_array_equal(got, want)

@@ -6,7 +6,13 @@ from __future__ import annotations
 from vidtldr_deploy.clips.batching import ClipBatch, make_batches
 from vidtldr_deploy.clips.cache import cache_key, file_sha256
 from vidtldr_deploy.clips.decode import count_frames, decode_frames, sample_frames
-from vidtldr_deploy.clips.loader import ClipSet, SkippedClip, load_clips, load_video_clip
+from vidtldr_deploy.clips.loader import (
+    ClipSet,
+    SkippedClip,
+    decode_clip,
+    load_clips,
+    load_video_clip,
+)
 from vidtldr_deploy.clips.preprocess import preprocess
 from vidtldr_deploy.clips.recipe import FAMILY_RECIPES, ClipRecipe, frames_for, recipe_for
 from vidtldr_deploy.clips.sampling import middle_indices, sample_indices, uniform_indices
@@ -28,6 +34,7 @@ __all__ = [
     "SkippedClip",
     "cache_key",
     "count_frames",
+    "decode_clip",
     "decode_frames",
     "expand_paths",
     "file_sha256",

@@ -125,6 +125,23 @@ def load_video_clip(path: str | Path, recipe: ClipRecipe, frames: int) -> np.nda
     return preprocess(raw, recipe)
 
 
+def decode_clip(video: bytes | str | Path, recipe: ClipRecipe | str, frames: int) -> np.ndarray:
+    """Encoded video bytes (as a client sends them to a server) or a path -> float32
+    (3, frames, S, S). `recipe` may be a ClipRecipe, a family or an architecture name."""
+    import tempfile
+
+    if isinstance(recipe, str):
+        recipe = recipe_for(recipe)
+    if not isinstance(video, (bytes, bytearray, memoryview)):
+        return load_video_clip(video, recipe, frames)
+    # FFmpeg probes containers by seeking; a named temporary file gives it a seekable input for
+    # every container, as a file on disk does.
+    with tempfile.NamedTemporaryFile(suffix=".video") as tmp:
+        tmp.write(bytes(video))
+        tmp.flush()
+        return load_video_clip(tmp.name, recipe, frames)
+
+
 def _clip_names(source: ClipSource, count: int) -> list[str]:
     if source.kind == "video":
         return [source.name]
