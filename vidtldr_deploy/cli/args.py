@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -202,7 +202,10 @@ def argument_group(name: str, group: type):
     hints = typing.get_type_hints(group, include_extras=True)
     members = [
         inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if f.default is MISSING else f.default,
+            annotation=hints[f.name],
         )
         for f in fields(group)
     ]

@@ -38,9 +38,15 @@ CacheDir = Annotated[
 
 @dataclass
 class ClipArgs:
-    paths: list[Path]
-    skip_bad: bool = False
-    cache_dir: Path | None = None
+    """The clip argument group (cli/args.argument_group): --clips, --skip-bad, --cache-dir."""
+
+    clips: ClipPaths
+    skip_bad: SkipBad = False
+    cache_dir: CacheDir = None
+
+    @property
+    def paths(self) -> list[Path]:
+        return list(self.clips)
 
     def check(self) -> ClipArgs:
         if not self.paths:

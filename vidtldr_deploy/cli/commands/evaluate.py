@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
-from vidtldr_deploy.cli.commands.clip_args import CacheDir, ClipArgs, ClipPaths, SkipBad
+from vidtldr_deploy.cli.commands.clip_args import ClipArgs
 from vidtldr_deploy.cli.console import guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
@@ -41,6 +41,7 @@ def _evaluate_table(data: dict):
     return table
 
 
+@opt.argument_group("clip_args", ClipArgs)
 def evaluate_command(
     target: Annotated[
         str,
@@ -48,7 +49,7 @@ def evaluate_command(
             help="Checkpoint, Hugging Face folder or 'demo' (PyTorch), or an exported .onnx / TensorRT .plan (its runtime, its schedule)."
         ),
     ],
-    clips: ClipPaths,
+    clip_args: ClipArgs = None,
     schedules: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -78,8 +79,6 @@ def evaluate_command(
             show_default="none",
         ),
     ] = None,
-    skip_bad: SkipBad = False,
-    cache_dir: CacheDir = None,
     seed: opt.Seed = 0,
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
@@ -96,7 +95,6 @@ def evaluate_command(
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.pipelines.export import is_demo
 
-    clip_args = ClipArgs(list(clips), skip_bad, cache_dir).check()
     for path, what in ((report, "--report"), (plot, "--plot")):
         if path is not None:
             check_output_path(path, what)

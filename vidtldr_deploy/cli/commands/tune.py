@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
-from vidtldr_deploy.cli.commands.clip_args import CacheDir, ClipArgs, ClipPaths, SkipBad
+from vidtldr_deploy.cli.commands.clip_args import ClipArgs
 from vidtldr_deploy.cli.console import console, guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
@@ -57,11 +57,12 @@ def _pareto_table(data: dict):
     return table
 
 
+@opt.argument_group("clip_args", ClipArgs)
 def tune_command(
     checkpoint: Annotated[
         str, typer.Argument(help="Checkpoint file, Hugging Face folder, or 'demo'.")
     ],
-    clips: ClipPaths,
+    clip_args: ClipArgs = None,
     target_flops: Annotated[
         Optional[float],
         typer.Option(
@@ -113,8 +114,6 @@ def tune_command(
         int,
         typer.Option("--beam-width", help="Partial schedules kept per layer by the beam search."),
     ] = 3,
-    skip_bad: SkipBad = False,
-    cache_dir: CacheDir = None,
     seed: opt.Seed = 0,
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
@@ -133,7 +132,6 @@ def tune_command(
     )
 
     budget = _budget(target_flops, target_speedup, target_latency_ms)
-    clip_args = ClipArgs(list(clips), skip_bad, cache_dir).check()
     for path, what in ((report, "--report"), (plot, "--plot"), (write_config, "--write-config")):
         if path is not None:
             check_output_path(path, what)
