@@ -173,8 +173,8 @@ def _resolve(model: MergeViT, target: Target, arch: str | None) -> tuple[str, Me
             raise VidTLDRError(
                 f"{target.label}: schedule has {len(target.rs)} layers, model {depth}"
             )
-        return target.label, schedule_for(target.spec, arch, depth, n)
-    return target, schedule_for(target, arch, depth, n)
+        return target.label, schedule_for(target.spec, arch, depth, n, model.frames)
+    return target, schedule_for(target, arch, depth, n, model.frames)
 
 
 def evaluate(

@@ -149,6 +149,7 @@ def to_markdown(report: dict) -> str:
     if "schedule" in report:
         parts += [f"## Merge schedule `{report['schedule']['spec']}`\n",
                   _md_table(SCHEDULE_HEADERS, schedule_rows(report["schedule"]))]  # fmt: skip
+        parts += [f"- note: {note}" for note in report["schedule"].get("notes", [])]
     if "rows" in report and "headers" in report:  # generic tables (archs)
         parts += [_md_table(report["headers"], report["rows"])]
     if report.get("environment"):

@@ -35,7 +35,9 @@ def schedule_command(
     cfg = spec.config
     frames = spec.default_frames if frames is None else frames
     check_input_geometry(cfg, frames)
-    resolved = schedule_for(schedule or "none", spec.name, cfg.depth, token_count(cfg, frames))
+    resolved = schedule_for(
+        schedule or "none", spec.name, cfg.depth, token_count(cfg, frames), frames
+    )
     flops = count_flops(cfg, frames, resolved)
     data = {
         "kind": "schedule",
@@ -50,6 +52,8 @@ def schedule_command(
             "ideal_speedup": flops.speedup,
         },
     }
+    if resolved.notes:  # added only when present: --json output is otherwise as before
+        data["notes"] = list(resolved.notes)
     # The report file also carries the table as every other report does (`schedule`); --json
     # prints exactly `data`, as before.
     write_report_files(report, {**data, "schedule": resolved.to_dict()})
@@ -61,6 +65,8 @@ def schedule_command(
             resolved.to_dict(), f"{spec.name}, {frames} frames, schedule {resolved.spec!r}"
         )
     )
+    for note in resolved.notes:
+        out.print(f"note: {note}", markup=False, highlight=False)
     out.print(
         f"FLOPs (multiply-adds, fvcore convention): merged {flops.merged / 1e9:.2f} G, "
         f"unmerged {flops.baseline / 1e9:.2f} G, ideal speedup {flops.speedup:.2f}x"
