@@ -71,6 +71,7 @@ class ExportSpec:
     opset: int = DEFAULT_OPSET
     checkpoint_sha256: str = ""
     checkpoint: str = ""
+    model: str = ""  # what reports call it, when not the registry name (a custom-size HF folder)
     graph_form: str = "portable"
 
     @property
@@ -82,6 +83,7 @@ class ExportSpec:
         return {
             "version": __version__,
             "arch": self.arch,
+            "model": self.model or self.arch,
             "frames": str(self.frames),
             "batch": str(self.batch),
             "input_shape": json.dumps([self.batch, 3, self.frames, side, side]),

@@ -28,6 +28,12 @@ class LoadedModel:
     label: str  # the checkpoint path, or demo:<arch>:seed<N>
     sha256: str  # of the checkpoint file; "" for the demo
     description: str  # one line for the user: what was loaded and how
+    # What reports and titles call the model. The registry name `arch` is what rebuilds it; a
+    # Hugging Face folder of its own size loads under its family's names but is not that model.
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.arch
 
     def schedule(self, spec: str) -> MergeSchedule:
         """`spec` resolved for this model: its depth, token count and its architecture's presets."""
@@ -85,16 +91,25 @@ def load_source(
     spec = get_architecture(arch) if arch else infer_architecture(ckpt)
     model, report = load_model(ckpt, spec, frames, ckpt_frames, inferred=arch is None)
     text = report.describe()
-    if (
-        model.cfg.depth != spec.config.depth
-        or model.cfg.embed_dim != spec.config.embed_dim
-        or (model.cfg.heads != spec.config.heads)
-    ):
+    name = spec.name
+    if custom_size(model.cfg, spec.config):
         # A Hugging Face folder of its own size loads under the family's names; say what it is.
-        c = model.cfg
+        name, c = custom_name(spec.family, model.cfg), model.cfg
         text += (
             f"; sizes from config.json: {c.embed_dim} wide, {c.depth} layers, {c.heads} heads "
-            f"(not the registered {spec.name} size)"
+            f"(named {name!r} in reports: not the registered {spec.name} size)"
         )
     label = str(ckpt.path.resolve())
-    return LoadedModel(model, spec.name, model.frames, label, ckpt.sha256, text)
+    return LoadedModel(model, spec.name, model.frames, label, ckpt.sha256, text, name)
+
+
+def custom_size(cfg, registered) -> bool:
+    fields = ("embed_dim", "depth", "heads", "mlp_ratio", "img_size", "patch_size", "tubelet")
+    return any(getattr(cfg, f) != getattr(registered, f) for f in fields)
+
+
+def custom_name(family: str, cfg) -> str:
+    """How a model of a size no architecture registers is named: its family and its sizes."""
+    return (
+        f"{family} ({cfg.embed_dim} wide, {cfg.depth} layers, {cfg.heads} heads, {cfg.img_size} px)"
+    )

@@ -208,7 +208,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     spec = ExportSpec(
         arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
         merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,
-        checkpoint=loaded.label, graph_form=cfg.graph_form,
+        checkpoint=loaded.label, graph_form=cfg.graph_form, model=loaded.name,
     )  # fmt: skip
     t0 = time.perf_counter()
     outcome = ExportOutcome(loaded, resolved, onnx_path)

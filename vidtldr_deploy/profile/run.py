@@ -192,7 +192,7 @@ def run_profile(
         target=inputs.target,
         runtime=settings.runtime,
         device=settings.device,
-        arch=loaded.arch,
+        arch=loaded.name,
         source=loaded.label,
         frames=loaded.frames,
         batch=settings.batch,

@@ -69,7 +69,7 @@ def validate_runner(
     return ValidationResult(
         target=target,
         runtime=runner.name,
-        arch=loaded.arch,
+        arch=loaded.name,
         source=loaded.label,
         schedule=schedule.to_dict(),
         precision=precision,

@@ -114,7 +114,7 @@ def export_command(
     )  # fmt: skip
 
     def loaded(loaded_model, resolved, batch_size):
-        title = f"{loaded_model.arch}, {loaded_model.frames} frames, batch {batch_size}, schedule {resolved.spec!r}"
+        title = f"{loaded_model.name}, {loaded_model.frames} frames, batch {batch_size}, schedule {resolved.spec!r}"
         out.print(schedule_table(resolved.to_dict(), title))
 
     def validated(result, report_path, extra):

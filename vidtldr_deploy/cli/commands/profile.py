@@ -190,7 +190,7 @@ def profile_command(
     report = result.to_dict()
 
     title = (
-        f"{loaded.arch}, {loaded.frames} frames, batch {settings.batch}, schedule {resolved.spec!r}"
+        f"{loaded.name}, {loaded.frames} frames, batch {settings.batch}, schedule {resolved.spec!r}"
     )
     out.print(tables.schedule_table(report["schedule"], title))
     out.print(tables.latency_table(report))

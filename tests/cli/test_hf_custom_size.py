@@ -1,0 +1,54 @@
+"""A Hugging Face VideoMAE folder of a size no architecture registers: named by its family and
+sizes (never as the registered name it loads under), and rebuilt by `validate` from the graph's
+metadata alone, from another folder, without --checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+import torch
+
+from vidtldr_deploy.export.metadata import read_metadata
+
+
+@pytest.fixture(scope="module")
+def custom_folder(tmp_path_factory):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.VideoMAEConfig(
+        image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=48,
+        num_hidden_layers=3, num_attention_heads=3, intermediate_size=96,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.VideoMAEModel(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(0.0, 0.1)
+            if "norm" in name and name.endswith("weight"):
+                p.add_(1.0)
+    folder = tmp_path_factory.mktemp("hf") / "my-videomae"
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_custom_size_is_named_by_its_sizes_and_validates_from_metadata(
+    cli, custom_folder, tmp_path, monkeypatch
+):
+    graph, report = tmp_path / "g.onnx", tmp_path / "r.json"
+    result = cli("export", custom_folder, "-o", graph, "-s", "0.25x2", "--report", report)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, text
+    name = "videomae (48 wide, 3 layers, 3 heads, 32 px)"
+    assert name in text
+    meta = read_metadata(onnx.load(str(graph)))
+    assert meta["model"] == name and meta["arch"].startswith("videomae")
+    assert json.loads(report.read_text())["arch"] == name
+    # from another folder, with nothing but the graph: the recorded folder rebuilds the model
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = tmp_path / "again.json"
+    result = cli("validate", graph, "--report", again)
+    assert result.exit_code == 0, " ".join(result.output.split())
+    assert json.loads(again.read_text())["arch"] == name
