@@ -1,0 +1,26 @@
+"""`vidtldr profile --precision int8`: fp32 unmerged, INT8 unmerged and INT8 merged timed side by
+side (interleaved), the Q/DQ graphs calibrated as the export does."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_int8_profile_has_three_rows(cli, tmp_path):
+    report = tmp_path / "p.json"
+    result = cli("profile", "demo", "--runtime", "onnxruntime", "--precision", "int8", "-n", "2",
+                 "--warmup", "0", "--no-layers", "--report", report)  # fmt: skip
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, text
+    data = json.loads(report.read_text())
+    for key in ("baseline", "baseline_int8", "merged"):
+        assert data[key]["iterations"] == 2
+    assert data["speedup_baseline_int8"] > 0 and data["precision"] == "int8"
+    assert "no calibration clips given" in text  # the scales came from noise, and it says so
+    md = report.with_suffix(".md").read_text()
+    assert "| ms per batch | fp32 unmerged | int8 unmerged | int8 merged |" in md
+
+
+def test_int8_profile_needs_onnxruntime(cli):
+    result = cli("profile", "demo", "--runtime", "torch", "--precision", "int8")
+    assert result.exit_code == 2 and "use --runtime onnxruntime" in " ".join(result.output.split())
