@@ -39,11 +39,8 @@ def _pareto_table(data: dict):
     from rich.table import Table
 
     latency = data["target"]["kind"] == "latency_ms"
-    table = Table(
-        title=f"Pareto front ({'latency' if latency else 'FLOPs'} against drift on {len(data['clips']) if isinstance(data.get('clips'), list) else data.get('clip_count', '')} clips)".replace(
-            " on  clips", ""
-        )
-    )
+    cost = "latency" if latency else "FLOPs"
+    table = Table(title=f"Pareto front: {cost} against drift on {data['clips']['count']} clips")
     table.add_column("schedule", overflow="fold")
     table.add_column("latency ms" if latency else "FLOPs", justify="right", no_wrap=True)
     table.add_column("drift", justify="right", no_wrap=True)
