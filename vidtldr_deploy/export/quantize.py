@@ -41,6 +41,9 @@ QUANT_PRECISIONS = ("int8",)
 QUANT_OP_TYPES = ("MatMul", "Conv")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_RANDOM_CLIPS = 4
+# Random calibration clips are drawn with the run's seed + this, so they never equal its validation
+# or timing clips (drawn with the seed itself).
+CALIBRATION_SEED_OFFSET = 1000
 META_PREFIX = "vidtldr."  # = export.onnx_export.META_PREFIX
 RANDOM_CLIPS_WARNING = (
     "no calibration clips given: calibrated on {count} seeded random clips, so the activation "

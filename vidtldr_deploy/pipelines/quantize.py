@@ -10,13 +10,16 @@ from pathlib import Path
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.export.metadata import ExportSpec
 from vidtldr_deploy.export.onnx_export import export_onnx
-from vidtldr_deploy.export.quantize import QuantizeResult, QuantizeSettings, quantize_graph
+from vidtldr_deploy.export.quantize import (
+    CALIBRATION_SEED_OFFSET,
+    QuantizeResult,
+    QuantizeSettings,
+    quantize_graph,
+)
 from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.int8 import Int8Validation, validate_int8
 from vidtldr_deploy.validate.tolerances import Tolerances
-
-CALIBRATION_SEED_OFFSET = 1000  # random calibration clips never equal the validation clips
 
 
 def export_int8(

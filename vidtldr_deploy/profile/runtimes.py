@@ -89,12 +89,13 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
         # Three rows: fp32 unmerged (the baseline), INT8 unmerged, INT8 merged, so the user sees
         # what quantizing gives and what merging adds on top of it.
         done = progress("quantizing both graphs to INT8 Q/DQ", 1)
+        clips = calibration_batches(inputs, settings)
         graphs["baseline_int8"] = quantize_temp(
-            baseline, workdir / "baseline_int8.onnx", inputs, settings
+            baseline, workdir / "baseline_int8.onnx", clips, inputs, settings
         )
         if not _is_int8(graphs["merged"]):
             graphs["merged"] = quantize_temp(
-                graphs["merged"], workdir / "merged_int8.onnx", inputs, settings
+                graphs["merged"], workdir / "merged_int8.onnx", clips, inputs, settings
             )
         done()
     return {
@@ -111,23 +112,31 @@ def _is_int8(path: Path) -> bool:
     return read_metadata(onnx.load(str(path), load_external_data=False)).get("precision") == "int8"
 
 
-def quantize_temp(src: Path, dst: Path, inputs, settings) -> Path:
-    """`src` quantized to INT8 Q/DQ, calibrated on --calib clips (or seeded random ones, with the
-    warning that the quantizer records and the profile reports)."""
-    from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
+def calibration_batches(inputs, settings):
+    """The --calib clips at the profiled shape, decoded once for every graph quantized; None for
+    seeded random calibration (the quantizer then warns)."""
     from vidtldr_deploy.validate.inputs import make_inputs
 
+    if not settings.calib:
+        return None
     side = inputs.loaded.model.cfg.img_size
     shape = (settings.batch, 3, inputs.loaded.frames, side, side)
-    clips = (
-        make_inputs(shape, path=settings.calib, arch=inputs.loaded.arch) if settings.calib else None
+    return make_inputs(shape, path=settings.calib, arch=inputs.loaded.arch)
+
+
+def quantize_temp(src: Path, dst: Path, clips, inputs, settings) -> Path:
+    """`src` quantized to INT8 Q/DQ like the export does, its warnings kept for the report."""
+    from vidtldr_deploy.export.quantize import (
+        CALIBRATION_SEED_OFFSET,
+        QuantizeSettings,
+        quantize_graph,
     )
+
     result = quantize_graph(src, dst, list(clips) if clips is not None else None,
                             clips.label if clips is not None else "",
-                            QuantizeSettings(seed=settings.seed + 1000))  # fmt: skip
-    inputs.extra.setdefault("int8_warnings", []).extend(
-        w for w in result.warnings if w not in inputs.extra.get("int8_warnings", [])
-    )
+                            QuantizeSettings(seed=settings.seed + CALIBRATION_SEED_OFFSET))  # fmt: skip
+    known = inputs.extra.setdefault("int8_warnings", [])
+    known.extend(w for w in result.warnings if w not in known)
     return dst
 
 
