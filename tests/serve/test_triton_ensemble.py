@@ -85,9 +85,14 @@ def preprocess_model(ensemble_repo, monkeypatch):
     clips = types.ModuleType("vidtldr_deploy.clips")
     clips.decode_clip = decode_clip
     monkeypatch.setitem(sys.modules, "vidtldr_deploy.clips", clips)
+    return _initialized_model(ensemble_repo, monkeypatch, "umt_preprocess_model"), calls
+
+
+def _initialized_model(ensemble_repo, monkeypatch, module_name: str):
+    """The repository's preprocessing model.py, loaded and initialised as the Python backend does."""
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
     path = ensemble_repo / "umt_preprocess" / "1" / "model.py"
-    spec = importlib.util.spec_from_file_location("umt_preprocess_model", path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = all_configs(ensemble_repo)["umt_preprocess"]
@@ -99,7 +104,7 @@ def preprocess_model(ensemble_repo, monkeypatch):
     }
     model = module.TritonPythonModel()
     model.initialize(args)
-    return model, calls
+    return model
 
 
 def _request(items):
@@ -148,19 +153,7 @@ def test_preprocess_with_the_real_decoder_matches_the_clip_loader(
     from support.videos import write_video
     from vidtldr_deploy.clips import load_video_clip, recipe_for
 
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
-    path = ensemble_repo / "umt_preprocess" / "1" / "model.py"
-    spec = importlib.util.spec_from_file_location("umt_preprocess_real", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = all_configs(ensemble_repo)["umt_preprocess"]
-    args = {
-        "model_config": json.dumps(
-            json_format.MessageToDict(config, preserving_proto_field_name=True)
-        )
-    }
-    model = module.TritonPythonModel()
-    model.initialize(args)
+    model = _initialized_model(ensemble_repo, monkeypatch, "umt_preprocess_real")
     videos = [write_video(tmp_path / f"c{i}.mp4", 12 + 4 * i) for i in range(BATCH)]
     (response,) = model.execute([_request([v.read_bytes() for v in videos])])
     assert response.error is None
