@@ -2,7 +2,8 @@
 
     python benchmarks/bench_int8.py [--frames 4] [--schedule 300,100] [--threads 2]
         [--iterations 20] [--warmup 3] [--merge-impl plugin|onnx] [--calibration-clips 4]
-        [--eval-clips 2] [--seed 0] [--json benchmarks/results/int8_ort_cpu.json]
+        [--eval-clips 2] [--seed 0] [--near-merges fp32|int8|both]
+        [--json benchmarks/results/int8_ort_cpu.json]
     python benchmarks/bench_int8.py --msrvtt   # 12 frames, schedule preset msrvtt (slow export)
 
 Four graphs, exported with `vidtldr_deploy.export` and quantized with
@@ -14,6 +15,11 @@ merged on `--eval-clips` seeded clips (not the calibration clips), and the fract
 decisions that agree with PyTorch fp32 (vidtldr_deploy.validate.int8); the fp32 merged graph's own
 agreement is printed as the floor that ORT-vs-PyTorch arithmetic alone gives. Random weights and
 random calibration clips: a latency and plumbing reading, not an accuracy claim for real video.
+
+--near-merges: the weight layers feeding the hidden state that enters a merge island
+(QuantizeSettings.keep_fp32_near_merges) stay fp32 (`fp32`, the default), are quantized like the
+rest (`int8`, the setting before that option), or `both`: a fifth graph, "int8 merged (all)", is
+quantized the old way and timed and checked next to the new one.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration-clips", type=int, default=4)
     ap.add_argument("--eval-clips", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--near-merges", default="fp32", choices=["fp32", "int8", "both"])
     ap.add_argument("--workdir", default=None, help="keep the graphs here (default: a temp dir)")
     ap.add_argument("--json", default="benchmarks/results/int8_ort_cpu.json")
     args = ap.parse_args(argv)
@@ -85,18 +92,28 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     quant: dict[str, dict] = {}
+    keep = args.near_merges != "int8"
     for key, schedule in (("unmerged", baseline), ("merged", merged)):
         log(f"export fp32 {key}")
         fp32 = export_temp_onnx(loaded, schedule, 1, args.merge_impl, work / f"fp32_{key}.onnx")
-        log(f"quantize {key}")
-        result = quantize_graph(fp32, work / f"int8_{key}.onnx", calib,
-                                f"{len(calib)} seeded random clips (seed {args.seed + 1000})",
-                                QuantizeSettings())  # fmt: skip
-        quant[key] = {"seconds": result.seconds, "nodes": len(result.quantized_nodes),
-                      "violations": result.violations}  # fmt: skip
-        paths[f"fp32 {key}"], paths[f"int8 {key}"] = fp32, Path(result.output)
+        paths[f"fp32 {key}"] = fp32
+        variants = [(f"int8 {key}", keep)]
+        if key == "merged" and args.near_merges == "both":
+            variants.append(("int8 merged (all)", False))
+        for label, keep_fp32 in variants:
+            log(f"quantize {label}")
+            result = quantize_graph(
+                fp32, work / f"{label.replace(' ', '_').strip('()')}.onnx", calib,
+                f"{len(calib)} seeded random clips (seed {args.seed + 1000})",
+                QuantizeSettings(keep_fp32_near_merges=keep_fp32),
+            )  # fmt: skip
+            quant[label] = {"seconds": result.seconds, "nodes": len(result.quantized_nodes),
+                            "kept_fp32": result.kept_fp32_nodes,
+                            "violations": result.violations}  # fmt: skip
+            paths[label] = Path(result.output)
 
     order = ["fp32 unmerged", "fp32 merged", "int8 unmerged", "int8 merged"]
+    order += [k for k in paths if k not in order]
     video = evals[0]
     sessions = {k: _session(paths[k], args.threads) for k in order}
     feeds = {k: {s.get_inputs()[0].name: video} for k, s in sessions.items()}
@@ -107,10 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     base = stats["fp32 unmerged"]["latency_ms"]["median"]
     speedups = {k: base / stats[k]["latency_ms"]["median"] for k in order}
 
-    log("accuracy: INT8 merged and fp32 merged against PyTorch fp32 merged")
-    int8_val = validate_int8(paths["int8 merged"], loaded, merged, evals)
-    fp32_val = validate_int8(paths["fp32 merged"], loaded, merged, evals)
+    log("accuracy: every graph against PyTorch fp32 with the same schedule")
+    vals = {k: validate_int8(paths[k], loaded, baseline if "unmerged" in k else merged, evals)
+            for k in order}  # fmt: skip
+    int8_val, fp32_val = vals["int8 merged"], vals["fp32 merged"]
     pooled = next(o for o in int8_val.validation.outputs if o.name == "pooled")
+    worst_cos = {
+        k: next(o for o in v.validation.outputs if o.name == "pooled").metrics["cosine"]
+        for k, v in vals.items()
+    }
     cosine = pooled.metrics["cosine"]
     # Pooled over the eval clips as one vector set (the brief's "pooled cosine"): the mean.
     pooled_mean_cos = float(np.mean([
@@ -119,13 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     ]))  # fmt: skip
 
     rows = [[k, f"{stats[k]['latency_ms']['median']:.1f}", f"{stats[k]['latency_ms']['p90']:.1f}",
-             f"{speedups[k]:.2f}x"] for k in order]  # fmt: skip
+             f"{speedups[k]:.2f}x", f"{worst_cos[k]:.5f}",
+             "-" if "unmerged" in k else f"{vals[k].agreement:.2%}"] for k in order]  # fmt: skip
     print(f"\n{args.arch} (random weights), {args.frames} frames, batch 1, schedule "
           f"{args.schedule!r} (tokens {merged.layers[0].tokens_in} -> {merged.tokens_out}), "
           f"merge-impl {args.merge_impl}, ONNX Runtime CPU, {args.threads} threads, "
           f"{args.iterations} interleaved iterations after {args.warmup} warm-up")  # fmt: skip
     print(f"machine: {machine()}\n")
-    print_table(["graph", "median ms", "p90 ms", "speedup vs fp32 unmerged"], rows)
+    print_table(["graph", "median ms", "p90 ms", "speedup vs fp32 unmerged",
+                 "pooled cosine (worst clip)", "merge agreement"], rows)  # fmt: skip
+    print(f"near merges: {args.near_merges}; kept fp32: {quant['int8 merged']['kept_fp32']}")
     print(f"\nINT8 merged vs PyTorch fp32 merged: pooled cosine {cosine:.5f} (worst clip), "
           f"mean {pooled_mean_cos:.5f}; rel_l2 {pooled.metrics['rel_l2']:.3g}; "
           f"within INT8 tolerances: {int8_val.validation.passed}")  # fmt: skip
@@ -153,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         "int8_merged": int8_val.to_dict(),
         "fp32_merged_decisions": fp32_val.to_dict()["merge_decisions"],
         "pooled_cosine_worst": cosine, "pooled_cosine_mean": pooled_mean_cos,
+        "near_merges": args.near_merges,
+        "per_graph": {k: {"pooled_cosine_worst": worst_cos[k], "agreement": vals[k].agreement,
+                          "layers": [a.to_dict() for a in vals[k].decisions]}
+                      for k in order},
         "targets": TARGETS, "meets": met,
     })  # fmt: skip
     tmp.cleanup()

@@ -3,6 +3,7 @@ fp32, calibration data is what was given, metadata and local functions survive."
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 
@@ -14,7 +15,13 @@ from onnx import numpy_helper
 from onnxruntime.quantization import quantize_static
 
 from vidtldr_deploy.errors import VidTLDRError
-from vidtldr_deploy.export.merge_islands import island_nodes, merge_island_violations
+from vidtldr_deploy.export.merge_islands import (
+    TRANSPARENT_OPS,
+    island_nodes,
+    merge_hidden_inputs,
+    merge_island_violations,
+    residual_feeders,
+)
 from vidtldr_deploy.export.quantize import (
     QuantizeSettings,
     _reattach_functions,
@@ -84,6 +91,82 @@ def test_islands_stay_fp32(quantized):
     assert result.violations == []
 
 
+def _dequantized_inputs(model: onnx.ModelProto, node: onnx.NodeProto) -> list[str]:
+    """The inputs of `node` that come from a DequantizeLinear, directly or through data-movement
+    ops (the way TensorRT would see an INT8 layer)."""
+    producer = {t: n for n in model.graph.node for t in n.output if t}
+    found = []
+    for tensor in node.input:
+        stack, seen = [tensor], set()
+        while stack:
+            t = stack.pop()
+            p = producer.get(t)
+            if p is None or t in seen:
+                continue
+            seen.add(t)
+            if p.op_type == "DequantizeLinear":
+                found.append(tensor)
+            elif p.op_type in TRANSPARENT_OPS:
+                stack.extend(x for x in p.input[:1] if x)
+    return found
+
+
+def _module(node: onnx.NodeProto) -> str:
+    """The torch module a weight node came from (torch.onnx's name scopes end with the op)."""
+    scopes = {p.key: p.value for p in node.metadata_props}["pkg.torch.onnx.name_scopes"]
+    return ast.literal_eval(scopes)[-2]
+
+
+def test_near_merge_weight_nodes_stay_fp32(quantized, exported):
+    """keep_fp32_near_merges (the default): the patch-embedding Conv, each merge layer's attention
+    projection and fc2 of the block before the second merge layer get no Q/DQ; every other weight
+    node is INT8; the merge islands are still fp32 and the walker still finds them."""
+    impl, path, out, result = quantized
+    source = onnx.load(str(path))
+    by_name = {n.name: n for n in source.graph.node}
+    kept = residual_feeders(source, weight_nodes(source))
+    assert result.settings.keep_fp32_near_merges
+    assert result.kept_fp32_nodes == kept
+    assert sorted(_module(by_name[n]) for n in kept) == [
+        "blocks.0.attn.proj", "blocks.0.mlp.fc2", "blocks.1.attn.proj", "patch_embed.proj",
+    ]  # fmt: skip
+    model = onnx.load(str(out))
+    nodes = {n.name: n for n in model.graph.node}
+    for name in kept:
+        assert _dequantized_inputs(model, nodes[name]) == [], name
+    assert set(result.quantized_nodes) == set(weight_nodes(source)) - set(kept)
+    for name in result.quantized_nodes:
+        assert len(_dequantized_inputs(model, nodes[name])) == 2, name  # activation and weight
+    assert island_nodes(model) and merge_island_violations(model) == []
+    q = json.loads(_meta(model)["vidtldr.quantization"])
+    assert q["kept_fp32"] == kept and q["settings"]["keep_fp32_near_merges"] is True
+
+
+def test_near_merges_off_quantizes_every_weight_node(exported, calibration_clips, tmp_path):
+    _, path = exported
+    settings = QuantizeSettings(keep_fp32_near_merges=False)
+    result = quantize_graph(path, tmp_path / "all.onnx", calibration_clips, "", settings)
+    source = onnx.load(str(path))
+    assert result.kept_fp32_nodes == [] and result.quantized_nodes == weight_nodes(source)
+    model = onnx.load(str(tmp_path / "all.onnx"))
+    nodes = {n.name: n for n in model.graph.node}
+    assert all(len(_dequantized_inputs(model, nodes[n])) == 2 for n in result.quantized_nodes)
+    assert merge_island_violations(model) == []
+
+
+def test_residual_feeders_stop_at_the_budget(exported):
+    """One residual Add: only what is summed into the merge input itself (patch embedding and
+    each merge layer's projection), not the previous block's fc2."""
+    _, path = exported
+    model = onnx.load(str(path))
+    by_name = {n.name: n for n in model.graph.node}
+    one = residual_feeders(model, weight_nodes(model), residual_adds=1)
+    assert sorted(_module(by_name[n]) for n in one) == [
+        "blocks.0.attn.proj", "blocks.1.attn.proj", "patch_embed.proj",
+    ]  # fmt: skip
+    assert len(merge_hidden_inputs(model)) == 2
+
+
 def test_walker_finds_a_quantized_island(exported, calibration_clips, tmp_path):
     """Quantize carelessly (every MatMul, Conv and LayerNorm): Q/DQ lands on island paths, the
     walker says where, and quantize_graph's self-check would refuse such a graph."""
@@ -119,9 +202,12 @@ def test_outputs_within_int8_tolerances(quantized, demo, demo_shape):
 
 def test_calibration_reads_the_given_clips(exported, calibration_clips, tmp_path):
     _, path = exported
-    a = quantize_graph(path, tmp_path / "a.onnx", calibration_clips, "clips a")
+    # Every weight node quantized, the patch-embedding Conv included, so that the clip itself is a
+    # quantized activation (by default that Conv feeds block 0's merge and stays fp32).
+    every = QuantizeSettings(keep_fp32_near_merges=False)
+    a = quantize_graph(path, tmp_path / "a.onnx", calibration_clips, "clips a", every)
     louder = [c * 4.0 for c in calibration_clips]
-    b = quantize_graph(path, tmp_path / "b.onnx", louder, "clips b")
+    b = quantize_graph(path, tmp_path / "b.onnx", louder, "clips b", every)
     scales_a = _activation_scales(onnx.load(str(tmp_path / "a.onnx")))
     scales_b = _activation_scales(onnx.load(str(tmp_path / "b.onnx")))
     assert scales_a.keys() == scales_b.keys() and scales_a

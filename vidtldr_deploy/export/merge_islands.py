@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import onnx
 
+from vidtldr_deploy.errors import VidTLDRError
+
 DOMAIN = "vidtldr"  # = export.onnx_functions.DOMAIN (not imported: keeps onnxscript out of here)
 ISLAND_OPS = ("Saliency", "Merge")
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -182,3 +184,83 @@ def merge_island_violations(
                 elif c.op_type in TRANSPARENT_OPS and t in _data_inputs(c):
                     stack.extend(x for x in c.output if x)
     return sorted(set(found))
+
+
+def _constants(model: onnx.ModelProto) -> set[str]:
+    found = {i.name for i in model.graph.initializer}
+    return found | {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+
+
+def merge_hidden_inputs(model: onnx.ModelProto) -> list[str]:
+    """The hidden-state tensor entering each merge island, in graph (= layer) order.
+
+    Plugin form: input 0 of each vidtldr::Merge node. Onnx form: the one tensor entering a
+    `blocks.N.merge` island that no island produced (score comes from the saliency island, size
+    from the previous merge) and that is not a constant."""
+    merges = [n for n in model.graph.node if n.domain == DOMAIN and n.op_type == "Merge"]
+    if merges:
+        return [n.input[0] for n in merges]
+    found_islands = island_nodes(model)
+    members = [n for n in found_islands if n.part == "merge"]
+    by_name = {n.name: n for n in model.graph.node}
+    produced_in_island = {t for n in found_islands for t in by_name[n.node].output}
+    constants = _constants(model)
+    order: list[str] = []
+    entering: dict[str, list[str]] = {}
+    for m in members:
+        if m.island not in entering:
+            order.append(m.island)
+            entering[m.island] = []
+        for t in by_name[m.node].input:
+            if (
+                t
+                and t not in produced_in_island
+                and t not in constants
+                and t not in entering[m.island]
+            ):
+                entering[m.island].append(t)
+    found = []
+    for island in order:
+        if len(entering[island]) != 1:
+            raise VidTLDRError(
+                f"cannot tell the hidden state entering {island}: candidates {entering[island]}"
+            )
+        found.append(entering[island][0])
+    return found
+
+
+def residual_feeders(
+    model: onnx.ModelProto, candidates: Iterable[str], residual_adds: int = 2
+) -> list[str]:
+    """The nodes among `candidates` (node names, e.g. the weight MatMuls / Conv) whose outputs are
+    summed, through at most `residual_adds` residual Adds, into the hidden state entering a merge
+    island: in a pre-norm block that is the merge layer's attention projection and the previous
+    block's MLP fc2 (or the patch embedding before block 0).
+
+    The walk goes back from each merge island's hidden-state input through Add (a residual Add has
+    two activation operands and counts against the budget; a bias Add has one constant operand and
+    does not) and through data-movement ops, collects a candidate it reaches without entering it,
+    and stops at anything else (LayerNorm, GELU, an island). Returned in graph order."""
+    wanted = set(candidates)
+    islands = {n.node for n in island_nodes(model)}
+    constants = _constants(model)
+    producer = {t: n for n in model.graph.node for t in n.output if t}
+    hit: set[str] = set()
+    for start in merge_hidden_inputs(model):
+        stack, seen = [(start, residual_adds)], set()
+        while stack:
+            t, budget = stack.pop()
+            p = producer.get(t)
+            if p is None or (t, budget) in seen or p.name in islands:
+                continue
+            seen.add((t, budget))
+            if p.name in wanted:
+                hit.add(p.name)
+            elif p.op_type == "Add":
+                operands = [x for x in p.input if x and x not in constants]
+                left = budget - 1 if len(operands) > 1 else budget
+                if left >= 0:
+                    stack.extend((x, left) for x in operands)
+            elif p.op_type in TRANSPARENT_OPS:
+                stack.extend((x, budget) for x in _data_inputs(p) if x and x not in constants)
+    return [n.name for n in model.graph.node if n.name in hit]

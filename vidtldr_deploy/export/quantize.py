@@ -11,11 +11,15 @@ exactly those layers in INT8; everything else stays floating point:
   form the softmax itself, which the exporter shares with the saliency), so quantizing them would
   quantize the island's inputs; and proportional attention's log(size) bias on the logits is not a
   pattern TensorRT's fused INT8 attention accepts;
-- LayerNorm, Softmax, GELU and the residual adds.
+- LayerNorm, Softmax, GELU and the residual adds;
+- by default (QuantizeSettings.keep_fp32_near_merges), the weight layers summed straight into the
+  hidden state that enters a merge island: the patch-embedding Conv, each merge layer's attention
+  projection and the previous block's fc2. Their INT8 noise would land on the similarities the
+  merge ranks and flip near-ties.
 
 Tool: onnxruntime.quantization (static, QDQ, per-channel symmetric INT8 weights, symmetric INT8
-activations, fp32 bias) with `nodes_to_quantize` naming the weight nodes; see docs/design.md, "INT8"
-("INT8") for why not ModelOpt. Calibration runs the graph in ONNX Runtime on CPU.
+activations, fp32 bias) with `nodes_to_quantize` naming the weight nodes; see docs/design.md, "INT8",
+for why not ModelOpt. Calibration runs the graph in ONNX Runtime on CPU.
 """
 
 from __future__ import annotations
@@ -34,7 +38,11 @@ import numpy as np
 import onnx
 
 from vidtldr_deploy.errors import VidTLDRError
-from vidtldr_deploy.export.merge_islands import island_nodes, merge_island_violations
+from vidtldr_deploy.export.merge_islands import (
+    island_nodes,
+    merge_island_violations,
+    residual_feeders,
+)
 from vidtldr_deploy.files import atomic_output
 
 QUANT_PRECISIONS = ("int8",)
@@ -64,6 +72,18 @@ class QuantizeSettings:
     quantize_bias: bool = False
     random_clips: int = DEFAULT_RANDOM_CLIPS  # used only without calibration clips
     seed: int = 0
+    # Leave in fp32 the weight layers whose outputs are summed straight into the hidden state that
+    # enters a merge island (merge_islands.residual_feeders): the patch-embedding Conv before block
+    # 0, each merge layer's attention projection, and the previous block's MLP fc2. The merge ranks
+    # cosine similarities of that hidden state and takes the top r, a discrete choice: INT8
+    # rounding noise added to the residual stream right there flips near-ties between candidate
+    # pairs, while INT8 noise inside a branch (qkv, fc1) passes softmax or GELU and an fp32 GEMM
+    # before it reaches the stream.
+    # UMT-B, 4 frames, 300,100, random weights (benchmarks/bench_int8.py): merge-decision
+    # agreement with fp32 96.9% -> 99.75% for 4 of 49 GEMMs in fp32; entropy, percentile or 16
+    # calibration clips instead changed nothing (96.5-96.9%). The patch embedding (the whole
+    # stream entering block 0) matters most: alone it gives 99.6%.
+    keep_fp32_near_merges: bool = True
 
     def check(self) -> QuantizeSettings:
         if self.precision == "fp8":
@@ -124,6 +144,7 @@ class QuantizeResult:
     warnings: list[str] = field(default_factory=list)
     functions_reattached: bool = False
     seconds: float = 0.0
+    kept_fp32_nodes: list[str] = field(default_factory=list)  # weight nodes left fp32 on purpose
 
     @property
     def ok(self) -> bool:
@@ -139,6 +160,7 @@ class QuantizeResult:
             "settings": self.settings.to_dict(),
             "calibration": self.calibration.to_dict(),
             "quantized_nodes": list(self.quantized_nodes),
+            "kept_fp32_nodes": list(self.kept_fp32_nodes),
             "island_nodes": self.island_nodes,
             "violations": list(self.violations),
             "warnings": list(self.warnings),
@@ -177,6 +199,16 @@ def weight_nodes(model: onnx.ModelProto) -> list[str]:
         if n.op_type in QUANT_OP_TYPES and len(n.input) > 1 and n.input[1] in constants
         and n.name not in islands
     ]  # fmt: skip
+
+
+def nodes_to_quantize(
+    model: onnx.ModelProto, settings: QuantizeSettings
+) -> tuple[list[str], list[str]]:
+    """(quantized, kept fp32): the weight nodes to quantize under `settings`, and the weight nodes
+    left in fp32 because they feed a merge island's hidden state (keep_fp32_near_merges)."""
+    nodes = weight_nodes(model)
+    kept = residual_feeders(model, nodes) if settings.keep_fp32_near_merges else []
+    return [n for n in nodes if n not in kept], kept
 
 
 # -------------------------------------------------------------------------------------------------
@@ -349,7 +381,7 @@ def quantize_graph(
     arrays, calibration, notes = calibration_clips(
         shape, clips, clips_description, settings.random_clips, settings.seed
     )
-    nodes = weight_nodes(source)
+    nodes, kept = nodes_to_quantize(source, settings)
     if not nodes:
         raise VidTLDRError(f"{onnx_path} has no MatMul/Conv with weights to quantize")
     reader = clip_reader(input_name, arrays)
@@ -373,7 +405,7 @@ def quantize_graph(
         "precision": settings.precision,
         "quantization": json.dumps({
             "tool": tool, "format": "QDQ", "settings": settings.to_dict(),
-            "op_types": list(QUANT_OP_TYPES), "nodes": len(nodes),
+            "op_types": list(QUANT_OP_TYPES), "nodes": len(nodes), "kept_fp32": kept,
         }),
         "calibration": json.dumps(calibration.to_dict()),
     })  # fmt: skip
@@ -388,6 +420,7 @@ def quantize_graph(
         settings=settings,
         calibration=calibration,
         quantized_nodes=nodes,
+        kept_fp32_nodes=kept,
         island_nodes=len(island_nodes(source)),
         violations=violations,
         warnings=notes,

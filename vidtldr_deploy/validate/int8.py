@@ -27,7 +27,7 @@ import torch
 from vidtldr_deploy.core.merge import plan_merge
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import VidTLDRError
-from vidtldr_deploy.export.merge_islands import DOMAIN, island_nodes
+from vidtldr_deploy.export.merge_islands import merge_hidden_inputs
 from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.models.vit import MergeViT
 from vidtldr_deploy.validate.result import ValidationResult
@@ -130,44 +130,9 @@ def overall_agreement(layers: Sequence[LayerAgreement]) -> float:
 # -------------------------------------------------------------------------------------------------
 # Hidden states entering the merge islands
 
-
-def merge_input_tensors(model: onnx.ModelProto) -> list[str]:
-    """The hidden-state tensor entering each merge island, in graph (= layer) order.
-
-    Plugin form: input 0 of each vidtldr::Merge node. Onnx form: the one tensor entering a
-    `blocks.N.merge` island that no island produced (score comes from the saliency island, size
-    from the previous merge) and that is not a constant."""
-    merges = [n for n in model.graph.node if n.domain == DOMAIN and n.op_type == "Merge"]
-    if merges:
-        return [n.input[0] for n in merges]
-    members = [n for n in island_nodes(model) if n.part == "merge"]
-    by_name = {n.name: n for n in model.graph.node}
-    member_names = {n.node for n in island_nodes(model)}
-    produced_in_island = {t for name in member_names for t in by_name[name].output}
-    constants = {i.name for i in model.graph.initializer}
-    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
-    order: list[str] = []
-    entering: dict[str, list[str]] = {}
-    for m in members:
-        if m.island not in entering:
-            order.append(m.island)
-            entering[m.island] = []
-        for t in by_name[m.node].input:
-            if (
-                t
-                and t not in produced_in_island
-                and t not in constants
-                and t not in entering[m.island]
-            ):
-                entering[m.island].append(t)
-    found = []
-    for island in order:
-        if len(entering[island]) != 1:
-            raise VidTLDRError(
-                f"cannot tell the hidden state entering {island}: candidates {entering[island]}"
-            )
-        found.append(entering[island][0])
-    return found
+# The hidden-state tensor entering each merge island, in layer order (lives in export, which
+# also uses it to keep the weight nodes feeding it in fp32).
+merge_input_tensors = merge_hidden_inputs
 
 
 def run_with_merge_inputs(
