@@ -55,7 +55,7 @@ def resolve_runtime(model: Path, runtime: str | None, device: str | None) -> tup
 
 
 def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.files import check_distinct_outputs, check_output_path, markdown_path
 
     for path, what in (
         (report, "--report"),
@@ -68,6 +68,7 @@ def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> Non
         if what != "--report" and path.suffix != ".npz":
             raise InputError(f"{what} {path}: give a .npz file name")
     check_distinct_outputs({("the engine" if model.suffix == ".plan" else "the graph"): model, **{f"--inputs {p}": p for p in inputs or []}, "--report": report,
+                            "--report's Markdown": markdown_path(report) if report else None,
                             "--save-inputs": save_inputs, "--save-outputs": save_outputs})  # fmt: skip
 
 
@@ -146,7 +147,6 @@ def validate_command(
     """Run an exported graph (ONNX Runtime) or engine (TensorRT) and compare it with the PyTorch
     model (same schedule)."""
     from vidtldr_deploy.export.reference import reference_for_graph
-    from vidtldr_deploy.files import check_distinct_outputs, markdown_path
     from vidtldr_deploy.runtime.devices import check_device
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
     from vidtldr_deploy.validate.run import validate_runner
@@ -154,8 +154,6 @@ def validate_command(
     runtime, device = resolve_runtime(model, runtime, device)
     check_inputs_exist(model, inputs)
     check_outputs(model, inputs, report, save_inputs, save_outputs)
-    if report is not None:
-        check_distinct_outputs({"the graph": model, "--report's Markdown": markdown_path(report)})
     check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
     precision, graph = "fp32", model
     if runtime == "tensorrt":
