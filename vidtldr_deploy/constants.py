@@ -20,8 +20,10 @@ INPUT_NAME = "video"
 META_PREFIX = "vidtldr."
 
 PRECISIONS = ("fp32", "fp16", "int8")  # int8: explicit Q/DQ, merge islands kept fp32
-RUNTIMES = ("torch", "onnxruntime", "tensorrt")
-DEVICES = ("cpu", "cuda")
+RUNTIMES = ("torch", "onnxruntime", "tensorrt", "openvino")
+DEVICES = ("cpu", "cuda")  # openvino takes its own device names (CPU, GPU, NPU, AUTO)
+# OpenVINO runs the transformer at these precisions with the merge islands kept f32.
+OPENVINO_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class MergeImpl(str, Enum):

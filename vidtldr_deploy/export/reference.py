@@ -29,15 +29,20 @@ def reference_for_graph(
     checkpoint: str | None = None,
     unsafe_load: bool = False,
     ckpt_frames: int | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> GraphReference:
-    """Read an exported graph's metadata and load the matching PyTorch model."""
-    try:
-        graph = onnx.load(str(onnx_path), load_external_data=False)
-    except FileNotFoundError as err:
-        raise VidTLDRError(f"ONNX file {onnx_path} does not exist") from err
-    except Exception as err:  # protobuf decode errors have no common base
-        raise VidTLDRError(f"{onnx_path} is not a readable ONNX file: {err}") from err
-    meta = read_metadata(graph)
+    """Read an exported graph's metadata and load the matching PyTorch model. `metadata`, when
+    given, is the graph's metadata read elsewhere (an OpenVINO IR keeps it in its rt_info)."""
+    if metadata is not None:
+        meta = dict(metadata)
+    else:
+        try:
+            graph = onnx.load(str(onnx_path), load_external_data=False)
+        except FileNotFoundError as err:
+            raise VidTLDRError(f"ONNX file {onnx_path} does not exist") from err
+        except Exception as err:  # protobuf decode errors have no common base
+            raise VidTLDRError(f"{onnx_path} is not a readable ONNX file: {err}") from err
+        meta = read_metadata(graph)
     if "arch" not in meta:
         raise VidTLDRError(
             f"{onnx_path} carries no vidtldr metadata: validate graphs written by vidtldr-export"

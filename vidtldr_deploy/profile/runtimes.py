@@ -19,6 +19,7 @@ _SPELLINGS = {
     "torch": MODEL_MERGE_IMPLS,
     "onnxruntime": EXPORT_MERGE_IMPLS,
     "tensorrt": EXPORT_MERGE_IMPLS,
+    "openvino": EXPORT_MERGE_IMPLS,
 }
 
 
@@ -166,9 +167,40 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
     return {label: TensorRTRunner(Path(plan)) for label, plan in plans.items()}
 
 
+def _open_openvino(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
+    """OpenVINO merged and unmerged at the chosen precision, and ONNX Runtime fp32 unmerged (the
+    common baseline across runtimes), all on the same graphs."""
+    from vidtldr_deploy.profile.result import ORT_FP32_BASELINE
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from vidtldr_deploy.runtime.openvino import OpenVinoRunner
+
+    merged = inputs.merged_onnx
+    if merged is None:
+        done = progress(f"exporting the merged model to ONNX ({impl.export_name} merge)", 1)
+        merged = export_temp_onnx(
+            inputs.loaded, inputs.schedule, settings.batch, impl, workdir / "merged.onnx"
+        )
+        done()
+    done = progress("exporting the unmerged baseline to ONNX", 1)
+    baseline = export_temp_onnx(
+        inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD,
+        workdir / "baseline.onnx",
+    )  # fmt: skip
+    done()
+    done = progress(f"compiling both graphs in OpenVINO ({settings.precision})", 1)
+    runners: dict[str, Runner] = {
+        label: OpenVinoRunner(path, settings.device, settings.precision, settings.threads)
+        for label, path in (("merged", Path(merged)), ("baseline", baseline))
+    }
+    done()
+    runners[ORT_FP32_BASELINE] = OnnxRuntimeRunner(baseline, "cpu", threads=settings.threads)
+    return runners
+
+
 Opener = Callable[..., dict[str, Runner]]
 OPENERS: dict[str, Opener] = {
     "torch": _open_torch,
     "onnxruntime": _open_onnxruntime,
     "tensorrt": _open_tensorrt,
+    "openvino": _open_openvino,
 }

@@ -150,15 +150,22 @@ def run_with_merge_inputs(
             model.graph.output.append(
                 onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
             )
-    outputs, hidden = [], []
     with tempfile.TemporaryDirectory(prefix="vidtldr-int8-val-") as tmp:
         path = Path(tmp) / "exposed.onnx"
         onnx.save(model, str(path))
-        runner = OnnxRuntimeRunner(path, "cpu")
-        for video in videos:
-            got = runner.run(video)
-            outputs.append({k: got[k] for k in names})
-            hidden.append([got[t] for t in extra])
+        return collect_merge_inputs(OnnxRuntimeRunner(path, "cpu"), videos, names, extra)
+
+
+def collect_merge_inputs(
+    runner, videos: Sequence[np.ndarray], names: Sequence[str], extra: Sequence[str]
+) -> tuple[list[dict[str, np.ndarray]], list[list[np.ndarray]]]:
+    """Run a runner that exposes the tensors `extra` (the hidden states entering the merge
+    islands) beside its outputs `names`: (outputs per clip, hidden states per clip)."""
+    outputs, hidden = [], []
+    for video in videos:
+        got = runner.run(video)
+        outputs.append({k: got[k] for k in names})
+        hidden.append([got[t] for t in extra])
     return outputs, hidden
 
 
@@ -206,7 +213,7 @@ class Int8Validation:
 
     def to_dict(self) -> dict:
         return {
-            "kind": "int8_validation",
+            "kind": f"{self.validation.precision}_validation",
             "graph": self.graph,
             "validation": self.validation.to_dict(),
             "merge_decisions": {
@@ -244,9 +251,32 @@ def validate_int8(
 ) -> Int8Validation:
     """Compare the INT8 graph with the PyTorch fp32 merged model on `inputs` (clip batches)."""
     outputs, hidden = run_with_merge_inputs(onnx_path, inputs)
+    return validate_decisions(outputs, hidden, str(onnx_path), loaded, schedule, inputs,
+                              tolerances, min_agreement, inputs_label)  # fmt: skip
+
+
+def validate_decisions(
+    outputs: list[dict[str, np.ndarray]],
+    hidden: list[list[np.ndarray]],
+    target: str,
+    loaded: LoadedModel,
+    schedule: MergeSchedule,
+    inputs: Sequence[np.ndarray],
+    tolerances: Tolerances,
+    min_agreement: float,
+    inputs_label: str = "",
+    precision: str = "int8",
+    runtime: str = "onnxruntime",
+    keep: dict | None = None,
+) -> Int8Validation:
+    """Outputs of a reduced-precision run (INT8 Q/DQ, or OpenVINO bf16/fp16) and the hidden states
+    entering its merge islands, against the PyTorch fp32 merged model: the verdict and merge
+    decisions' agreement."""
+    replay = _Replay(outputs)
+    replay.name = runtime
     validation = validate_runner(  # InputBatches keep their padding out of the metrics
-        _Replay(outputs), str(onnx_path), loaded, schedule, inputs, tolerances,
-        precision="int8", inputs_label=inputs_label,
+        replay, target, loaded, schedule, inputs, tolerances,
+        precision=precision, inputs_label=inputs_label, keep=keep,
     )  # fmt: skip
     layers = merge_layers(schedule)
     graph_dec = [merge_decisions(h, layers) for h in hidden]
@@ -254,4 +284,4 @@ def validate_int8(
                                  [: len(layers)], layers) for v in inputs]  # fmt: skip
     agreement = decision_agreement(torch_dec, graph_dec)
     return Int8Validation(validation, agreement, overall_agreement(agreement), min_agreement,
-                          str(onnx_path))  # fmt: skip
+                          target)  # fmt: skip

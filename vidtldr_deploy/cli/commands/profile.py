@@ -17,13 +17,25 @@ def profile_command(
     target: Annotated[
         str,
         typer.Argument(
-            help="Checkpoint, 'demo', an .onnx from `vidtldr export` (rebuilt from its metadata), or a TensorRT .plan."
+            help="Checkpoint, 'demo', an .onnx from `vidtldr export` (rebuilt from its metadata), a TensorRT .plan or an OpenVINO .xml IR."
         ),
     ],
     runtime: Annotated[
-        str, typer.Option("--runtime", "-r", help="torch, onnxruntime or tensorrt.")
+        str,
+        typer.Option(
+            "--runtime",
+            "-r",
+            help="torch, onnxruntime, tensorrt or openvino (also times ONNX Runtime fp32 unmerged as the common baseline).",
+        ),
     ] = "torch",
-    device: Annotated[str, typer.Option("--device", "-d", help="cpu or cuda.")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            "-d",
+            help="cpu or cuda; OpenVINO's names for openvino (CPU, GPU, NPU, AUTO).",
+        ),
+    ] = "cpu",
     batch: opt.Batch = None,
     iterations: Annotated[
         int, typer.Option("--iterations", "-n", help="Timed iterations per model (interleaved).")
@@ -51,7 +63,7 @@ def profile_command(
         str,
         typer.Option(
             "--precision",
-            help="fp32, fp16 (torch and tensorrt) or int8 (onnxruntime: fp32 unmerged, INT8 unmerged and INT8 merged side by side); saliency and merge stay fp32.",
+            help="fp32, fp16 (torch, tensorrt, openvino), bf16 (openvino) or int8 (onnxruntime: fp32 unmerged, INT8 unmerged and INT8 merged side by side); saliency and merge stay fp32.",
         ),
     ] = "fp32",
     calib: Annotated[
@@ -120,7 +132,7 @@ def profile_command(
     check_distinct_outputs({"the target": Path(target), "--report": json_path, "--plot": plot})
     suffix = Path(target).suffix.lower()
     merged_onnx = merged_plan = None
-    if suffix in (".onnx", ".plan"):
+    if suffix in (".onnx", ".plan", ".xml"):
         if arch or frames or schedule or ckpt_frames:
             raise InputError(
                 f"{target} fixes the architecture, frames and schedule: --arch/--frames/--schedule "
@@ -142,13 +154,20 @@ def profile_command(
             from vidtldr_deploy.runtime.tensorrt.sidecar import require_graph_match
 
             require_graph_match(merged_plan, onnx_path)  # the metadata read next must be its graph
+        elif suffix == ".xml" and runtime != "openvino":
+            raise InputError(f"{target} is an OpenVINO IR: use --runtime openvino")
         else:
             onnx_path = Path(target)
         settings.check()
         from vidtldr_deploy.export.reference import reference_for_graph
 
+        metadata = None
+        if suffix == ".xml":
+            from vidtldr_deploy.runtime.openvino import ir_metadata
+
+            metadata = ir_metadata(onnx_path)
         with status(f"loading {onnx_path} and rebuilding its PyTorch model from the metadata"):
-            ref = reference_for_graph(onnx_path, None, unsafe_load, None)
+            ref = reference_for_graph(onnx_path, None, unsafe_load, None, metadata)
         graph_batch = ref.input_shape[0]
         if batch is not None and batch != graph_batch:
             raise InputError(

@@ -1,5 +1,5 @@
-"""`vidtldr validate`: an exported graph (ONNX Runtime, CPU or CUDA) or a TensorRT engine against
-its PyTorch model, with the inputs and outputs saved for a rerun elsewhere (Polygraphy's
+"""`vidtldr validate`: an exported graph (ONNX Runtime, CPU or CUDA; or OpenVINO), an OpenVINO IR or
+a TensorRT engine against its PyTorch model, with the inputs and outputs saved for a rerun elsewhere (Polygraphy's
 --save-inputs / --load-inputs / --save-outputs)."""
 
 from __future__ import annotations
@@ -36,22 +36,31 @@ def output_arrays(kept: dict) -> dict[str, np.ndarray]:
     return arrays
 
 
+SUFFIX_RUNTIMES = {".onnx": "onnxruntime", ".plan": "tensorrt", ".xml": "openvino"}
+RUNS_IN = {".onnx": ("onnxruntime", "openvino"), ".plan": ("tensorrt",), ".xml": ("openvino",)}
+
+
 def resolve_runtime(model: Path, runtime: str | None, device: str | None) -> tuple[str, str]:
-    """The runtime and device for a target: an engine runs in TensorRT on CUDA, a graph in ONNX
-    Runtime (CPU by default, CUDA through its CUDA execution provider)."""
+    """The runtime and device for a target: an engine runs in TensorRT on CUDA, an IR in OpenVINO
+    (CPU by default), a graph in ONNX Runtime (CPU by default, CUDA through its CUDA execution
+    provider) or in OpenVINO."""
     suffix = model.suffix.lower()
-    if suffix not in (".onnx", ".plan"):
-        raise InputError(f"{model}: expected an .onnx graph or a .plan engine from vidtldr export")
-    default = "tensorrt" if suffix == ".plan" else "onnxruntime"
+    if suffix not in SUFFIX_RUNTIMES:
+        raise InputError(
+            f"{model}: expected an .onnx graph, a .plan engine or an .xml OpenVINO IR from vidtldr export"
+        )
+    default = SUFFIX_RUNTIMES[suffix]
     runtime = runtime or default
-    if runtime not in ("onnxruntime", "tensorrt"):
-        raise InputError(f"--runtime must be onnxruntime or tensorrt, got {runtime!r}")
-    if runtime != default:
-        fix = ("validate the .onnx beside it with --runtime onnxruntime" if suffix == ".plan"
-               else f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) and "
-                    "validate the .plan")  # fmt: skip
-        raise InputError(f"{model} runs in {default}, not {runtime}: {fix}")
-    return runtime, device or ("cuda" if runtime == "tensorrt" else "cpu")
+    if runtime not in ("onnxruntime", "tensorrt", "openvino"):
+        raise InputError(f"--runtime must be onnxruntime, tensorrt or openvino, got {runtime!r}")
+    if runtime not in RUNS_IN[suffix]:
+        fix = {".plan": "validate the .onnx beside it with --runtime onnxruntime",
+               ".xml": "validate the .onnx it was converted from with --runtime onnxruntime",
+               ".onnx": f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) and "
+                        "validate the .plan"}[suffix]  # fmt: skip
+        raise InputError(f"{model} runs in {' or '.join(RUNS_IN[suffix])}, not {runtime}: {fix}")
+    fallback = {"tensorrt": "cuda", "openvino": "CPU"}.get(runtime, "cpu")
+    return runtime, device or fallback
 
 
 def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
@@ -73,6 +82,10 @@ def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> Non
 
 
 def open_runner(model: Path, runtime: str, device: str, plugins: Path | None):
+    if runtime == "openvino":
+        from vidtldr_deploy.runtime.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(model, device)
     if runtime == "tensorrt":
         from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
 
@@ -105,8 +118,8 @@ def validate_command(
         typer.Option(
             "--runtime",
             "-r",
-            help="onnxruntime (for .onnx) or tensorrt (for .plan).",
-            show_default="by the file: .onnx onnxruntime, .plan tensorrt",
+            help="onnxruntime or openvino (for .onnx), tensorrt (for .plan), openvino (for .xml IR).",
+            show_default="by the file: .onnx onnxruntime, .plan tensorrt, .xml openvino",
         ),
     ] = None,
     device: Annotated[
@@ -114,8 +127,16 @@ def validate_command(
         typer.Option(
             "--device",
             "-d",
-            help="cpu or cuda (ONNX Runtime's CUDA execution provider; TensorRT is always cuda).",
-            show_default="cpu; cuda for tensorrt",
+            help="cpu or cuda (ONNX Runtime's CUDA execution provider; TensorRT is always cuda); OpenVINO's device names for openvino (CPU, GPU, NPU, AUTO).",
+            show_default="cpu; cuda for tensorrt; CPU for openvino",
+        ),
+    ] = None,
+    precision: Annotated[
+        Optional[str],
+        typer.Option(
+            "--precision",
+            help="openvino only: fp32, bf16 or fp16 for the transformer (merge islands stay f32; bf16/fp16 also report merge-decision agreement).",
+            show_default="fp32",
         ),
     ] = None,
     checkpoint: Annotated[
@@ -152,38 +173,73 @@ def validate_command(
     from vidtldr_deploy.validate.run import validate_runner
 
     runtime, device = resolve_runtime(model, runtime, device)
+    if precision is not None and runtime != "openvino":
+        raise InputError(
+            "--precision applies to --runtime openvino: a graph or engine fixes its own precision"
+        )
     check_inputs_exist(model, inputs)
     check_outputs(model, inputs, report, save_inputs, save_outputs)
     check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
-    precision, graph = "fp32", model
+    graph, metadata = model, None
+    if runtime == "openvino":
+        from vidtldr_deploy.runtime.openvino import check_precision, ir_metadata
+
+        precision = precision or "fp32"
+        check_precision(precision)
+        if model.suffix.lower() == ".xml":
+            metadata = ir_metadata(model)
+    else:
+        precision = "fp32"
     if runtime == "tensorrt":
         from vidtldr_deploy.runtime.tensorrt.sidecar import read_sidecar
 
         graph = engine_graph(model)
         precision = read_sidecar(model).get("precision", "fp32")
-    tolerances = opt.tolerances_for(precision, flags)
     with status("loading the graph and its PyTorch reference"):
-        ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames)
+        ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames, metadata)
+    graph_precision = ref.metadata.get("precision", "fp32")
+    tolerances = opt.tolerances_for(
+        "int8" if graph_precision == "int8" and runtime == "openvino" else precision, flags
+    )
     info(f"{ref.loaded.description}; schedule {ref.schedule.spec!r}")
     clips = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch)
     if save_inputs is not None:
         save_arrays(save_inputs, input_arrays(clips))
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
     kept: dict = {}
-    with (
-        status(f"running {runtime} ({device}) and PyTorch"),
-        open_runner(model, runtime, device, plugins) as runner,
-    ):
-        result = validate_runner(
-            runner, str(model), ref.loaded, ref.schedule, clips, tolerances, precision=precision,
-            inputs_label=clips.label, strict_tokens=strict_tokens, keep=kept,
-        )  # fmt: skip
+    decisions = None
+    if runtime == "openvino":
+        from vidtldr_deploy.validate.openvino import validate_openvino
+
+        with status(f"running openvino ({device}, {precision}) and PyTorch"):
+            result = validate_openvino(
+                model, ref.loaded, ref.schedule, clips, tolerances, precision, graph_precision,
+                device, clips.label, strict_tokens, kept,
+            )  # fmt: skip
+        if hasattr(result, "decisions"):  # reduced precision: merge decisions reported too
+            decisions, result = result, result.validation
+    else:
+        with (
+            status(f"running {runtime} ({device}) and PyTorch"),
+            open_runner(model, runtime, device, plugins) as runner,
+        ):
+            result = validate_runner(
+                runner, str(model), ref.loaded, ref.schedule, clips, tolerances,
+                precision=precision, inputs_label=clips.label, strict_tokens=strict_tokens,
+                keep=kept,
+            )  # fmt: skip
     show_validation(result)
+    data = {**result.to_dict(), "device": device}
+    if decisions is not None:
+        agreement = decisions.to_dict()["merge_decisions"]
+        data.update(merge_decisions=agreement, passed=decisions.passed)
+        info(f"merge decisions agreeing with PyTorch fp32: {agreement['agreement']:.1%} "
+             f"(at least {agreement['min_agreement']:.0%} required)")  # fmt: skip
     if save_outputs is not None:
         save_arrays(save_outputs, output_arrays(kept))
         info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
-    write_report_files(report, {**result.to_dict(), "device": device})
-    if not result.passed:
+    write_report_files(report, data)
+    if not (decisions or result).passed:
         raise typer.Exit(1)
 
 
