@@ -218,6 +218,31 @@ def merge_input_names(path: str | Path) -> list[str]:
     return json.loads(model.get_rt_info(RT_INFO_MERGE_INPUTS).astype(str))
 
 
+def compile_torch_module(
+    module, example, device: str | None = "CPU", precision: str = "fp32", threads: int | None = None
+):
+    """A PyTorch module converted by OpenVINO's PyTorch frontend at the example's static shapes and
+    compiled: a callable running one inference request (the tuner's per-block timer). Nothing is
+    merged inside a block timed this way, so there are no islands to keep f32."""
+    ov = require_openvino()
+    name = openvino_device(device)
+    try:
+        model = ov.convert_model(module, example_input=example)
+        config = {"INFERENCE_PRECISION_HINT": check_precision(precision)}
+        if threads is not None and name.startswith("CPU"):
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        compiled = ov.Core().compile_model(model, name, config)
+    except VidTLDRError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise VidTLDRError(
+            f"OpenVINO could not convert the block to time: {_first_line(err)}"
+        ) from err
+    request = compiled.create_infer_request()
+    inputs = [np.asarray(t.detach().numpy(), dtype=np.float32) for t in example]
+    return lambda: request.infer(inputs)
+
+
 def _first_line(err: BaseException) -> str:
     lines = [
         ln.strip() for ln in str(err).splitlines() if ln.strip() and "Exception from" not in ln

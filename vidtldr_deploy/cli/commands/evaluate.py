@@ -13,7 +13,7 @@ from vidtldr_deploy.cli.console import guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
 
-GRAPH_SUFFIXES = (".onnx", ".plan")
+GRAPH_SUFFIXES = (".onnx", ".plan", ".xml")
 
 
 def _evaluate_table(data: dict):
@@ -46,10 +46,26 @@ def evaluate_command(
     target: Annotated[
         str,
         typer.Argument(
-            help="Checkpoint, Hugging Face folder or 'demo' (PyTorch), or an exported .onnx / TensorRT .plan (its runtime, its schedule)."
+            help="Checkpoint, Hugging Face folder or 'demo' (PyTorch), or an exported .onnx / TensorRT .plan / OpenVINO .xml (its runtime, its schedule)."
         ),
     ],
     clip_args: ClipArgs = None,
+    runtime: Annotated[
+        Optional[str],
+        typer.Option(
+            "--runtime",
+            help="For an .onnx target: onnxruntime or openvino.",
+            show_default="onnxruntime; tensorrt for .plan, openvino for .xml",
+        ),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device",
+            help="--runtime openvino: an OpenVINO device (CPU, GPU, NPU, AUTO).",
+            show_default="CPU",
+        ),
+    ] = None,
     schedules: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -108,23 +124,44 @@ def evaluate_command(
             f"{target} fixes its schedule, architecture and frames: --schedule/--arch/--frames apply to checkpoints and 'demo'"
         )
 
+    suffix = Path(target).suffix.lower()
+    default = {".plan": "tensorrt", ".xml": "openvino"}.get(suffix, "onnxruntime")
+    if runtime is not None and (not is_graph or runtime not in
+                                {".onnx": ("onnxruntime", "openvino")}.get(suffix, (default,))):  # fmt: skip
+        raise InputError(
+            f"--runtime {runtime}: {target} runs in {default}"
+            + (" or openvino" if suffix == ".onnx" else "")
+            + ("" if is_graph else " (PyTorch targets take no --runtime)")
+        )
+    runtime = runtime or default
+    if device is not None and runtime != "openvino":
+        raise InputError("--device applies to --runtime openvino")
+    if runtime == "openvino":
+        from vidtldr_deploy.runtime.devices import check_device
+
+        check_device("openvino", device)  # before any work
     runner = None
     if is_graph:
         from vidtldr_deploy.export.reference import reference_for_graph
         from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
-        graph = (
-            Path(target)
-            if Path(target).suffix.lower() == ".onnx"
-            else Path(target).with_suffix(".onnx")
-        )
+        graph = Path(target) if suffix in (".onnx", ".xml") else Path(target).with_suffix(".onnx")
+        metadata = None
+        if suffix == ".xml":
+            from vidtldr_deploy.runtime.openvino import ir_metadata
+
+            metadata = ir_metadata(graph)
         with status(f"loading {target} and rebuilding its PyTorch model from the metadata"):
-            ref = reference_for_graph(graph, None, unsafe_load, ckpt_frames)
+            ref = reference_for_graph(graph, None, unsafe_load, ckpt_frames, metadata)
         loaded = ref.loaded
-        if Path(target).suffix.lower() == ".plan":
+        if suffix == ".plan":
             from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
 
             runner = TensorRTRunner(Path(target))
+        elif runtime == "openvino":
+            from vidtldr_deploy.runtime.openvino import OpenVinoRunner
+
+            runner = OpenVinoRunner(graph, device)
         else:
             runner = OnnxRuntimeRunner(graph)
         targets = [

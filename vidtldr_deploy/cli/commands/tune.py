@@ -13,7 +13,7 @@ from vidtldr_deploy.cli.console import console, guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
 
-LATENCY_RUNTIMES = ("torch",)  # runtimes with a per-block timer (tune/cost_model.py)
+LATENCY_RUNTIMES = ("torch", "openvino")  # runtimes with a per-block timer (tune/cost_model.py)
 
 
 def _budget(target_flops, target_speedup, target_latency_ms):
@@ -87,7 +87,11 @@ def tune_command(
         typer.Option("--runtime", help="Runtime that times the blocks for --target-latency-ms."),
     ] = "torch",
     device: Annotated[
-        str, typer.Option("--device", help="cpu or cuda, for --target-latency-ms.")
+        str,
+        typer.Option(
+            "--device",
+            help="cpu or cuda (torch), or an OpenVINO device (CPU, GPU, NPU, AUTO), for --target-latency-ms.",
+        ),
     ] = "cpu",
     arch: opt.Arch = None,
     frames: opt.Frames = None,
@@ -122,6 +126,7 @@ def tune_command(
     from vidtldr_deploy.runtime.devices import check_device
     from vidtldr_deploy.tune import (
         SearchOptions,
+        openvino_cost_model,
         plot_pareto,
         torch_cost_model,
         tune,
@@ -150,7 +155,10 @@ def tune_command(
     cost_model = None
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
-            cost_model = torch_cost_model(loaded.model.to(device))
+            if runtime == "openvino":
+                cost_model = openvino_cost_model(loaded.model, device)
+            else:
+                cost_model = torch_cost_model(loaded.model.to(device))
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
