@@ -53,6 +53,7 @@ TIMED = {
     "ort fp32 merged": ("onnxruntime", "merged", "fp32", None),
     "ort int8 merged": ("onnxruntime", "int8 merged", "fp32", None),
     "ov int8 merged": ("openvino", "int8 merged", "fp32", "islands"),
+    "ov int8 merged (LPT on)": ("openvino", "int8 merged", "fp32", "lpt"),
     "ov f32 unmerged": ("openvino", "unmerged", "fp32", "islands"),
     "ov f32 merged": ("openvino", "merged", "fp32", "islands"),
     "ov bf16 unmerged": ("openvino", "unmerged", "bf16", "islands"),
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, (runtime, graph, precision, keep) in TIMED.items():
         if runtime == "onnxruntime":
             runners[label] = OnnxRuntimeRunner(graphs[graph], "cpu", threads=args.threads)
+        elif keep == "lpt":  # OpenVINO's INT8 kernels, which miscompute a merged graph (see runner)
+            runners[label] = OpenVinoRunner(graphs[graph], "CPU", precision, args.threads,
+                                            low_precision_transforms=True)  # fmt: skip
         else:
             runners[label] = OpenVinoRunner(graphs[graph], "CPU", precision, args.threads, keep)
     video = evals[0]
@@ -136,10 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     variants = [("f32", "fp32", "islands", "merged")]
     variants += [(f"bf16, keep f32: {k}", "bf16", k, "merged") for k in KEEP_F32]
     variants += [("int8 Q/DQ", "fp32", "islands", "int8 merged")]
+    variants += [("int8 Q/DQ (LPT on)", "fp32", "lpt", "int8 merged")]
     for label, precision, keep, graph in variants:
         v = validate_openvino(
             graphs[graph], loaded, merged, evals, default_tolerances(precision), precision,
-            graph_precision="int8" if "int8" in graph else "fp32", keep_f32=keep,
+            graph_precision="int8" if "int8" in graph else "fp32",
+            keep_f32="islands" if keep == "lpt" else keep,
+            low_precision_transforms=True if keep == "lpt" else None,
         )  # fmt: skip
         val = getattr(v, "validation", v)
         pooled = next(o for o in val.outputs if o.name == "pooled")

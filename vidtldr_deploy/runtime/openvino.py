@@ -1,15 +1,17 @@
 """OpenVINO runner: an exported graph (.onnx, either merge form) or OpenVINO IR (.xml + .bin) on an
-OpenVINO device (CPU, GPU, NPU, AUTO), at a precision whose merge islands stay f32.
+OpenVINO device (CPU, GPU, NPU, AUTO), f32 by default, bf16 / fp16 on request.
 
 Precision. OpenVINO's CPU plugin defaults to bf16 wherever the CPU has bf16 units, which flips
 merge decisions, so every compile sets INFERENCE_PRECISION_HINT explicitly (f32 unless asked).
-Under bf16 / f16 the merge islands (export/merge_islands.py: saliency, merge) and, with
-`keep_f32="islands+feeders"`, the weight layers summed into the hidden state they read, carry
+Under bf16 / f16 the merge islands (export/merge_islands.py: saliency, merge) can carry
 OpenVINO's per-node "keep the original precision" runtime attribute (`ov::DisablePrecisionConversion`,
 the IR attribute `precise` version 0; once `disable_fp16_compression`). Python cannot construct that
 attribute, so the graph is serialized to IR, the attribute written into the island layers' XML and
-the IR read back: the deserializer builds the real attribute, which the CPU plugin honours for bf16
-and the GPU plugin for f16 (docs/design.md, "Precision of the merge islands").
+the IR read back: the deserializer builds the real attribute. The CPU plugin honours it for bf16 on
+the islands' own operations (measured through the execution graph), not on weight GEMMs or fused
+residual Adds; the GPU plugin's f16 conversion reads the same attribute (not measured here: no
+Intel GPU). Whether it pays is measured, not assumed (docs/design.md, "Precision of the merge
+islands"): `DEFAULT_KEEP_F32`.
 
 Graph forms. The portable forms run as they are. `--merge-impl plugin` graphs have `vidtldr::`
 nodes that OpenVINO has no conversion rule for; their model-local functions are inlined first
@@ -37,9 +39,10 @@ from vidtldr_deploy.runtime.base import Runner
 
 # The toolkit's precision names -> OpenVINO's INFERENCE_PRECISION_HINT.
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
-# What stays f32 under bf16 / f16: nothing, the merge islands, or the islands and the weight layers
-# feeding the hidden state they read (as INT8 keeps them, export/quantize.py).
-KEEP_F32 = ("none", "islands", "islands+feeders")
+# What stays f32 under bf16 / f16: nothing, or the merge islands. (The weight layers and residual
+# Adds feeding the islands' hidden state, which INT8 keeps fp32, cannot be kept: the CPU plugin
+# ignores the attribute on them; measured, docs/design.md.)
+KEEP_F32 = ("none", "islands")
 DEFAULT_KEEP_F32 = "islands"
 # The IR runtime attribute OpenVINO reads as "keep this node's precision" (ov::DisablePrecisionConversion).
 KEEP_PRECISION_ATTRIBUTE = {"name": "precise", "version": "0"}
@@ -47,6 +50,11 @@ KEEP_PRECISION_ATTRIBUTE = {"name": "precise", "version": "0"}
 RT_INFO_SECTION = META_PREFIX.rstrip(".")
 # Where an IR records the tensors entering its merge islands (merge-decision agreement reads them).
 RT_INFO_MERGE_INPUTS = [f"{RT_INFO_SECTION}_islands", "merge_inputs"]
+# The CPU plugin's switch for its low-precision transformations (LPT), which turn Q/DQ pairs into
+# INT8 kernels. OpenVINO 2026.4's LPT miscomputes a merged Q/DQ graph (pooled cosine 0.49 against
+# PyTorch on UMT-B, 4 frames, 300,100, while ONNX Runtime gives 0.9998; the unmerged Q/DQ graph
+# matches ONNX Runtime), so a merged INT8 graph runs with them off: Q/DQ as fake quantization in f32.
+LPT_PROPERTY = "LP_TRANSFORMS_MODE"
 # Virtual devices that are never listed in available_devices but always take a compile.
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO")
 
@@ -116,17 +124,13 @@ def inline_merge_functions(model: onnx.ModelProto) -> tuple[onnx.ModelProto, set
 
 def keep_f32_nodes(model: onnx.ModelProto, inlined_islands: set[str], keep_f32: str) -> set[str]:
     """Names of the graph nodes that stay f32 under a low-precision hint (see KEEP_F32)."""
-    from vidtldr_deploy.export.merge_islands import island_nodes, residual_feeders
-    from vidtldr_deploy.export.quantize import weight_nodes
+    from vidtldr_deploy.export.merge_islands import island_nodes
 
     if keep_f32 not in KEEP_F32:
         raise InputError(f"keep_f32 must be one of {', '.join(KEEP_F32)}, got {keep_f32!r}")
     if keep_f32 == "none":
         return set()
-    names = set(inlined_islands) | {n.node for n in island_nodes(model)}
-    if keep_f32 == "islands+feeders":
-        names |= set(residual_feeders(model, weight_nodes(model)))
-    return names
+    return set(inlined_islands) | {n.node for n in island_nodes(model)}
 
 
 def mark_keep_precision(xml_path: Path, nodes: Iterable[str]) -> int:
@@ -206,6 +210,17 @@ def ir_metadata(xml_path: str | Path) -> dict[str, str]:
     }
 
 
+def merged_qdq(meta: dict[str, str]) -> bool:
+    """Whether graph metadata describes an INT8 Q/DQ graph that merges tokens."""
+    if meta.get("precision") != "int8":
+        return False
+    try:
+        layers = json.loads(meta.get("schedule", "{}")).get("layers", [])
+    except ValueError:
+        return True  # unreadable: the safe side
+    return any(int(row.get("r", 0)) > 0 for row in layers)
+
+
 def merge_input_names(path: str | Path) -> list[str]:
     """The tensors entering the merge islands of an .onnx graph or an IR written by write_ir."""
     from vidtldr_deploy.export.merge_islands import merge_hidden_inputs
@@ -263,7 +278,7 @@ class OpenVinoRunner(Runner):
     def __init__(
         self, path: str | Path, device: str | None = "CPU", precision: str = "fp32",
         threads: int | None = None, keep_f32: str = DEFAULT_KEEP_F32,
-        extra_outputs: Sequence[str] = (),
+        extra_outputs: Sequence[str] = (), low_precision_transforms: bool | None = None,
     ):  # fmt: skip
         ov = require_openvino()
         self.path = Path(path)
@@ -273,16 +288,25 @@ class OpenVinoRunner(Runner):
         if self.path.suffix.lower() not in (".onnx", ".xml"):
             raise InputError(f"{path}: OpenVINO runs an .onnx graph or an .xml IR")
         core = ov.Core()
+        self.conversion: dict = {}
         with tempfile.TemporaryDirectory(prefix="vidtldr-ov-") as tmp:
             xml = self.path
             if self.path.suffix.lower() == ".onnx":
                 xml = Path(tmp) / "model.xml"
                 self.conversion = write_ir(self.path, xml, keep_f32, extra_outputs)
+                meta = graph_metadata(onnx.load(str(self.path), load_external_data=False))
+            else:
+                meta = ir_metadata(self.path)
+            if low_precision_transforms is None:
+                low_precision_transforms = not merged_qdq(meta)
+            self.low_precision_transforms = low_precision_transforms
             try:
                 model = core.read_model(str(xml))
                 if extra_outputs and xml == self.path:
                     model.add_outputs(list(extra_outputs))
                 config = {"INFERENCE_PRECISION_HINT": hint}
+                if not low_precision_transforms:
+                    config[LPT_PROPERTY] = False
                 if threads is not None and self.device.startswith("CPU"):
                     config["INFERENCE_NUM_THREADS"] = int(threads)
                 self.compiled = core.compile_model(model, self.device, config)

@@ -37,18 +37,21 @@ def validate_openvino(
     strict_tokens: bool = False,
     keep: dict | None = None,
     keep_f32: str = DEFAULT_KEEP_F32,
+    low_precision_transforms: bool | None = None,
 ) -> ValidationResult | Int8Validation:
     """`path` (.onnx or .xml) run in OpenVINO at `precision` against PyTorch fp32. `graph_precision`
     is what the graph itself holds (`int8` for a Q/DQ graph)."""
     reduced = precision != "fp32" or graph_precision == "int8"
     if not reduced:
-        with OpenVinoRunner(path, device, precision, keep_f32=keep_f32) as runner:
+        with OpenVinoRunner(path, device, precision, keep_f32=keep_f32,
+                            low_precision_transforms=low_precision_transforms) as runner:  # fmt: skip
             return validate_runner(
                 runner, str(path), loaded, schedule, inputs, tolerances, precision=precision,
                 inputs_label=inputs_label, strict_tokens=strict_tokens, keep=keep,
             )  # fmt: skip
     extra = merge_input_names(path)
-    with OpenVinoRunner(path, device, precision, keep_f32=keep_f32, extra_outputs=extra) as runner:
+    with OpenVinoRunner(path, device, precision, keep_f32=keep_f32, extra_outputs=extra,
+                        low_precision_transforms=low_precision_transforms) as runner:  # fmt: skip
         names = [n for n in runner.output_names if n not in extra]
         outputs, hidden = collect_merge_inputs(runner, list(inputs), names, extra)
     label = precision if graph_precision != "int8" else "int8"
