@@ -58,8 +58,9 @@ def test_build_engine_without_tensorrt(no_tensorrt, tmp_path):
 
 
 def test_runner_without_tensorrt(no_tensorrt, tmp_path):
-    with pytest.raises(VidTLDRError, match="TensorRT is not installed"):
-        trt_runner.TensorRTRunner(tmp_path / "m.plan")
+    runner = trt_runner.TensorRTRunner(tmp_path / "m.plan")  # records the path, opens nothing
+    with pytest.raises(VidTLDRError, match="TensorRT is not installed"), runner:
+        pass
 
 
 def test_missing_plugin_library_points_to_build_plugins(no_tensorrt, tmp_path):
@@ -339,14 +340,15 @@ def test_real_engine_matches_pytorch(merge_impl, tmp_path):
     assert built.sidecar["plugin_layers"] == (2 * 2 if merge_impl == "plugin" else 0)
     assert built.validation.passed, built.validation.to_dict()
     # the runner loads again from the files alone, and says so when the sidecar does not match
-    runner = trt_runner.TensorRTRunner(engine, plugin_library=plugin)
-    out = runner.run(np.zeros(runner.input_shape, np.float32))
+    with trt_runner.TensorRTRunner(engine, plugin_library=plugin) as runner:
+        out = runner.run(np.zeros(runner.input_shape, np.float32))
     assert set(out) == set(built.sidecar["outputs"])
     side = sc.read_sidecar(engine)
     side["tensorrt_version"] = "0.0.0"
     sc.write_sidecar(engine, side)
     with pytest.raises(VidTLDRError, match="TensorRT 0.0.0"):
-        trt_runner.TensorRTRunner(engine, plugin_library=plugin)
+        with trt_runner.TensorRTRunner(engine, plugin_library=plugin):
+            pass
 
 
 # ------------------------------------------------------------------------------------------------

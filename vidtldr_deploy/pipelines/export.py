@@ -27,10 +27,10 @@ from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
 from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
+from vidtldr_deploy.validate.check import validate_runner
 from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.int8 import Int8Validation
 from vidtldr_deploy.validate.result import ValidationResult
-from vidtldr_deploy.validate.run import validate_runner
 from vidtldr_deploy.validate.tolerances import Tolerances
 
 DEMO_SCHEDULE = (

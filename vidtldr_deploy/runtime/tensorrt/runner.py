@@ -43,9 +43,16 @@ class TensorRTRunner(Runner):
     name = "tensorrt"
 
     def __init__(self, engine_path: str | Path, plugin_library: str | Path | None = None):
+        self.engine_path = Path(engine_path)
+        self.plugin_library = plugin_library
+        self.engine = self.context = None
+
+    def activate(self) -> None:
+        """Check the sidecar against this machine, load the plugins, deserialize the engine and
+        allocate its static buffers."""
         trt = require_tensorrt()
         torch = torch_cuda()
-        self.engine_path = Path(engine_path)
+        plugin_library = self.plugin_library
         if not self.engine_path.is_file():
             raise VidTLDRError(f"engine {self.engine_path} does not exist")
         self.sidecar = sc.read_sidecar(self.engine_path)
@@ -120,6 +127,8 @@ class TensorRTRunner(Runner):
         self.input_shape = tuple(self.buffers[self.input_name].shape)
 
     def run(self, video: np.ndarray) -> dict[str, np.ndarray]:
+        if self.context is None:
+            raise self.inactive()
         torch = self._torch
         if tuple(video.shape) != self.input_shape:
             raise VidTLDRError(
