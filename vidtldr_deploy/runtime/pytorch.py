@@ -89,6 +89,7 @@ class TorchRunner(Runner):
                 return self.fn(video)
             with self.model.scheduled(self.rs, self.impl):
                 return self.fn(video)
+
     def stage(self, video: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(video)).to(self.device, self.dtype)
 
