@@ -22,6 +22,7 @@ plumbing reading, not an accuracy claim for real video.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -117,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                                             low_precision_transforms=True)  # fmt: skip
         else:
             runners[label] = OpenVinoRunner(graphs[graph], "CPU", precision, args.threads, keep)
+    stack = contextlib.ExitStack()
+    for runner in runners.values():
+        stack.enter_context(runner)
     video = evals[0]
     candidates = [Candidate(k, r.timed_step(video)) for k, r in runners.items()]
     log(f"timing {args.iterations} interleaved iterations x {len(candidates)} models")
@@ -132,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     merged_graph = onnx.load(str(graphs["merged"]))
     islands = keep_f32_nodes(merged_graph, inline_merge_functions(merged_graph)[1], "islands")
     island_precision = runners["ov bf16 merged"].runtime_precisions(islands)
-    for r in runners.values():
-        r.close()
+    stack.close()
 
     log("accuracy against PyTorch fp32 merged")
     accuracy = {}

@@ -79,7 +79,8 @@ def test_unknown_device_refused_by_name(cli, demo_graphs):
     assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)
     with pytest.raises(EnvironmentProblem, match="available: CPU"):
-        OpenVinoRunner(demo_graphs["onnx"], device="NPU")
+        with OpenVinoRunner(demo_graphs["onnx"], device="NPU"):
+            pass
 
 
 def test_plugin_form_without_functions_refused(demo_source, tmp_path):
@@ -90,8 +91,9 @@ def test_plugin_form_without_functions_refused(demo_source, tmp_path):
                       "plugin", checkpoint=demo_source.label, graph_form="trt")  # fmt: skip
     path = tmp_path / "trt.onnx"
     export_onnx(demo_source.model, spec, path)
-    with pytest.raises(GraphFormError, match="merge-impl onnx|portable"):
-        OpenVinoRunner(path)
+    with pytest.raises(GraphFormError, match="merge-impl onnx"):
+        with OpenVinoRunner(path):
+            pass
 
 
 def test_plugin_form_inlines_into_islands(demo_graphs):

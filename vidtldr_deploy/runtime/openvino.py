@@ -27,7 +27,7 @@ import json
 import os
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -103,17 +103,15 @@ def inline_merge_functions(model: onnx.ModelProto) -> tuple[onnx.ModelProto, set
     from them (the merge islands of a plugin-form graph). A graph without vidtldr nodes comes back
     unchanged with no names."""
     from vidtldr_deploy.export.merge_islands import DOMAIN
-    from vidtldr_deploy.export.metadata import read_metadata, require_local_functions
+    from vidtldr_deploy.export.metadata import GraphFormError
 
     if not any(n.domain == DOMAIN for n in model.graph.node):
         return model, set()
-    require_local_functions(read_metadata(model), "the graph")
     if not any(f.domain == DOMAIN for f in model.functions):
-        from vidtldr_deploy.export.metadata import GraphFormError
-
         raise GraphFormError(
-            "the graph's vidtldr nodes have no local functions, and OpenVINO has no vidtldr "
-            "operations: export with --merge-impl onnx (or the portable plugin form)"
+            "the graph's vidtldr nodes have no local functions (--graph-form trt / trt-ep), and "
+            "OpenVINO has no vidtldr operations: export with --merge-impl onnx, or with the "
+            "default --graph-form portable"
         )
     import onnx.inliner
 
@@ -161,7 +159,6 @@ def write_ir(
     onnx_path: str | Path,
     xml_path: str | Path,
     keep_f32: str = DEFAULT_KEEP_F32,
-    extra_outputs: Sequence[str] = (),
 ) -> dict:
     """Convert an exported graph to OpenVINO IR at `xml_path` (+ `.bin`, f32 weights): plugin-form
     functions inlined, the nodes `keep_f32` names marked to keep their precision, the vidtldr graph
@@ -183,8 +180,6 @@ def write_ir(
             raise VidTLDRError(
                 f"OpenVINO could not convert {onnx_path}: {_first_line(err)}"
             ) from err
-    if extra_outputs:
-        ov_model.add_outputs(list(extra_outputs))
     for key, value in meta.items():
         ov_model.set_rt_info(value, [RT_INFO_SECTION, key])
     ov_model.set_rt_info(json.dumps(merge_hidden_inputs(model)), RT_INFO_MERGE_INPUTS)
@@ -270,58 +265,76 @@ def _first_line(err: BaseException) -> str:
 
 
 class OpenVinoRunner(Runner):
-    """One compiled model on an OpenVINO device. `extra_outputs`: tensor names exposed as outputs
-    too (merge-decision agreement reads the hidden state entering each merge island)."""
+    """One compiled model on an OpenVINO device. `merge_inputs=True` also returns the hidden state
+    entering each merge island (runtime/base.py), exposed from the graph as extra outputs."""
 
     name = "openvino"
 
     def __init__(
         self, path: str | Path, device: str | None = "CPU", precision: str = "fp32",
-        threads: int | None = None, keep_f32: str = DEFAULT_KEEP_F32,
-        extra_outputs: Sequence[str] = (), low_precision_transforms: bool | None = None,
+        threads: int | None = None, keep_f32: str = DEFAULT_KEEP_F32, merge_inputs: bool = False,
+        low_precision_transforms: bool | None = None,
     ):  # fmt: skip
-        ov = require_openvino()
         self.path = Path(path)
-        self.device = openvino_device(device)
-        self.precision = precision
-        hint = check_precision(precision)
         if self.path.suffix.lower() not in (".onnx", ".xml"):
             raise InputError(f"{path}: OpenVINO runs an .onnx graph or an .xml IR")
-        core = ov.Core()
+        self.hint = check_precision(precision)
+        self.device_name, self.precision, self.threads = device, precision, threads
+        self.keep_f32, self.merge_inputs = keep_f32, merge_inputs
+        self.low_precision_transforms = low_precision_transforms
         self.conversion: dict = {}
+        self.compiled = self.request = None
+
+    def activate(self) -> None:
+        from vidtldr_deploy.runtime.base import merge_input_name
+
+        ov = require_openvino()
+        self.device = openvino_device(self.device_name)
+        extra = merge_input_names(self.path) if self.merge_inputs else []
         with tempfile.TemporaryDirectory(prefix="vidtldr-ov-") as tmp:
             xml = self.path
             if self.path.suffix.lower() == ".onnx":
                 xml = Path(tmp) / "model.xml"
-                self.conversion = write_ir(self.path, xml, keep_f32, extra_outputs)
+                self.conversion = write_ir(self.path, xml, self.keep_f32)
                 meta = graph_metadata(onnx.load(str(self.path), load_external_data=False))
             else:
                 meta = ir_metadata(self.path)
-            if low_precision_transforms is None:
-                low_precision_transforms = not merged_qdq(meta)
-            self.low_precision_transforms = low_precision_transforms
+            if self.low_precision_transforms is None:
+                self.low_precision_transforms = not merged_qdq(meta)
+            config = {"INFERENCE_PRECISION_HINT": self.hint}
+            if not self.low_precision_transforms:
+                config[LPT_PROPERTY] = False
+            if self.threads is not None and self.device.startswith("CPU"):
+                config["INFERENCE_NUM_THREADS"] = int(self.threads)
             try:
-                model = core.read_model(str(xml))
-                if extra_outputs and xml == self.path:
-                    model.add_outputs(list(extra_outputs))
-                config = {"INFERENCE_PRECISION_HINT": hint}
-                if not low_precision_transforms:
-                    config[LPT_PROPERTY] = False
-                if threads is not None and self.device.startswith("CPU"):
-                    config["INFERENCE_NUM_THREADS"] = int(threads)
-                self.compiled = core.compile_model(model, self.device, config)
+                model = ov.Core().read_model(str(xml))
+                graph_outputs = [o.get_any_name() for o in model.outputs]
+                if extra:
+                    model.add_outputs(extra)
+                self.compiled = ov.Core().compile_model(model, self.device, config)
             except VidTLDRError:
                 raise
             except Exception as err:  # noqa: BLE001 - OpenVINO raises RuntimeError for everything
                 raise VidTLDRError(
-                    f"OpenVINO could not compile {path} for {self.device}: {_first_line(err)}"
+                    f"OpenVINO could not compile {self.path} for {self.device}: {_first_line(err)}"
                 ) from err
         self.request = self.compiled.create_infer_request()
-        port = self.compiled.inputs[0]
-        self.input_shape = tuple(int(d) for d in port.get_shape())
-        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self.input_shape = tuple(int(d) for d in self.compiled.inputs[0].get_shape())
+        renamed = {t: merge_input_name(i) for i, t in enumerate(extra)}
+        self._ports = []  # (output name, compiled port), graph outputs first
+        for port in self.compiled.outputs:
+            names = port.get_names()
+            graph = next((n for n in graph_outputs if n in names), None)
+            if graph is not None:
+                self._ports.append((graph, port))
+            for tensor, name in renamed.items():  # a graph output may also be a merge input
+                if tensor in names:
+                    self._ports.append((name, port))
+        self.output_names = [name for name, _ in self._ports]
 
     def run(self, video: np.ndarray) -> dict[str, np.ndarray]:
+        if self.request is None:
+            raise self.inactive()
         if tuple(video.shape) != self.input_shape:
             raise InputError(
                 f"input shape {tuple(video.shape)} does not match the graph's static input "
@@ -332,11 +345,12 @@ class OpenVinoRunner(Runner):
         except Exception as err:  # noqa: BLE001
             raise VidTLDRError(f"OpenVINO failed running {self.path}: {_first_line(err)}") from err
         return {
-            name: np.asarray(result[port], dtype=np.float32).copy()
-            for name, port in zip(self.output_names, self.compiled.outputs)
+            name: np.asarray(result[port], dtype=np.float32).copy() for name, port in self._ports
         }
 
     def timed_step(self, video: np.ndarray):
+        if self.request is None:
+            raise self.inactive()
         staged = np.ascontiguousarray(video, dtype=np.float32)
         return lambda: self.request.infer([staged])
 

@@ -8,20 +8,21 @@ from pathlib import Path
 
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.models.source import LoadedModel
-from vidtldr_deploy.runtime.openvino import DEFAULT_KEEP_F32, OpenVinoRunner, merge_input_names
-from vidtldr_deploy.validate.int8 import (
-    MIN_DECISION_AGREEMENT,
-    Int8Validation,
-    collect_merge_inputs,
-    validate_decisions,
-)
+from vidtldr_deploy.runtime.openvino import DEFAULT_KEEP_F32, OpenVinoRunner
+from vidtldr_deploy.validate.check import validate_runner
+from vidtldr_deploy.validate.int8 import Int8Validation, min_agreement_for, validate_low_precision
 from vidtldr_deploy.validate.result import ValidationResult
-from vidtldr_deploy.validate.run import validate_runner
 from vidtldr_deploy.validate.tolerances import Tolerances
 
-# Below this fraction of agreeing merge pairs a bf16 / fp16 run no longer merges what fp32 merges
-# (measured in benchmarks/bench_openvino.py; see the README).
-MIN_BF16_AGREEMENT = MIN_DECISION_AGREEMENT
+
+def validation_precision(precision: str, graph_precision: str) -> str:
+    """The precision a validation is held to: the graph's own INT8, else the one OpenVINO runs."""
+    return "int8" if graph_precision == "int8" else precision
+
+
+def compares_decisions(precision: str, graph_precision: str) -> bool:
+    """Whether the merge decisions are compared too: anything below fp32."""
+    return validation_precision(precision, graph_precision) != "fp32"
 
 
 def validate_openvino(
@@ -35,27 +36,22 @@ def validate_openvino(
     device: str | None = "CPU",
     inputs_label: str = "",
     strict_tokens: bool = False,
-    keep: dict | None = None,
     keep_f32: str = DEFAULT_KEEP_F32,
     low_precision_transforms: bool | None = None,
 ) -> ValidationResult | Int8Validation:
     """`path` (.onnx or .xml) run in OpenVINO at `precision` against PyTorch fp32. `graph_precision`
     is what the graph itself holds (`int8` for a Q/DQ graph)."""
-    reduced = precision != "fp32" or graph_precision == "int8"
-    if not reduced:
-        with OpenVinoRunner(path, device, precision, keep_f32=keep_f32,
-                            low_precision_transforms=low_precision_transforms) as runner:  # fmt: skip
+    reduced = compares_decisions(precision, graph_precision)
+    label = validation_precision(precision, graph_precision)
+    runner = OpenVinoRunner(path, device, precision, keep_f32=keep_f32, merge_inputs=reduced,
+                            low_precision_transforms=low_precision_transforms)  # fmt: skip
+    with runner:
+        if not reduced:
             return validate_runner(
-                runner, str(path), loaded, schedule, inputs, tolerances, precision=precision,
-                inputs_label=inputs_label, strict_tokens=strict_tokens, keep=keep,
+                runner, str(path), loaded, schedule, inputs, tolerances, precision, inputs_label,
+                strict_tokens,
             )  # fmt: skip
-    extra = merge_input_names(path)
-    with OpenVinoRunner(path, device, precision, keep_f32=keep_f32, extra_outputs=extra,
-                        low_precision_transforms=low_precision_transforms) as runner:  # fmt: skip
-        names = [n for n in runner.output_names if n not in extra]
-        outputs, hidden = collect_merge_inputs(runner, list(inputs), names, extra)
-    label = precision if graph_precision != "int8" else "int8"
-    return validate_decisions(
-        outputs, hidden, str(path), loaded, schedule, inputs, tolerances, MIN_BF16_AGREEMENT,
-        inputs_label, precision=label, runtime="openvino", keep=keep,
-    )  # fmt: skip
+        return validate_low_precision(
+            runner, str(path), loaded, schedule, inputs, label, tolerances,
+            min_agreement_for(label), inputs_label,
+        )  # fmt: skip

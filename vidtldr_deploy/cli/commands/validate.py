@@ -30,9 +30,12 @@ def input_arrays(clips: list[np.ndarray]) -> dict[str, np.ndarray]:
     return {f"clip_{i:03d}": clip for i, clip in enumerate(clips)}
 
 
-def output_arrays(kept: dict) -> dict[str, np.ndarray]:
-    arrays = dict(kept["runtime"])
-    arrays.update({f"{REFERENCE_PREFIX}{name}": value for name, value in kept["reference"].items()})
+def output_arrays(runs) -> dict[str, np.ndarray]:
+    """The runtime's outputs, and the PyTorch reference's under REFERENCE_PREFIX."""
+    arrays = dict(runs.runtime.outputs)
+    arrays.update(
+        {f"{REFERENCE_PREFIX}{name}": value for name, value in runs.reference.outputs.items()}
+    )
     return arrays
 
 
@@ -81,11 +84,14 @@ def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> Non
                             "--save-inputs": save_inputs, "--save-outputs": save_outputs})  # fmt: skip
 
 
-def open_runner(model: Path, runtime: str, device: str, plugins: Path | None):
+def open_runner(
+    model: Path, runtime: str, device: str, plugins: Path | None, precision: str = "fp32",
+    merge_inputs: bool = False,
+):  # fmt: skip
     if runtime == "openvino":
         from vidtldr_deploy.runtime.openvino import OpenVinoRunner
 
-        return OpenVinoRunner(model, device)
+        return OpenVinoRunner(model, device, precision, merge_inputs=merge_inputs)
     if runtime == "tensorrt":
         from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
 
@@ -169,8 +175,9 @@ def validate_command(
     model (same schedule)."""
     from vidtldr_deploy.export.reference import reference_for_graph
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.validate.compare import compare_validation
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
-    from vidtldr_deploy.validate.run import validate_runner
+    from vidtldr_deploy.validate.run import run_validation
 
     runtime, device = resolve_runtime(model, runtime, device)
     if precision is not None and runtime != "openvino":
@@ -198,36 +205,38 @@ def validate_command(
     with status("loading the graph and its PyTorch reference"):
         ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames, metadata)
     graph_precision = ref.metadata.get("precision", "fp32")
-    tolerances = opt.tolerances_for(
-        "int8" if graph_precision == "int8" and runtime == "openvino" else precision, flags
-    )
+    reduced, label = False, precision
+    if runtime == "openvino":  # below fp32 (or an INT8 graph): merge decisions are compared too
+        from vidtldr_deploy.validate.openvino import compares_decisions, validation_precision
+
+        reduced = compares_decisions(precision, graph_precision)
+        label = validation_precision(precision, graph_precision)
+    tolerances = opt.tolerances_for(label, flags)
     info(f"{ref.loaded.description}; schedule {ref.schedule.spec!r}")
     clips = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch)
     if save_inputs is not None:
         save_arrays(save_inputs, input_arrays(clips))
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
-    kept: dict = {}
+    with (
+        status(
+            f"running {runtime} ({device}{', ' + precision if runtime == 'openvino' else ''}) and PyTorch"
+        ),
+        open_runner(model, runtime, device, plugins, precision, reduced) as runner,
+    ):
+        runs = run_validation(runner, ref.loaded, ref.schedule, clips, merge_inputs=reduced)
+    result = compare_validation(
+        runs, target=str(model), loaded=ref.loaded, schedule=ref.schedule, tolerances=tolerances,
+        precision=label, inputs=clips.label, strict_tokens=strict_tokens,
+    )  # fmt: skip
     decisions = None
-    if runtime == "openvino":
-        from vidtldr_deploy.validate.openvino import validate_openvino
+    if reduced:
+        from vidtldr_deploy.validate.compare import compare_merge_decisions
+        from vidtldr_deploy.validate.decisions import overall_agreement
+        from vidtldr_deploy.validate.int8 import Int8Validation, min_agreement_for
 
-        with status(f"running openvino ({device}, {precision}) and PyTorch"):
-            result = validate_openvino(
-                model, ref.loaded, ref.schedule, clips, tolerances, precision, graph_precision,
-                device, clips.label, strict_tokens, kept,
-            )  # fmt: skip
-        if hasattr(result, "decisions"):  # reduced precision: merge decisions reported too
-            decisions, result = result, result.validation
-    else:
-        with (
-            status(f"running {runtime} ({device}) and PyTorch"),
-            open_runner(model, runtime, device, plugins) as runner,
-        ):
-            result = validate_runner(
-                runner, str(model), ref.loaded, ref.schedule, clips, tolerances,
-                precision=precision, inputs_label=clips.label, strict_tokens=strict_tokens,
-                keep=kept,
-            )  # fmt: skip
+        layers = compare_merge_decisions(runs.reference, runs.runtime, ref.schedule)
+        decisions = Int8Validation(result, layers, overall_agreement(layers),
+                                   min_agreement_for(label), str(model))  # fmt: skip
     show_validation(result)
     data = {**result.to_dict(), "device": device}
     if decisions is not None:
@@ -236,7 +245,7 @@ def validate_command(
         info(f"merge decisions agreeing with PyTorch fp32: {agreement['agreement']:.1%} "
              f"(at least {agreement['min_agreement']:.0%} required)")  # fmt: skip
     if save_outputs is not None:
-        save_arrays(save_outputs, output_arrays(kept))
+        save_arrays(save_outputs, output_arrays(runs))
         info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
     write_report_files(report, data)
     if not (decisions or result).passed:
