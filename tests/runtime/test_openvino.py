@@ -17,11 +17,13 @@ from vidtldr_deploy.errors import EnvironmentProblem  # noqa: E402
 from vidtldr_deploy.export.metadata import GraphFormError, read_metadata  # noqa: E402
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from vidtldr_deploy.runtime.openvino import (  # noqa: E402
+    DEFAULT_KEEP_F32,
     KEEP_PRECISION_ATTRIBUTE,
     OpenVinoRunner,
     inline_merge_functions,
     ir_metadata,
     keep_f32_nodes,
+    write_ir,
 )
 
 
@@ -114,17 +116,36 @@ def test_ir_round_trip(cli, tmp_path):
     assert json.loads((tmp_path / "r.openvino.json").read_text())["runtime"] == "openvino"
     graph = onnx.load(str(xml.with_suffix(".onnx")))
     assert ir_metadata(xml) == read_metadata(graph)
-    marked = [layer.get("name") for layer in ET.parse(xml).getroot().iter("layer")
-              if any(a.get("name") == KEEP_PRECISION_ATTRIBUTE["name"]
-                     for a in layer.iter("attribute"))]  # fmt: skip
-    _, inlined = inline_merge_functions(graph)
-    islands = keep_f32_nodes(graph, inlined, "islands")
-    # Island nodes the frontend folds away (constant transposes, ...) have no IR layer to mark.
-    assert set(marked) <= islands and len(marked) > len(islands) / 2
+    assert set(_marked(xml)) == keep_f32_nodes(graph, set(), DEFAULT_KEEP_F32) & set(_layers(xml))
     assert cli("validate", xml).exit_code == 0
     with OpenVinoRunner(xml) as ir, OpenVinoRunner(xml.with_suffix(".onnx")) as src:
         video = _clip(ir)
         np.testing.assert_array_equal(ir.run(video)["pooled"], src.run(video)["pooled"])
+
+
+def _layers(xml) -> list[str]:
+    return [layer.get("name") for layer in ET.parse(xml).getroot().iter("layer")]
+
+
+def _marked(xml) -> list[str]:
+    return [layer.get("name") for layer in ET.parse(xml).getroot().iter("layer")
+            if any(a.get("name") == KEEP_PRECISION_ATTRIBUTE["name"]
+                   for a in layer.iter("attribute"))]  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["onnx", "plugin"])
+def test_ir_marks_the_islands_to_keep_f32(demo_graphs, tmp_path, form):
+    graph = onnx.load(str(demo_graphs[form]))
+    xml = tmp_path / "m.xml"
+    report = write_ir(demo_graphs[form], xml, keep_f32="islands")
+    _, inlined = inline_merge_functions(graph)
+    islands = keep_f32_nodes(graph, inlined, "islands")
+    marked = set(_marked(xml))
+    # Island nodes the frontend folds away (constant transposes, ...) have no IR layer to mark.
+    assert marked == islands & set(_layers(xml)) and len(marked) > len(islands) / 2
+    assert report["nodes_kept_f32"] == len(marked)
+    write_ir(demo_graphs[form], xml, keep_f32="none")
+    assert not _marked(xml)
 
 
 def test_profile_openvino_times_the_onnxruntime_baseline(cli, tmp_path):

@@ -61,7 +61,9 @@ def plan_paths(output: Path) -> tuple[Path, Path | None]:
     if output.suffix == ".xml":
         return output.with_suffix(".onnx"), None
     if output.suffix != ".onnx":
-        raise InputError(f"-o {output}: expected a .onnx, .plan or .xml (OpenVINO IR) file name")
+        raise InputError(
+            f"-o {output}: expected a .onnx or .plan file name, or .xml for OpenVINO IR"
+        )
     return output, None
 
 
