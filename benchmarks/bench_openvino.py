@@ -4,7 +4,7 @@
         [--iterations 8] [--warmup 2] [--merge-impl plugin|onnx] [--eval-clips 2]
         [--calibration-clips 2] [--json benchmarks/results/openvino_cpu.json]
     python benchmarks/bench_openvino.py --msrvtt   # 12 frames, schedule preset msrvtt
-    python benchmarks/bench_openvino.py --smoke    # the tiny demo, a few iterations (CI)
+    python benchmarks/bench_openvino.py --smoke    # the tiny demo, one iteration (CI)
 
 Timed interleaved (ABBA over all of them) on the same seeded clip: ONNX Runtime fp32 unmerged (the
 common baseline) and merged, ONNX Runtime INT8 merged (Q/DQ, export/quantize.py), OpenVINO INT8
@@ -36,7 +36,7 @@ from vidtldr_deploy.core.schedule import unmerged_schedule
 from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
 from vidtldr_deploy.profile.runtimes import export_temp_onnx
 from vidtldr_deploy.profile.stats import latency_stats
-from vidtldr_deploy.profile.timing import Candidate, interleaved_timing
+from vidtldr_deploy.profile.timing import TimedModel, interleaved_timing
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.openvino import (
     KEEP_F32,
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--schedule", default="300,100")
     ap.add_argument("--msrvtt", action="store_true", help="12 frames, schedule preset msrvtt")
-    ap.add_argument("--smoke", action="store_true", help="the tiny demo model, 2 iterations (CI)")
+    ap.add_argument("--smoke", action="store_true", help="the tiny demo model, 1 iteration (CI)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iterations", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.msrvtt:
         args.frames, args.schedule = 12, "msrvtt"
     if args.smoke:
-        args.arch, args.schedule, args.iterations, args.warmup = "umt-tiny", "0.25x2", 2, 1
+        args.arch, args.schedule, args.iterations, args.warmup = "umt-tiny", "0.25x2", 1, 0
+        args.eval_clips = args.calibration_clips = 1
 
     t0 = time.perf_counter()
     log = lambda msg: print(f"... {msg}", file=sys.stderr, flush=True)  # noqa: E731
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     for runner in runners.values():
         stack.enter_context(runner)
     video = evals[0]
-    candidates = [Candidate(k, r.timed_step(video)) for k, r in runners.items()]
+    candidates = [TimedModel(k, r.timed_step(video)) for k, r in runners.items()]
     log(f"timing {args.iterations} interleaved iterations x {len(candidates)} models")
     times = interleaved_timing(candidates, args.iterations, args.warmup)
     stats = {k: latency_stats(times[k]) for k in runners}
