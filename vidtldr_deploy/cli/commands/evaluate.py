@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
-from vidtldr_deploy.cli.commands.clip_args import ClipArgs
+from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
 from vidtldr_deploy.cli.console import guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
@@ -83,6 +83,7 @@ def evaluate_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """What a schedule costs on clips: drift of pooled vectors or logits, agreement, retrieval, FLOPs."""
+    from vidtldr_deploy.constants import DEMO_SCHEDULE
     from vidtldr_deploy.evaluate import (
         GraphTarget,
         evaluate,
@@ -90,15 +91,14 @@ def evaluate_command(
         plot_drift,
         rs_from_metadata,
     )
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.models.presets import presets_for
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.pipelines.export import is_demo
 
-    for path, what in ((report, "--report"), (plot, "--plot")):
-        if path is not None:
-            check_output_path(path, what)
-    check_distinct_outputs({"--report": report, "--plot": plot})
+    check_outputs({"--report": report, "--plot": plot},
+                  {"the target": Path(target), "--labels": labels,
+                   **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
     if labels is not None and not labels.is_file():
         raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
     label_map = load_labels(labels) if labels is not None else None
@@ -140,7 +140,7 @@ def evaluate_command(
             loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
         wanted = list(schedules or [])
         if not wanted:
-            wanted = ["0.25x2"] if is_demo(target) else list(presets_for(loaded.arch))
+            wanted = [DEMO_SCHEDULE] if is_demo(target) else list(presets_for(loaded.arch))
         if not wanted:
             raise InputError(
                 f"{loaded.arch} has no published presets: pass --schedule (e.g. 16x12 or 0.25x2)"
@@ -150,18 +150,20 @@ def evaluate_command(
         targets = wanted
     info(loaded.description)
     side = loaded.model.cfg.img_size
-    batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+    progress, advance = clip_progress(f"evaluating {len(targets)} schedule(s)")
+    stream = clip_args.stream(loaded.frames, side, loaded.arch, advance)
     try:
-        with status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"):
-            result = evaluate(loaded.model, batches.real_clips(), batches.names or [f"clip{i}" for i in range(batches.clip_count)],
+        with progress:  # clips decoded and run a batch at a time: memory does not grow with them
+            result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,
                               targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
     finally:
         if runner is not None:
             runner.close()
+    show_clips(stream)
     data = result.to_dict()
-    data["inputs"] = batches.label
-    if batches.warnings:
-        data["warnings"] = batches.warnings
+    data["inputs"] = stream.label
+    if stream.warnings():
+        data["warnings"] = stream.warnings()
     out.print(_evaluate_table(data))
     write_report_files(report, data)
     if plot is not None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
-from vidtldr_deploy.cli.commands.clip_args import ClipArgs
+from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
 from vidtldr_deploy.cli.console import console, guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
@@ -115,9 +115,10 @@ def tune_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """The schedule for a budget: least drift on your clips among schedules meeting it."""
+    import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.runtime.devices import check_device
     from vidtldr_deploy.tune import (
@@ -129,10 +130,8 @@ def tune_command(
     )
 
     budget = _budget(target_flops, target_speedup, target_latency_ms)
-    for path, what in ((report, "--report"), (plot, "--plot"), (write_config, "--write-config")):
-        if path is not None:
-            check_output_path(path, what)
-    check_distinct_outputs({"--report": report, "--plot": plot, "--write-config": write_config})
+    check_outputs({"--report": report, "--plot": plot, "--write-config": write_config},
+                  {"the target": Path(checkpoint), **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
     if beam_width < 1:
         raise InputError(f"--beam-width must be at least 1, got {beam_width}")
     if budget.kind == "latency_ms":
@@ -146,7 +145,11 @@ def tune_command(
         loaded = load_source(checkpoint, arch, frames, ckpt_frames, unsafe_load, seed)
     info(loaded.description)
     side = loaded.model.cfg.img_size
-    batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+    decoding, advance = clip_progress()
+    stream = clip_args.stream(loaded.frames, side, loaded.arch, advance)
+    with decoding:  # the search runs every candidate on every clip: they are kept, decoded once
+        video = np.concatenate([b.video[: b.valid] for b in stream])
+    show_clips(stream)
     cost_model = None
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
@@ -166,12 +169,12 @@ def tune_command(
             )
             progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
 
-        result = tune(loaded.model, batches.real_clips(), budget, arch=loaded.arch, names=batches.names or None,
+        result = tune(loaded.model, video, budget, arch=loaded.arch, names=stream.names,
                       cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance)  # fmt: skip
     data = result.to_dict()
-    data["inputs"] = batches.label
-    if batches.warnings:
-        data["warnings"] = batches.warnings
+    data["inputs"] = stream.label
+    if stream.warnings():
+        data["warnings"] = stream.warnings()
     out.print(_pareto_table(data))
     flops = data["flops"]
     verdict = "meets" if data["meets_budget"] else "does NOT meet"
