@@ -49,10 +49,11 @@ MaxClips = Annotated[
     typer.Option("--max-clips", help="Read only the first N clips.", show_default="all"),
 ]
 ClipBatch = Annotated[
-    int,
+    Optional[int],
     typer.Option(
         "--clip-batch",
-        help="Clips decoded and run through PyTorch at once: memory grows with this, not with the number of clips.",
+        help="Clips decoded and run through the model at once: memory grows with this, not with the number of clips.",
+        show_default="as many as fit 64 MiB of activations",
     ),
 ]
 
@@ -72,7 +73,7 @@ class ClipArgs:
     skip_bad: SkipBad = False
     cache_dir: CacheDir = None
     max_clips: MaxClips = None
-    clip_batch: ClipBatch = 8
+    clip_batch: ClipBatch = None
 
     @property
     def paths(self) -> list[Path]:
@@ -85,17 +86,20 @@ class ClipArgs:
             if not path.exists():
                 raise InputError(f"--clips {path} does not exist")
         _check(self.cache_dir, self.max_clips)
-        if self.clip_batch < 1:
+        if self.clip_batch is not None and self.clip_batch < 1:
             raise InputError(f"--clip-batch must be at least 1, got {self.clip_batch}")
         return self
 
-    def stream(self, frames: int, side: int, arch: str, progress=None):
-        """The clips as a ClipStream (vidtldr_deploy/clips/loader.py): decoded for `arch` at
-        (3, frames, side, side) as they are read, --clip-batch at a time."""
+    def stream(self, model, arch: str, progress=None):
+        """The clips as a ClipStream (vidtldr_deploy/clips/loader.py): decoded for `arch` at the
+        model's frames and size as they are read, --clip-batch (or clips_per_pass) at a time."""
+        from vidtldr_deploy.evaluate.targets import clips_per_pass
         from vidtldr_deploy.validate.inputs import clip_stream
 
+        batch = self.clip_batch or clips_per_pass(model)
+        side = model.cfg.img_size
         return clip_stream(
-            (self.clip_batch, 3, frames, side, side), arch, self.paths, skip_bad=self.skip_bad,
+            (batch, 3, model.frames, side, side), arch, self.paths, skip_bad=self.skip_bad,
             cache_dir=self.cache_dir, limit=self.max_clips, progress=progress,
         )  # fmt: skip
 

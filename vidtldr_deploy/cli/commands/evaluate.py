@@ -149,9 +149,8 @@ def evaluate_command(
             loaded.schedule(spec)  # every schedule checked before the clips are decoded
         targets = wanted
     info(loaded.description)
-    side = loaded.model.cfg.img_size
     progress, advance = clip_progress(f"evaluating {len(targets)} schedule(s)")
-    stream = clip_args.stream(loaded.frames, side, loaded.arch, advance)
+    stream = clip_args.stream(loaded.model, loaded.arch, advance)
     try:
         with progress:  # clips decoded and run a batch at a time: memory does not grow with them
             result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,

@@ -144,9 +144,8 @@ def tune_command(
     with status(f"loading {checkpoint}"):
         loaded = load_source(checkpoint, arch, frames, ckpt_frames, unsafe_load, seed)
     info(loaded.description)
-    side = loaded.model.cfg.img_size
     decoding, advance = clip_progress()
-    stream = clip_args.stream(loaded.frames, side, loaded.arch, advance)
+    stream = clip_args.stream(loaded.model, loaded.arch, advance)
     with decoding:  # the search runs every candidate on every clip: they are kept, decoded once
         video = np.concatenate([b.video[: b.valid] for b in stream])
     show_clips(stream)
