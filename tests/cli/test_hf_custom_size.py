@@ -52,3 +52,19 @@ def test_custom_size_is_named_by_its_sizes_and_validates_from_metadata(
     result = cli("validate", graph, "--report", again)
     assert result.exit_code == 0, " ".join(result.output.split())
     assert json.loads(again.read_text())["arch"] == name
+
+
+def test_custom_size_is_named_by_its_sizes_in_evaluate_and_tune_reports(
+    cli, custom_folder, tmp_path
+):
+    import numpy as np
+
+    clips = tmp_path / "clips.npy"
+    np.save(clips, np.random.default_rng(0).standard_normal((3, 3, 4, 32, 32)).astype(np.float32))
+    name = "videomae (48 wide, 3 layers, 3 heads, 32 px)"
+    for args in (("evaluate", "-s", "0.25x2"), ("tune", "--target-flops", "0.7")):
+        report = tmp_path / f"{args[0]}.json"
+        result = cli(args[0], custom_folder, "--clips", clips, *args[1:], "--report", report)
+        assert result.exit_code == 0, " ".join(result.output.split())
+        assert json.loads(report.read_text())["arch"] == name
+        assert name in report.with_suffix(".md").read_text()

@@ -160,10 +160,14 @@ def evaluate_command(
             runner.close()
     show_clips(stream)
     data = result.to_dict()
+    data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
     data["inputs"] = stream.label
     if stream.warnings():
         data["warnings"] = stream.warnings()
     out.print(_evaluate_table(data))
+    for row in data["schedules"]:
+        for note in row["spec"].get("notes", []):
+            info(f"note: {note}")
     write_report_files(report, data)
     if plot is not None:
         plot_drift(data, plot)

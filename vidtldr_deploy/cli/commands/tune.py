@@ -54,6 +54,18 @@ def _pareto_table(data: dict):
     return table
 
 
+def _show_presets(data: dict, arch: str) -> None:
+    """Which published presets were tried, which were left out and why, and the frame-count note."""
+    from vidtldr_deploy.models.presets import preset_note
+
+    for name, why in data["presets_skipped"].items():
+        info(f"preset {name} skipped: {why}")
+    tried = [p["name"].rstrip("~") for p in data["presets"]]
+    notes = [preset_note(name, arch, data["frames"]) for name in tried]
+    if any(notes):
+        info(f"note: {next(n for n in notes if n)} (also: {', '.join(tried)})")
+
+
 @opt.argument_group("clip_args", ClipArgs)
 def tune_command(
     checkpoint: Annotated[
@@ -171,10 +183,12 @@ def tune_command(
         result = tune(loaded.model, video, budget, arch=loaded.arch, names=stream.names,
                       cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance)  # fmt: skip
     data = result.to_dict()
+    data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
     data["inputs"] = stream.label
     if stream.warnings():
         data["warnings"] = stream.warnings()
     out.print(_pareto_table(data))
+    _show_presets(data, loaded.arch)
     flops = data["flops"]
     verdict = "meets" if data["meets_budget"] else "does NOT meet"
     out.print(
