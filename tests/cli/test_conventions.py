@@ -1,4 +1,4 @@
-"""Issue 10: the conventions a Polygraphy / trtexec / Optimum user expects: engines validated by
+"""The conventions a Polygraphy / trtexec / Optimum user expects: engines validated by
 `vidtldr validate`, runtime and device choice, saved inputs and outputs, one --report flag on every
 command, help without bogus arguments and with defaults, tables readable at 80 columns, export
 configs that state the code's tolerances, and a README install a newcomer can copy."""

@@ -60,20 +60,6 @@ def rs_from_metadata(metadata: Mapping[str, str]) -> tuple[int, ...]:
     return tuple(int(row["r"]) for row in json.loads(metadata["schedule"])["layers"])
 
 
-PASS_BYTES = 64 << 20  # what one forward pass may hold beyond the model, at most
-
-
-def clips_per_pass(model: MergeViT, budget: int = PASS_BYTES) -> int:
-    """How many clips one forward pass takes so that its largest tensors fit `budget`: per clip,
-    the attention maps of a block and their softmax (2 x heads x N x N), the clip and the hidden
-    states around a block (16 x N x dim), float32. Measured on the demo: about 0.5 MB per clip in
-    one pass, as estimated. Over a hundred clips for the demo, one for ViT-B at 16 frames."""
-    cfg, n = model.cfg, model.num_tokens
-    clip = 3 * model.frames * cfg.img_size**2
-    per_clip = 4 * (2 * cfg.heads * n * n + clip + 16 * n * cfg.embed_dim)
-    return max(1, budget // per_clip)
-
-
 def iter_batches(clips: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """One (N, 3, T, H, W) array, or an iterable of them, as float32 batches."""
     if isinstance(clips, np.ndarray):

@@ -1,4 +1,4 @@
-"""Post-training INT8 quantization of an exported graph to explicit Q/DQ (issue 12).
+"""Post-training INT8 quantization of an exported graph to explicit Q/DQ.
 
 The graph keeps its fp32 computation and gains QuantizeLinear/DequantizeLinear pairs on the inputs
 of the matrix products and convolutions that hold weights: the patch-embedding Conv and each

@@ -5,7 +5,7 @@ that tuple: a schedule starts from its longest cached prefix and runs only the l
 The all-zero prefixes (the unmerged model, which every schedule shares up to its first merge) are
 pinned; every other state lives in an LRU bounded in bytes, so memory stays bounded however many
 candidates are tried (an evicted state is recomputed from its nearest cached ancestor). Blocks
-run clips_per_pass clips at a time (evaluate/targets.py), so the attention maps of a block (clips x heads x N x N, the largest
+run clips_per_pass clips at a time (models/memory.py), so the attention maps of a block (clips x heads x N x N, the largest
 tensors of a forward pass) do not grow with the number of calibration clips; the cached states
 (clips x N x dim per layer) do.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vidtldr_deploy.evaluate.targets import clips_per_pass
+from vidtldr_deploy.models.memory import clips_per_pass
 from vidtldr_deploy.models.vit import MergeViT
 
 Key = tuple[int, ...]

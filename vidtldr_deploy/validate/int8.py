@@ -1,4 +1,4 @@
-"""Validation of an INT8 Q/DQ graph (issue 12): outputs against the PyTorch fp32 merged model
+"""Validation of an INT8 Q/DQ graph: outputs against the PyTorch fp32 merged model
 with INT8 tolerances, and how many merge decisions INT8 changed.
 
 Merge decisions. A Merge island is fp32 and deterministic given the hidden state that enters it,

@@ -67,7 +67,7 @@ def _check(cache_dir: Path | None, max_clips: int | None) -> None:
 
 @dataclass
 class ClipArgs:
-    """The clip argument group (cli/args.argument_group) of commands that need real clips."""
+    """The clip argument group (cli/args.py, argument_group) of commands that need real clips."""
 
     clips: ClipPaths
     skip_bad: SkipBad = False
@@ -93,7 +93,7 @@ class ClipArgs:
     def stream(self, model, arch: str, progress=None):
         """The clips as a ClipStream (vidtldr_deploy/clips/loader.py): decoded for `arch` at the
         model's frames and size as they are read, --clip-batch (or clips_per_pass) at a time."""
-        from vidtldr_deploy.evaluate.targets import clips_per_pass
+        from vidtldr_deploy.models.memory import clips_per_pass
         from vidtldr_deploy.validate.inputs import clip_stream
 
         batch = self.clip_batch or clips_per_pass(model)

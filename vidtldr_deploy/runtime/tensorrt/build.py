@@ -181,7 +181,7 @@ def build_engine(
 ) -> dict:
     """Build `engine_path` (and `engine_path`.json) from an exported graph; returns the sidecar.
 
-    metadata: the graph's vidtldr metadata (export.onnx_export.read_metadata); read from the graph
+    metadata: the graph's vidtldr metadata (export.metadata.read_metadata); read from the graph
     when None. plugin_library: libvidtldr_plugins (default: $VIDTLDR_PLUGIN_DIR or plugins/build),
     loaded only when the graph holds vidtldr nodes.
     """
