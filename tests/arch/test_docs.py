@@ -128,3 +128,20 @@ def test_no_issue_numbers_in_code():
         for m in pattern.finditer(p.read_text())
     ]
     assert offenders == []
+
+
+def test_readme_command_table_lists_every_command():
+    from vidtldr_deploy.cli.main import app
+
+    table = [
+        line
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith("| `vidtldr")
+    ]
+    names = {info.name for info in app.registered_commands}
+    missing = [
+        n
+        for n in names
+        if not any(f"`vidtldr {n} " in row or f"`vidtldr {n}`" in row for row in table)
+    ]
+    assert missing == []
