@@ -99,3 +99,10 @@ def test_validate_takes_skip_bad(cli, clips, demo_graphs, tmp_path):
 def test_clip_options_without_clips_are_refused(cli, tmp_path):
     _refused(cli("export", "demo", "-o", tmp_path / "m.onnx", "--skip-bad"), "--inputs")
     _refused(cli("evaluate", "demo", "--clips", tmp_path, "--max-clips", "0"), "--max-clips")
+
+
+def test_evaluate_says_when_recall_at_k_is_trivial(cli, clips, tmp_path):
+    good, _ = clips
+    result = cli("evaluate", "demo", "--clips", good, "-s", "0.25x2")
+    assert result.exit_code == 0, _text(result)
+    assert "R@1 and R@5 over 2 clips say little" in _text(result)

@@ -68,3 +68,28 @@ def test_custom_size_is_named_by_its_sizes_in_evaluate_and_tune_reports(
         assert result.exit_code == 0, " ".join(result.output.split())
         assert json.loads(report.read_text())["arch"] == name
         assert name in report.with_suffix(".md").read_text()
+
+
+def test_evaluate_labels_show_accuracy_and_small_kl_in_scientific_notation(cli, tmp_path):
+    import numpy as np
+
+    transformers = pytest.importorskip("transformers")
+    config = transformers.VideoMAEConfig(
+        image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=48,
+        num_hidden_layers=3, num_attention_heads=3, intermediate_size=96, num_labels=5,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.VideoMAEForVideoClassification(config).eval().save_pretrained(tmp_path / "cls")
+    clips = tmp_path / "cl.npy"
+    np.save(clips, np.random.default_rng(0).standard_normal((6, 3, 4, 32, 32)).astype(np.float32))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"cl.npy[{i}],{i % 5}\n" for i in range(6)))
+    report = tmp_path / "e.json"
+    result = cli("evaluate", tmp_path / "cls", "--clips", clips, "-s", "0.25x2", "-s", "none",
+                 "--labels", labels, "--report", report)  # fmt: skip
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, text
+    merged = json.loads(report.read_text())["schedules"][0]["metrics"]
+    assert "accuracy" in text and f"{merged['accuracy']:.3f}" in text
+    assert f"accuracy of the unmerged model: {merged['baseline_accuracy']:.3f}" in text
+    assert 0 < merged["kl_mean"] < 1e-2 and f"{merged['kl_mean']:.2e}" in text

@@ -16,29 +16,61 @@ from vidtldr_deploy.errors import InputError
 GRAPH_SUFFIXES = (".onnx", ".plan")
 
 
+TRIVIAL_FACTOR = (
+    4  # R@k over fewer than k x this many clips says little: a random ranking scores high
+)
+
+
+def _kl(value: float) -> str:
+    """KL of a light schedule is 1e-4 or less: in scientific notation, not 0.000."""
+    return f"{value:.2e}" if 0 < abs(value) < 1e-2 else f"{value:.3f}"
+
+
 def _evaluate_table(data: dict):
     from rich.table import Table
 
     classifier = data["output"] == "logits"
+    labeled = any("accuracy" in row["metrics"] for row in data["schedules"])
     table = Table(
         title=f"{data['arch']}, {data['frames']} frames: {data['clips']['count']} clips against the unmerged model"
     )
     heads = ["schedule", "FLOPs", "cosine", "min cos", "rel L2"]
     heads += ["top-1", "top-5", "KL"] if classifier else ["R@1", "R@5"]
+    heads += ["accuracy"] if labeled else []
     for h in heads:
         table.add_column(h, justify="left" if h == "schedule" else "right", no_wrap=h != "schedule")
+    keys = (
+        ("top1_agreement", "top5_agreement", "kl_mean")
+        if classifier
+        else ("recall_at_1", "recall_at_5")
+    )
+    keys += ("accuracy",) if labeled else ()
     for row in data["schedules"]:
         m = row["metrics"]
         cells = [row["schedule"], f"{row['flops']['ratio']:.3f}", f"{m['cosine_mean']:.5f}",
                  f"{m['cosine_min']:.5f}", f"{m['rel_l2_mean']:.4f}"]  # fmt: skip
-        keys = (
-            ("top1_agreement", "top5_agreement", "kl_mean")
-            if classifier
-            else ("recall_at_1", "recall_at_5")
-        )
-        cells += [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in keys]
+        cells += ["-" if m.get(k) is None else _kl(m[k]) if k == "kl_mean" else f"{m[k]:.3f}"
+                  for k in keys]  # fmt: skip
         table.add_row(*cells)
     return table
+
+
+def _table_notes(data: dict) -> list[str]:
+    """What the table cannot say in its cells: the unmerged accuracy, and a trivial R@k."""
+    notes = []
+    first = data["schedules"][0]["metrics"] if data["schedules"] else {}
+    if "baseline_accuracy" in first:
+        notes.append(f"accuracy of the unmerged model: {first['baseline_accuracy']:.3f} "
+                     f"on {first['labeled']} labeled clips")  # fmt: skip
+    count = data["clips"]["count"]
+    if data["output"] != "logits":
+        trivial = [k for k in (1, 5) if count < k * TRIVIAL_FACTOR]
+        if trivial:
+            ks = " and ".join(f"R@{k}" for k in trivial)
+            notes.append(f"{ks} over {count} clips {'say' if len(trivial) > 1 else 'says'} little (a random ranking would score "
+                         f"{', '.join(f'{min(1, k / count):.2f}' for k in trivial)}): give at least "
+                         f"{max(trivial) * TRIVIAL_FACTOR} clips")  # fmt: skip
+    return notes
 
 
 @opt.argument_group("clip_args", ClipArgs)
@@ -165,6 +197,8 @@ def evaluate_command(
     if stream.warnings():
         data["warnings"] = stream.warnings()
     out.print(_evaluate_table(data))
+    for note in _table_notes(data):
+        info(f"note: {note}")
     for row in data["schedules"]:
         for note in row["spec"].get("notes", []):
             info(f"note: {note}")
