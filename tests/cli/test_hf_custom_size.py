@@ -10,6 +10,7 @@ import onnx
 import pytest
 import torch
 
+from vidtldr_deploy.export.config import load_export_config
 from vidtldr_deploy.export.metadata import read_metadata
 
 
@@ -62,12 +63,16 @@ def test_custom_size_is_named_by_its_sizes_in_evaluate_and_tune_reports(
     clips = tmp_path / "clips.npy"
     np.save(clips, np.random.default_rng(0).standard_normal((3, 3, 4, 32, 32)).astype(np.float32))
     name = "videomae (48 wide, 3 layers, 3 heads, 32 px)"
-    for args in (("evaluate", "-s", "0.25x2"), ("tune", "--target-flops", "0.7")):
+    config = tmp_path / "tuned.toml"
+    tune = ("tune", "--target-flops", "0.7", "--write-config", config)
+    for args in (("evaluate", "-s", "0.25x2"), tune):
         report = tmp_path / f"{args[0]}.json"
         result = cli(args[0], custom_folder, "--clips", clips, *args[1:], "--report", report)
         assert result.exit_code == 0, " ".join(result.output.split())
         assert json.loads(report.read_text())["arch"] == name
         assert name in report.with_suffix(".md").read_text()
+    # the config still names what rebuilds the model: the registered architecture it loads under
+    assert load_export_config(config).arch.startswith("videomae")
 
 
 def test_evaluate_labels_show_accuracy_and_small_kl_in_scientific_notation(cli, tmp_path):

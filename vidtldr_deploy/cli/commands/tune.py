@@ -207,7 +207,7 @@ def tune_command(
         plot_pareto(data, plot)
         info(f"plot: {plot}")
     if write_config is not None:
-        write_tuned_config(write_config, data)
+        write_tuned_config(write_config, data, loaded.arch)
         info(
             f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
         )
