@@ -106,3 +106,16 @@ def test_evaluate_says_when_recall_at_k_is_trivial(cli, clips, tmp_path):
     result = cli("evaluate", "demo", "--clips", good, "-s", "0.25x2")
     assert result.exit_code == 0, _text(result)
     assert "R@1 and R@5 over 2 clips say little" in _text(result)
+
+
+def test_tune_latency_model_uses_the_threads_given_and_reports_its_spread(cli, clips, tmp_path):
+    good, _ = clips
+    report = tmp_path / "t.json"
+    result = cli("tune", "demo", "--clips", good, "--target-latency-ms", "1000", "--threads", "1",
+                 "--report", report)  # fmt: skip
+    assert result.exit_code == 0, _text(result)
+    model = json.loads(report.read_text())["cost_model"]
+    assert model["threads"] == 1 and model["spread"] >= 0
+    assert "latency model: blocks timed on 1 thread(s)" in _text(result)
+    _refused(cli("tune", "demo", "--clips", good, "--target-latency-ms", "1", "--threads", "0"),
+             "--threads")  # fmt: skip

@@ -74,6 +74,15 @@ Batch = Annotated[
     typer.Option("--batch", "-b", help="Static batch size.", show_default="1, or the graph's"),
 ]
 
+Threads = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads",
+        help="CPU threads: torch.set_num_threads and ONNX Runtime intra_op_num_threads (recorded in the report).",
+        show_default="the runtime's default",
+    ),
+]
+
 # Inputs for validation and profiling
 _INPUTS_HELP = (
     "Real clips instead of seeded random ones: video files (mp4, mkv, avi, webm, mov), folders of them, "

@@ -39,14 +39,7 @@ def profile_command(
             show_default="off",
         ),
     ] = None,
-    threads: Annotated[
-        Optional[int],
-        typer.Option(
-            "--threads",
-            help="CPU threads: torch.set_num_threads and ONNX Runtime intra_op_num_threads (recorded in the report's environment).",
-            show_default="the runtime's default",
-        ),
-    ] = None,
+    threads: opt.Threads = None,
     precision: Annotated[
         str,
         typer.Option(

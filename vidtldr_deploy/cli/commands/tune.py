@@ -54,6 +54,20 @@ def _pareto_table(data: dict):
     return table
 
 
+def _latency_model_text(cost_model) -> str:
+    """How far the latency model can be trusted: its threads and the spread of its timings."""
+    widest = cost_model.spread
+    caution = (
+        "; timings this spread make latency targets unreliable: run on an idle machine or "
+        "with fewer --threads"
+        if widest > 0.25 else ""
+    )  # fmt: skip
+    return (
+        f"latency model: blocks timed on {cost_model.threads} thread(s); repeated runs at one token "
+        f"count spread by up to {widest:.0%} of their median (interquartile range){caution}"
+    )
+
+
 def _show_presets(data: dict, arch: str) -> None:
     """Which published presets were tried, which were left out and why, and the frame-count note."""
     from vidtldr_deploy.models.presets import preset_note
@@ -101,6 +115,7 @@ def tune_command(
     device: Annotated[
         str, typer.Option("--device", help="cpu or cuda, for --target-latency-ms.")
     ] = "cpu",
+    threads: opt.Threads = None,
     arch: opt.Arch = None,
     frames: opt.Frames = None,
     ckpt_frames: opt.CkptFrames = None,
@@ -144,6 +159,8 @@ def tune_command(
     budget = _budget(target_flops, target_speedup, target_latency_ms)
     check_outputs({"--report": report, "--plot": plot, "--write-config": write_config},
                   {"the target": Path(checkpoint), **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
     if beam_width < 1:
         raise InputError(f"--beam-width must be at least 1, got {beam_width}")
     if budget.kind == "latency_ms":
@@ -164,7 +181,8 @@ def tune_command(
     cost_model = None
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
-            cost_model = torch_cost_model(loaded.model.to(device))
+            cost_model = torch_cost_model(loaded.model.to(device), threads=threads)
+        info(_latency_model_text(cost_model))
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
