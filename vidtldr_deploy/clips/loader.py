@@ -148,23 +148,11 @@ class ClipStream:
 
 
 def load_clips(
-    paths: Iterable[str | Path],
-    recipe: ClipRecipe | str,
-    frames: int,
-    batch: int,
-    *,
-    cache_dir: str | Path | None = None,
-    skip_bad: bool = False,
-    progress: Progress | None = None,
-    pad: str = "repeat",
-    limit: int | None = None,
+    paths: Iterable[str | Path], recipe: ClipRecipe | str, frames: int, batch: int, **options
 ) -> ClipSet:
-    """Every clip of a ClipStream (same arguments and errors), held in memory: for the few
-    batches validation and calibration use; evaluate and tune stream them instead."""
-    stream = ClipStream(
-        paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad,
-        progress=progress, pad=pad, limit=limit,
-    )  # fmt: skip
+    """Every clip of a ClipStream (same arguments, `options` its keywords, same errors), held in
+    memory: for the few batches validation and calibration use; evaluate streams them instead."""
+    stream = ClipStream(paths, recipe, frames, batch, **options)
     batches = list(stream)
     return ClipSet(batches, stream.names, stream.skipped, stream.label, stream.cache_hits)
 

@@ -73,20 +73,11 @@ def clip_stream(
 
 
 def clip_batches(
-    shape: tuple[int, ...],
-    arch: str,
-    paths: Sequence[str | Path],
-    *,
-    skip_bad: bool = False,
-    cache_dir: str | Path | None = None,
-    limit: int | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
+    shape: tuple[int, ...], arch: str, paths: Sequence[str | Path], **options
 ) -> InputBatches:
-    """Every clip of clip_stream(...) held in memory, in batches of the graph's static batch size
-    (validation and calibration read a few; evaluate streams them)."""
-    stream = clip_stream(
-        shape, arch, paths, skip_bad=skip_bad, cache_dir=cache_dir, limit=limit, progress=progress
-    )
+    """Every clip of clip_stream(shape, arch, paths, **options) held in memory, in batches of the
+    graph's static batch size (validation and calibration read a few; evaluate streams them)."""
+    stream = clip_stream(shape, arch, paths, **options)
     batches = list(stream)
     return InputBatches(
         [b.video for b in batches], [b.valid for b in batches], stream.label,
