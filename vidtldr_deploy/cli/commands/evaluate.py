@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -183,13 +184,10 @@ def evaluate_command(
     info(loaded.description)
     progress, advance = clip_progress(f"evaluating {len(targets)} schedule(s)")
     stream = clip_args.stream(loaded.model, loaded.arch, advance)
-    try:
-        with progress:  # clips decoded and run a batch at a time: memory does not grow with them
-            result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,
-                              targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
-    finally:
-        if runner is not None:
-            runner.close()
+    # clips decoded and run a batch at a time: memory does not grow with them
+    with contextlib.nullcontext() if runner is None else runner, progress:
+        result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,
+                          targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
     show_clips(stream)
     data = result.to_dict()
     data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
