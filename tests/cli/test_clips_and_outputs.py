@@ -112,7 +112,7 @@ def test_tune_latency_model_uses_the_threads_given_and_reports_its_spread(cli, c
     good, _ = clips
     report = tmp_path / "t.json"
     result = cli("tune", "demo", "--clips", good, "--target-latency-ms", "1000", "--threads", "1",
-                 "--report", report)  # fmt: skip
+                 "--beam-width", "1", "--report", report)  # fmt: skip
     assert result.exit_code == 0, _text(result)
     model = json.loads(report.read_text())["cost_model"]
     assert model["threads"] == 1 and model["spread"] >= 0
