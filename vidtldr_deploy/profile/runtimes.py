@@ -66,9 +66,9 @@ def _open_torch(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
     }
 
 
-def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
+def _graph_pair(inputs, settings, impl, workdir, progress) -> dict[str, Path]:
+    """The merged graph (the given one, or exported with `impl`) and the unmerged baseline graph
+    (standard ops), for the runtimes that run exported graphs."""
     merged = inputs.merged_onnx
     if merged is None:
         done = progress(f"exporting the merged model to ONNX ({impl.export_name} merge)", 1)
@@ -78,14 +78,18 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
         done()
     done = progress("exporting the unmerged baseline to ONNX", 1)
     baseline = export_temp_onnx(
-        inputs.loaded,
-        unmerged_like(inputs.schedule),
-        settings.batch,
-        MergeImpl.STANDARD,
+        inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD,
         workdir / "baseline.onnx",
-    )
+    )  # fmt: skip
     done()
-    graphs = {"merged": Path(merged), "baseline": baseline}
+    return {"merged": Path(merged), "baseline": baseline}
+
+
+def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+    graphs = _graph_pair(inputs, settings, impl, workdir, progress)
+    baseline = graphs["baseline"]
     if settings.precision == "int8":
         # Three rows: fp32 unmerged (the baseline), INT8 unmerged, INT8 merged, so the user sees
         # what quantizing gives and what merging adds on top of it.
@@ -179,25 +183,12 @@ def _open_openvino(inputs, settings, impl, workdir, progress) -> dict[str, Runne
     from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
     from vidtldr_deploy.runtime.openvino import OpenVinoRunner
 
-    merged = inputs.merged_onnx
-    if merged is None:
-        done = progress(f"exporting the merged model to ONNX ({impl.export_name} merge)", 1)
-        merged = export_temp_onnx(
-            inputs.loaded, inputs.schedule, settings.batch, impl, workdir / "merged.onnx"
-        )
-        done()
-    done = progress("exporting the unmerged baseline to ONNX", 1)
-    baseline = export_temp_onnx(
-        inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD,
-        workdir / "baseline.onnx",
-    )  # fmt: skip
-    done()
-    done = progress(f"compiling both graphs in OpenVINO ({settings.precision})", 1)
+    graphs = _graph_pair(inputs, settings, impl, workdir, progress)
+    baseline = graphs["baseline"]
     runners: dict[str, Runner] = {
         label: OpenVinoRunner(path, settings.device, settings.precision, settings.threads)
-        for label, path in (("merged", Path(merged)), ("baseline", baseline))
+        for label, path in graphs.items()
     }
-    done()
     runners[ORT_FP32_BASELINE] = OnnxRuntimeRunner(baseline, "cpu", threads=settings.threads)
     return runners
 
