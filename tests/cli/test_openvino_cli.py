@@ -43,7 +43,7 @@ def test_evaluate_runtime_refused_for_pytorch_targets(cli, videos):
 def test_tune_latency_budget_timed_in_openvino(cli, videos, tmp_path):
     report = tmp_path / "t.json"
     result = cli("tune", "demo", "--clips", videos, "--target-latency-ms", "1000",
-                 "--runtime", "openvino", "--device", "CPU", "--report", report)  # fmt: skip
+                 "--runtime", "openvino", "--device", "CPU", "--beam-width", "1", "--report", report)  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
     assert len(data["cost_model"]["samples"]) >= 3 and data["cost_model"]["fixed_ms"] > 0
