@@ -14,7 +14,7 @@ from vidtldr_deploy.clips.decode import sample_frames
 from vidtldr_deploy.clips.preprocess import preprocess
 from vidtldr_deploy.clips.recipe import ClipRecipe, recipe_for
 from vidtldr_deploy.clips.sources import ClipSource, array_clips, expand_paths
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
 
 # progress(done, total, name): called after each source, done counting from 1.
 Progress = Callable[[int, int, str], None]
@@ -69,7 +69,7 @@ def load_clips(
     if isinstance(recipe, str):
         recipe = recipe_for(recipe)
     if frames < 1:
-        raise VidTLDRError(f"frames per clip must be positive, got {frames}")
+        raise InputError(f"frames per clip must be positive, got {frames}")
     path_list = [Path(p) for p in paths]
     sources = expand_paths(path_list)
     shape = (3, frames, recipe.image_size, recipe.image_size)
@@ -92,7 +92,7 @@ def load_clips(
             progress(done, len(sources), source.name)
     if not clips:
         reasons = "; ".join(s.reason for s in skipped[:3])
-        raise VidTLDRError(f"no usable clips in {', '.join(map(str, path_list))}: {reasons}")
+        raise InputError(f"no usable clips in {', '.join(map(str, path_list))}: {reasons}")
     label = _label(path_list, len(clips), len(skipped), recipe, frames)
     return ClipSet(make_batches(clips, names, batch, pad), names, skipped, label, hits)
 

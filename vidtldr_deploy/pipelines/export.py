@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError, with_note
 from vidtldr_deploy.export.config import ExportConfig
 from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError, has_local_functions
 from vidtldr_deploy.export.onnx_export import export_onnx
@@ -312,8 +312,8 @@ def build_and_validate(
             plugin_library=plugin_library, timing_cache=timing_cache, metadata=metadata, log=note,
         )  # fmt: skip
     except VidTLDRError as err:
-        raise VidTLDRError(
-            f"{err}\nNo engine was written; the ONNX graph is kept at {onnx_path}."
+        raise with_note(
+            err, f"No engine was written; the ONNX graph is kept at {onnx_path}."
         ) from None
     result = EngineBuild(engine_path, sidecar_path(engine_path), sidecar, notes=notes)
     if inputs:

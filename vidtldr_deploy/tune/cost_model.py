@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.vit import MergeViT
 
 TimeBlock = Callable[[int], float]
@@ -50,7 +50,7 @@ def fit_block_cost(
     """Least-squares a + b n + c n^2 through time_block at each token count (3 or more)."""
     counts = sorted({int(n) for n in token_counts if n > 0})
     if len(counts) < 3:
-        raise VidTLDRError(f"fitting a quadratic needs 3 or more token counts, got {counts}")
+        raise InputError(f"fitting a quadratic needs 3 or more token counts, got {counts}")
     ms = [float(time_block(n)) for n in counts]
     x = np.asarray(counts, dtype=np.float64)
     design = np.stack([np.ones_like(x), x, x * x], axis=1)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from vidtldr_deploy.constants import DOMAIN as PLUGIN_DOMAIN
 from vidtldr_deploy.constants import PLUGIN_NAMESPACE, PLUGIN_VERSION, PRECISIONS
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.runtime.tensorrt.environment import (
@@ -193,19 +193,19 @@ def build_engine(
     log = log or (lambda _msg: None)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if precision not in PRECISIONS:
-        raise VidTLDRError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if not onnx_path.is_file():
-        raise VidTLDRError(f"ONNX file {onnx_path} does not exist")
+        raise InputError(f"ONNX file {onnx_path} does not exist")
     if not engine_path.parent.is_dir():
-        raise VidTLDRError(
+        raise InputError(
             f"output directory {engine_path.parent} does not exist: create it or choose another -o path"
         )
     if workspace_mib is not None and workspace_mib <= 0:
-        raise VidTLDRError(f"--workspace must be a positive number of MiB, got {workspace_mib}")
+        raise InputError(f"--workspace must be a positive number of MiB, got {workspace_mib}")
     try:
         model = onnx.load(str(onnx_path))
     except Exception as err:  # protobuf decode errors have no common base
-        raise VidTLDRError(f"{onnx_path} is not a readable ONNX file: {err}") from err
+        raise InputError(f"{onnx_path} is not a readable ONNX file: {err}") from err
     metadata = dict(metadata) if metadata is not None else read_metadata(model)
     onnx_sha256 = sha256_file(onnx_path)
     strongly_typed_only = is_strongly_typed_only(trt)
@@ -228,7 +228,7 @@ def build_engine(
         missing = [op for op, ok in registered_plugin_ops(trt, ops).items() if not ok]
         if missing:
             op = missing[0]
-            raise VidTLDRError(
+            raise EnvironmentProblem(
                 f"the graph holds {PLUGIN_DOMAIN}::{op} nodes, but no TensorRT plugin creator "
                 f"{op!r} (namespace {PLUGIN_NAMESPACE!r}, version {PLUGIN_VERSION!r}) is registered "
                 f"after loading {plugin_path}: rebuild the plugin library for this TensorRT "
@@ -257,13 +257,13 @@ def build_engine(
     if not parser.parse(model.SerializeToString(), str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         detail = "\n".join(f"  {e}" for e in errors[:8]) or "  (no parser error recorded)"
-        raise VidTLDRError(
+        raise RuntimeFailure(
             f"TensorRT's ONNX parser rejected {onnx_path}:\n{detail}{errors_tail(messages)}"
         )
 
     plugin_layers = [layer for layer in _layers(network) if layer.type == trt.LayerType.PLUGIN_V3]
     if nodes and len(plugin_layers) < len(nodes):
-        raise VidTLDRError(
+        raise EnvironmentProblem(
             f"{onnx_path} holds {len(nodes)} {PLUGIN_DOMAIN} nodes but the parsed network has only "
             f"{len(plugin_layers)} plugin layers: the plugin library {plugin_path} was not used"
         )
@@ -278,7 +278,7 @@ def build_engine(
     elif precision == "fp16":
         if strongly_typed_only:
             if not graph_has_half:
-                raise VidTLDRError(
+                raise InputError(
                     f"TensorRT {trt.__version__} networks are always strongly typed: the precision comes "
                     f"from the ONNX graph, and {onnx_path} is fp32. Build with --precision fp32, use "
                     "TensorRT 10 for an fp16 engine from this graph, or convert the graph to mixed "
@@ -290,7 +290,7 @@ def build_engine(
             config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
             pinned = _pin_fp32(trt, network, plugin_inputs, plugin_outputs)
     elif graph_has_half:
-        raise VidTLDRError(
+        raise InputError(
             f"{onnx_path} carries fp16 tensors, and a strongly typed build keeps them: pass --precision fp16"
         )
     tf32 = precision not in ("fp32", *QUANTIZED_PRECISIONS)
@@ -309,7 +309,7 @@ def build_engine(
     log(f"building the TensorRT {trt.__version__} engine ({precision}) from {onnx_path}")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise VidTLDRError(
+        raise RuntimeFailure(
             f"TensorRT could not build an engine from {onnx_path}{errors_tail(messages)}"
         )
     engine_bytes = memoryview(serialized)

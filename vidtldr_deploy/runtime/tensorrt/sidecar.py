@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError
 from vidtldr_deploy.files import atomic_output, sha256_bytes, sha256_file
 
 FORMAT = "vidtldr-engine-sidecar"
@@ -164,35 +164,35 @@ def read_sidecar(engine_path: str | Path) -> dict:
     engine_path = Path(engine_path)
     path = engine_path if engine_path.name.endswith(".plan.json") else sidecar_path(engine_path)
     if not path.exists():
-        raise VidTLDRError(
+        raise InputError(
             f"{path} is missing: an engine never travels without its .plan.json (it records the "
             "TensorRT version, GPU and plugin library the engine was built for). Copy it along with "
             "the engine, or rebuild the engine on this device with vidtldr-export ... -o X.plan"
         )
     if path.is_dir():
-        raise VidTLDRError(f"{path} is a directory, not the engine's sidecar file: remove it and "
+        raise InputError(f"{path} is a directory, not the engine's sidecar file: remove it and "
                            "rebuild the engine with vidtldr-export ... -o X.plan")  # fmt: skip
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise VidTLDRError(
+        raise InputError(
             f"{path} is not valid JSON ({err}): the sidecar is corrupt; rebuild the engine with "
             "vidtldr-export ... -o X.plan"
         ) from err
     except OSError as err:
-        raise VidTLDRError(f"{path} cannot be read: {err.strerror or err}") from err
+        raise InputError(f"{path} cannot be read: {err.strerror or err}") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise VidTLDRError(f'{path} is not a vidtldr engine sidecar (no "format": "{FORMAT}")')
+        raise InputError(f'{path} is not a vidtldr engine sidecar (no "format": "{FORMAT}")')
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise VidTLDRError(
+        raise InputError(
             f"{path} lacks {', '.join(missing)}: rebuild the engine to get a complete sidecar"
         )
     version = data["format_version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise _malformed(path, "format_version", version, "a positive whole number")
     if version > FORMAT_VERSION:
-        raise VidTLDRError(
+        raise InputError(
             f"{path} has sidecar format {version}, newer than this toolkit reads "
             f"({FORMAT_VERSION}): upgrade vidtldr-deploy (the engine was built by {data['toolkit_version']})"
         )
@@ -206,8 +206,8 @@ def read_sidecar(engine_path: str | Path) -> dict:
     return data
 
 
-def _malformed(path: Path, key: str, value: Any, expected: str) -> VidTLDRError:
-    return VidTLDRError(
+def _malformed(path: Path, key: str, value: Any, expected: str) -> InputError:
+    return InputError(
         f"{path}: {key} {value!r} is not {expected}: the sidecar is damaged or edited; rebuild the "
         "engine with vidtldr-export ... -o X.plan"
     )
@@ -322,11 +322,11 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
 
 
 def require_sidecar_match(sidecar: dict, runtime: dict, engine_path: str | Path) -> None:
-    """Raise VidTLDRError listing every mismatch between the sidecar and this machine."""
+    """Raise EnvironmentProblem listing every mismatch between the sidecar and this machine."""
     problems = check_sidecar(sidecar, runtime)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
-        raise VidTLDRError(f"{engine_path} cannot run here:\n{lines}")
+        raise EnvironmentProblem(f"{engine_path} cannot run here:\n{lines}")
 
 
 def require_graph_match(engine_path: str | Path, onnx_path: str | Path) -> None:
@@ -336,4 +336,4 @@ def require_graph_match(engine_path: str | Path, onnx_path: str | Path) -> None:
     runtime = {"onnx_sha256": sha256_file(onnx_path), "onnx": str(onnx_path)}
     problems = [p for p in check_sidecar(sidecar, runtime) if str(onnx_path) in p]
     if problems:
-        raise VidTLDRError(f"{engine_path}: {problems[0]}")
+        raise InputError(f"{engine_path}: {problems[0]}")
