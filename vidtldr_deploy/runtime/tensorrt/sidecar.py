@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vidtldr_deploy import __version__
+from vidtldr_deploy.constants import Precision
 from vidtldr_deploy.errors import EnvironmentProblem, InputError
 from vidtldr_deploy.files import atomic_output, sha256_bytes, sha256_file
 
@@ -202,8 +203,52 @@ def read_sidecar(engine_path: str | Path) -> dict:
         raise _malformed(
             path, "compute_capability", data["compute_capability"], 'like "8.6"'
         ) from None
-    # A blank engine_sha256 or TensorRT version is refused by check_sidecar when the engine loads.
+    _check_fields(data, path)
+    # A blank engine_sha256 is refused by check_sidecar when the engine loads.
     return data
+
+
+def _check_fields(data: dict, path: Path) -> None:
+    """Every field a command reads, of the type it is read as: a damaged or edited sidecar is an
+    InputError naming the field, never a crash further on."""
+    version = data["tensorrt_version"]
+    if not isinstance(version, str) or not version.strip():
+        raise _malformed(path, "tensorrt_version", version, 'a TensorRT version like "10.7.0"')
+    try:
+        data["precision"] = Precision.parse(data["precision"], tuple(p.value for p in Precision))
+    except InputError:
+        raise _malformed(path, "precision", data["precision"], "fp32, fp16, int8 or fp8") from None
+    for key in ("inputs", "outputs"):
+        _check_tensors(path, key, data[key])
+    layers = data.get("plugin_layers", 0)
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
+        raise _malformed(path, "plugin_layers", layers, "a whole number of layers")
+    if data["schedule"] is not None and not isinstance(data["schedule"], dict):
+        raise _malformed(path, "schedule", data["schedule"], "the schedule as a JSON object")
+    for key in (
+        "cuda_version",
+        "gpu_name",
+        "onnx_sha256",
+        "engine_sha256",
+        "plugin_library_sha256",
+    ):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise _malformed(path, key, data[key], "text or null")
+
+
+def _check_tensors(path: Path, key: str, table: Any) -> None:
+    if not isinstance(table, dict) or not table:
+        raise _malformed(path, key, table, 'a non-empty {"name": {"shape": [...], "dtype": ...}}')
+    for name, spec in table.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+        ):
+            raise _malformed(path, f"{key}.{name}.shape", shape, "a list of positive dimensions")
+        if not isinstance(spec.get("dtype"), str):
+            raise _malformed(
+                path, f"{key}.{name}.dtype", spec.get("dtype"), 'a type like "float32"'
+            )
 
 
 def _malformed(path: Path, key: str, value: Any, expected: str) -> InputError:
