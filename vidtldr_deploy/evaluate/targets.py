@@ -7,7 +7,6 @@ array: `pooled` for encoders, `logits` for classifiers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.export.metadata import recorded_schedule
 from vidtldr_deploy.models.vit import MergeViT
 
 
@@ -53,9 +53,8 @@ class GraphTarget:
 
 def rs_from_metadata(metadata: Mapping[str, str]) -> tuple[int, ...]:
     """Resolved per-layer r of an exported graph, from its `vidtldr.*` metadata (read_metadata)."""
-    if "schedule" not in metadata:
-        raise InputError("the graph has no vidtldr schedule metadata: was it exported by vidtldr?")
-    return tuple(int(row["r"]) for row in json.loads(metadata["schedule"])["layers"])
+    schedule = recorded_schedule(dict(metadata), "the graph")
+    return tuple(row["r"] for row in schedule.get("layers", []))
 
 
 def iter_batches(clips: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray]:

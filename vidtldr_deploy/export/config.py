@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from vidtldr_deploy.constants import EXPORT_MERGE_IMPLS as MERGE_IMPLS
-from vidtldr_deploy.constants import PRECISIONS
+from vidtldr_deploy.constants import Precision
 from vidtldr_deploy.errors import InputError, ProblemCollector
 from vidtldr_deploy.export.metadata import check_graph_form, check_opset
 
@@ -87,10 +87,10 @@ class ExportConfig:
             out.append(
                 f"--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {self.merge_impl!r}"
             )
-        if self.precision not in PRECISIONS:
-            out.append(
-                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+        try:
+            Precision.parse(self.precision)
+        except InputError as err:
+            out.append(str(err))
         out.extend(_tolerance_problems(self.tolerances))
         for check in (
             lambda: check_opset(self.opset),

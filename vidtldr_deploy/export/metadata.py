@@ -178,18 +178,7 @@ def description_from_metadata(meta: dict[str, str], path: str | Path) -> GraphDe
         raise _tampered(path, "input_shape", meta.get("input_shape", ""), "[B, 3, T, H, W]")
     if shape[2] != frames:
         raise _tampered(path, "frames", raw, f"the input shape's {shape[2]} frames")
-    text = meta.get("schedule", "")
-    try:
-        schedule = json.loads(text) if len(text) <= 1_000_000 else None
-    except ValueError:
-        schedule = None
-    if not isinstance(schedule, dict) or not isinstance(schedule.get("spec"), str):
-        raise _tampered(path, "schedule", text, 'JSON with a "spec" string')
-    layers = schedule.get("layers", [])
-    if not isinstance(layers, list) or not all(
-        isinstance(row, dict) and isinstance(row.get("r"), int) and row["r"] >= 0 for row in layers
-    ):
-        raise _tampered(path, "schedule", text, "layers with a whole r each")
+    schedule = recorded_schedule(meta, path)
     try:
         precision = Precision.parse(
             meta.get("precision", "fp32"), tuple(p.value for p in Precision)
@@ -210,12 +199,35 @@ def description_from_metadata(meta: dict[str, str], path: str | Path) -> GraphDe
     return GraphDescription(
         path=Path(path), arch=meta["arch"], model=meta.get("model") or meta["arch"],
         frames=frames, input_shape=tuple(shape), spec=schedule["spec"],
-        rs=tuple(row["r"] for row in layers), schedule=schedule, precision=precision,
+        rs=tuple(row["r"] for row in schedule.get("layers", [])), schedule=schedule, precision=precision,
         merge_impl=merge_impl, graph_form=meta.get("graph_form", "portable"),
         local_functions=meta.get("local_functions") != "false",
         checkpoint=meta.get("checkpoint", ""), checkpoint_sha256=meta.get("checkpoint_sha256", ""),
         outputs=tuple(outputs), metadata=dict(meta),
     )  # fmt: skip
+
+
+def recorded_schedule(meta: dict[str, str], path: str | Path) -> dict:
+    """The `vidtldr.schedule` entry, checked: a "spec" string and layers with a whole r each."""
+    text = meta.get("schedule", "")
+    if not text:
+        raise InputError(f"{path} has no vidtldr schedule metadata: was it exported by vidtldr?")
+    try:
+        schedule = json.loads(text) if len(text) <= 1_000_000 else None
+    except ValueError:
+        schedule = None
+    if not isinstance(schedule, dict) or not isinstance(schedule.get("spec"), str):
+        raise _tampered(path, "schedule", text, 'JSON with a "spec" string')
+    layers = schedule.get("layers", [])
+    if not isinstance(layers, list) or not all(
+        isinstance(row, dict)
+        and isinstance(row.get("r"), int)
+        and not isinstance(row["r"], bool)
+        and row["r"] >= 0
+        for row in layers
+    ):
+        raise _tampered(path, "schedule", text, "layers with a whole r each")
+    return schedule
 
 
 def require_local_functions(meta: dict[str, str], path: object) -> None:

@@ -37,12 +37,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from vidtldr_deploy.constants import META_PREFIX, Precision
 from vidtldr_deploy.errors import InputError, RuntimeFailure
 from vidtldr_deploy.export.merge_islands import (
     island_nodes,
     merge_island_violations,
     residual_feeders,
 )
+from vidtldr_deploy.export.metadata import read_metadata
 from vidtldr_deploy.files import atomic_output
 
 QUANT_PRECISIONS = ("int8",)
@@ -52,7 +54,6 @@ DEFAULT_RANDOM_CLIPS = 4
 # Random calibration clips are drawn with the run's seed + this, so they never equal its validation
 # or timing clips (drawn with the seed itself).
 CALIBRATION_SEED_OFFSET = 1000
-META_PREFIX = "vidtldr."  # = export.onnx_export.META_PREFIX
 RANDOM_CLIPS_WARNING = (
     "no calibration clips given: calibrated on {count} seeded random clips, so the activation "
     "scales are meaningless for real video (they fit noise) and this INT8 graph's accuracy on real "
@@ -93,11 +94,7 @@ class QuantizeSettings:
                 "cannot check an FP8 engine's numerics. Use --precision int8, or quantize to FP8 "
                 "with NVIDIA ModelOpt on a GPU of compute capability >= 8.9"
             )
-        if self.precision not in QUANT_PRECISIONS:
-            raise InputError(
-                f"quantization precision must be one of {', '.join(QUANT_PRECISIONS)}, "
-                f"got {self.precision!r}"
-            )
+        Precision.parse(self.precision, QUANT_PRECISIONS, "quantization precision")
         if self.calibration_method not in CALIBRATION_METHODS:
             raise InputError(
                 f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, "
@@ -374,8 +371,8 @@ def quantize_graph(
         source = onnx.load(str(onnx_path))
     except FileNotFoundError as err:
         raise InputError(f"ONNX file {onnx_path} does not exist") from err
-    meta = {p.key.removeprefix(META_PREFIX): p.value for p in source.metadata_props}
-    if meta.get("precision", "fp32") != "fp32":
+    meta = read_metadata(source)
+    if meta.get("precision", "fp32") != Precision.FP32:
         raise InputError(f"{onnx_path} is already {meta['precision']}: quantize the fp32 export")
     input_name, shape = static_input(source)
     arrays, calibration, notes = calibration_clips(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidtldr_deploy.constants import Precision
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError, VidTLDRError, with_note
 from vidtldr_deploy.export.config import ExportConfig
@@ -27,6 +28,7 @@ from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
 from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
+from vidtldr_deploy.target import resolve_target
 from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.int8 import Int8Validation
 from vidtldr_deploy.validate.result import ValidationResult
@@ -113,7 +115,7 @@ class ExportOutcome:
         return all(r.passed for r in results if r is not None)
 
 
-def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
+def check_request(request: ExportRequest) -> tuple[Path, Path | None]:
     """Everything that can be refused before any work: paths, schedule, TensorRT and plugins."""
     cfg = request.config
     cfg.check()
@@ -137,18 +139,25 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
             )
     check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, **reports,
                             **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
-    spec_text = schedule_spec(cfg.schedule, request.checkpoint)
+    resolve_target(request.checkpoint)  # a missing checkpoint is named before anything else
     check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
+    if engine_path is None and Precision.parse(cfg.precision) is Precision.FP16:
+        raise InputError(
+            f"--precision fp16 is a TensorRT engine's precision; the ONNX graph is always written in "
+            f"fp32: use -o {onnx_path.with_suffix('.plan')} for an fp16 engine, or --precision fp32 "
+            "for the graph alone"
+        )
     if engine_path is not None:
         from vidtldr_deploy.runtime.tensorrt.plugins import check_engine_build
 
         try:  # before the minutes of export and validation an engine build could not use
             check_engine_build(cfg.merge_impl, request.plugins)
         except VidTLDRError as err:
-            raise type(err)(
-                f"{err}\nNo engine can be built here; to export the ONNX graph alone, use -o {onnx_path}"
+            raise with_note(
+                err,
+                f"No engine can be built here; to export the ONNX graph alone, use -o {onnx_path}",
             ) from None
-    return onnx_path, engine_path, spec_text
+    return onnx_path, engine_path
 
 
 def check_graph_form_request(
@@ -178,7 +187,7 @@ def check_graph_form_request(
 def run_export(request: ExportRequest, events: ExportEvents | None = None) -> ExportOutcome:
     events = events or ExportEvents()
     cfg = request.config
-    onnx_path, engine_path, spec_text = check_request(request)
+    onnx_path, engine_path = check_request(request)
     with events.status(f"loading {request.checkpoint}"):
         loaded = load_source(
             request.checkpoint,
@@ -191,7 +200,8 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     events.info(loaded.description)
     model = loaded.model
     loaded.check_memory(cfg.batch)  # before an export whose graph no runtime could then run
-    resolved = loaded.schedule(spec_text)
+    # Asked for once the checkpoint has loaded: a corrupt one is named first.
+    resolved = loaded.schedule(schedule_spec(cfg.schedule, request.checkpoint))
     for note in resolved.notes:
         events.info(f"note: {note}")
     events.loaded(loaded, resolved, cfg.batch)

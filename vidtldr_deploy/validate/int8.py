@@ -243,12 +243,14 @@ def validate_int8(
     tolerances: Tolerances = INT8_TOLERANCES,
     min_agreement: float = MIN_DECISION_AGREEMENT,
     inputs_label: str = "",
+    keep: dict | None = None,
 ) -> Int8Validation:
-    """Compare the INT8 graph with the PyTorch fp32 merged model on `inputs` (clip batches)."""
+    """Compare the INT8 graph with the PyTorch fp32 merged model on `inputs` (clip batches);
+    `keep` as validate_runner's."""
     outputs, hidden = run_with_merge_inputs(onnx_path, inputs)
     validation = validate_runner(  # InputBatches keep their padding out of the metrics
         _Replay(outputs), str(onnx_path), loaded, schedule, inputs, tolerances,
-        precision="int8", inputs_label=inputs_label,
+        precision="int8", inputs_label=inputs_label, keep=keep,
     )  # fmt: skip
     layers = merge_layers(schedule)
     graph_dec = [merge_decisions(h, layers) for h in hidden]

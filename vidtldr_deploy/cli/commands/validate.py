@@ -12,7 +12,7 @@ import typer
 
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.console import guarded, info, status
-from vidtldr_deploy.cli.results import show_validation, write_report_files
+from vidtldr_deploy.cli.results import show_merge_agreement, show_validation, write_report_files
 from vidtldr_deploy.errors import InputError
 
 REFERENCE_PREFIX = "reference/"  # --save-outputs keys of the PyTorch reference's outputs
@@ -72,26 +72,6 @@ def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> Non
                             "--save-inputs": save_inputs, "--save-outputs": save_outputs})  # fmt: skip
 
 
-def open_runner(model: Path, runtime: str, device: str, plugins: Path | None):
-    if runtime == "tensorrt":
-        from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
-        return TensorRTRunner(model, plugin_library=plugins)
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
-    return OnnxRuntimeRunner(model, device)
-
-
-def engine_graph(model: Path) -> Path:
-    onnx_path = model.with_suffix(".onnx")
-    if not onnx_path.exists():
-        raise InputError(
-            f"{model}: the graph it was built from ({onnx_path}) is not beside it; validation "
-            "rebuilds the PyTorch reference from the graph's metadata"
-        )
-    return onnx_path
-
-
 @opt.argument_group("flags", opt.ToleranceFlags)
 def validate_command(
     model: Annotated[
@@ -146,44 +126,55 @@ def validate_command(
 ) -> None:
     """Run an exported graph (ONNX Runtime) or engine (TensorRT) and compare it with the PyTorch
     model (same schedule)."""
-    from vidtldr_deploy.export.reference import reference_for_graph
+    from vidtldr_deploy.constants import Precision
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.target import resolve_target
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
     from vidtldr_deploy.validate.run import validate_runner
 
     runtime, device = resolve_runtime(model, runtime, device)
     check_inputs_exist(model, inputs)
     check_outputs(model, inputs, report, save_inputs, save_outputs)
+    target = resolve_target(model)  # the engine's sidecar and graph, the graph's description
     check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
-    precision, graph = "fp32", model
-    if runtime == "tensorrt":
-        from vidtldr_deploy.runtime.tensorrt.sidecar import read_sidecar
-
-        graph = engine_graph(model)
-        precision = read_sidecar(model).get("precision", "fp32")
+    precision = target.precision
+    int8_graph = precision is Precision.INT8 and runtime == "onnxruntime"
     tolerances = opt.tolerances_for(precision, flags)
     with status("loading the graph and its PyTorch reference"):
-        ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames)
+        ref = target.reference(checkpoint, unsafe_load, ckpt_frames)
     info(f"{ref.loaded.description}; schedule {ref.schedule.spec!r}")
     clips = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch)
     if save_inputs is not None:
         save_arrays(save_inputs, input_arrays(clips))
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
     kept: dict = {}
-    with (
-        status(f"running {runtime} ({device}) and PyTorch"),
-        open_runner(model, runtime, device, plugins) as runner,
-    ):
-        result = validate_runner(
-            runner, str(model), ref.loaded, ref.schedule, clips, tolerances, precision=precision,
-            inputs_label=clips.label, strict_tokens=strict_tokens, keep=kept,
-        )  # fmt: skip
+    extra: dict = {}
+    if int8_graph:  # the export's own INT8 check: INT8 tolerances and merge-decision agreement
+        from vidtldr_deploy.validate.int8 import validate_int8
+
+        with status("running the INT8 graph in onnxruntime (cpu) and PyTorch fp32"):
+            int8 = validate_int8(model, ref.loaded, ref.schedule, clips, tolerances,
+                                 inputs_label=clips.label, keep=kept)  # fmt: skip
+        result = int8.validation
+        extra = {"merge_decisions": int8.to_dict()["merge_decisions"], "passed": int8.passed}
+    else:
+        with (
+            status(f"running {runtime} ({device}) and PyTorch"),
+            target.open_runner(runtime, device, plugins) as runner,
+        ):
+            result = validate_runner(
+                runner, str(model), ref.loaded, ref.schedule, clips, tolerances,
+                precision=precision, inputs_label=clips.label, strict_tokens=strict_tokens,
+                keep=kept,
+            )  # fmt: skip
     show_validation(result)
+    if extra:
+        show_merge_agreement(extra["merge_decisions"])
     if save_outputs is not None:
         save_arrays(save_outputs, output_arrays(kept))
         info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
-    write_report_files(report, {**result.to_dict(), "device": device})
-    if not result.passed:
+    write_report_files(report, {**result.to_dict(), "device": device, **extra})
+    if not extra.get("passed", result.passed):
         raise typer.Exit(1)
 
 

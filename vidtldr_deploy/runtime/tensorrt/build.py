@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vidtldr_deploy.constants import DOMAIN as PLUGIN_DOMAIN
-from vidtldr_deploy.constants import PLUGIN_NAMESPACE, PLUGIN_VERSION, PRECISIONS
+from vidtldr_deploy.constants import PLUGIN_NAMESPACE, PLUGIN_VERSION, Precision
 from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
@@ -192,8 +192,7 @@ def build_engine(
     trt = require_tensorrt()
     log = log or (lambda _msg: None)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    precision = Precision.parse(precision)
     if not onnx_path.is_file():
         raise InputError(f"ONNX file {onnx_path} does not exist")
     if not engine_path.parent.is_dir():

@@ -20,9 +20,10 @@ from typing import Any
 
 import onnx
 
+from vidtldr_deploy.constants import Precision
 from vidtldr_deploy.errors import EnvironmentProblem, InputError
 
-QUANTIZED_PRECISIONS = ("int8", "fp8")
+QUANTIZED_PRECISIONS = tuple(p.value for p in Precision if p.quantized)
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
 
@@ -95,11 +96,7 @@ def quantized_build_plan(
 ) -> QuantizedBuildPlan:
     """Network and builder flags for an engine of `precision` from a graph whose Q/DQ produce
     `qdq_types` (graph_qdq_types), on a GPU of `compute_capability` ("8.9" or (8, 9))."""
-    if precision not in QUANTIZED_PRECISIONS:
-        raise InputError(
-            f"quantized precision must be one of {', '.join(QUANTIZED_PRECISIONS)}, "
-            f"got {precision!r}"
-        )
+    Precision.parse(precision, QUANTIZED_PRECISIONS, "quantized precision")
     strongly_typed_only = _major(trt) >= 11 or not hasattr(trt.BuilderFlag, "FP16")
     version = getattr(trt, "__version__", "?")
     if precision == "fp8":

@@ -374,10 +374,12 @@ def require_sidecar_match(sidecar: dict, runtime: dict, engine_path: str | Path)
         raise EnvironmentProblem(f"{engine_path} cannot run here:\n{lines}")
 
 
-def require_graph_match(engine_path: str | Path, onnx_path: str | Path) -> None:
+def require_graph_match(
+    engine_path: str | Path, onnx_path: str | Path, sidecar: dict | None = None
+) -> None:
     """The .onnx read beside an engine must be the graph it was built from (its sha256 in the
     sidecar): its metadata rebuilds the PyTorch model the engine is compared with."""
-    sidecar = read_sidecar(engine_path)
+    sidecar = read_sidecar(engine_path) if sidecar is None else sidecar
     runtime = {"onnx_sha256": sha256_file(onnx_path), "onnx": str(onnx_path)}
     problems = [p for p in check_sidecar(sidecar, runtime) if str(onnx_path) in p]
     if problems:
