@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from vidtldr_deploy.constants import META_PREFIX
+from support.graphs import graph_with_metadata
 from vidtldr_deploy.errors import InputError, RuntimeFailure
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.validate.tolerances import DEFAULT_TOLERANCES
@@ -73,28 +73,10 @@ def test_an_engine_without_its_graph_is_refused_word_for_word(cli, engine, clip)
     assert len({_error(r) for r in results}) == 1
 
 
-def _graph(tmp_path, node, **meta):
-    """A graph with vidtldr metadata around one node (the demo's geometry)."""
-    base = {
-        "arch": "umt-tiny", "frames": "4", "batch": "1", "input_shape": "[1, 3, 4, 32, 32]",
-        "schedule": json.dumps({"spec": "0.25x2", "layers": []}), "checkpoint": "demo:umt-tiny:seed0",
-        "checkpoint_sha256": "", "merge_impl": "onnx",
-    }  # fmt: skip
-    base.update(meta)
-    x = helper.make_tensor_value_info("video", TensorProto.FLOAT, [1, 3, 4, 32, 32])
-    y = helper.make_tensor_value_info("pooled", TensorProto.FLOAT, None)
-    shape = helper.make_tensor("shape", TensorProto.INT64, [1], [7])  # 49152 values cannot become 7
-    graph = helper.make_graph([node], "g", [x], [y], initializer=[shape])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    for key, value in base.items():
-        model.metadata_props.add(key=META_PREFIX + key, value=value)
-    path = tmp_path / "g.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
 def test_an_onnx_runtime_failure_is_a_runtime_failure_not_bad_input(cli, tmp_path):
-    graph = _graph(tmp_path, helper.make_node("Reshape", ["video", "shape"], ["pooled"]))
+    shape = helper.make_tensor("shape", TensorProto.INT64, [1], [7])  # 49152 values cannot be 7
+    node = helper.make_node("Reshape", ["video", "shape"], ["pooled"])
+    graph = graph_with_metadata(tmp_path, node, [shape])
     result = cli("validate", graph)
     assert result.exit_code == RuntimeFailure.exit_code != InputError.exit_code
     assert "ONNX Runtime" in _error(result)
@@ -145,8 +127,7 @@ def test_tune_on_a_graph_tunes_the_model_it_records(cli, tmp_path, demo_graphs, 
 
 def test_tune_on_a_graph_without_its_checkpoint_says_tune_needs_it(cli, tmp_path, clip):
     gone = tmp_path / "gone.pth"
-    graph = _graph(tmp_path, helper.make_node("Identity", ["video"], ["pooled"]),
-                   checkpoint=str(gone), checkpoint_sha256="ab" * 32)  # fmt: skip
+    graph = graph_with_metadata(tmp_path, checkpoint=str(gone), checkpoint_sha256="ab" * 32)
     result = cli("tune", graph, "--clips", clip, "--target-flops", "0.6")
     assert result.exit_code == InputError.exit_code
     message = _error(result)
