@@ -197,8 +197,7 @@ def describe_onnx(path: Path) -> ModelSource:
 
 def describe_target(path: str | Path) -> ModelSource:
     path = Path(path)
-    if path.name.endswith(".plan.json"):
-        raise InputError(f"{path} is a sidecar: pass the engine {path.name[:-5]} itself")
+    sc.refuse_sidecar(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist (TARGET: an engine .plan or an exported .onnx)")
     if path.suffix == ".plan":

@@ -128,8 +128,7 @@ def resolve_target(text: str | Path, architectures: bool = False) -> Target:
     if text == DEMO or text.startswith(DEMO_PREFIX):
         return Target(text, TargetKind.DEMO)
     path = Path(text)
-    if path.name.endswith(ENGINE_SUFFIX + ".json"):
-        raise InputError(f"{path} is a sidecar: pass the engine {path.name[:-5]} itself")
+    sc.refuse_sidecar(path)
     if not path.exists():
         if architectures and not path.suffix and len(path.parts) == 1:
             get_architecture(text)  # an unknown name is refused with the list of names

@@ -160,6 +160,12 @@ def write_engine_and_sidecar(
     return sidecar
 
 
+def refuse_sidecar(path: Path) -> None:
+    """An engine's `.plan.json` given where the engine itself is meant."""
+    if path.name.endswith(".plan.json"):
+        raise InputError(f"{path} is a sidecar: pass the engine {path.name[:-5]} itself")
+
+
 def read_sidecar(engine_path: str | Path) -> dict:
     """Read `X.plan.json` for `X.plan` (or the .json itself); missing or corrupt is a clear error."""
     engine_path = Path(engine_path)
