@@ -109,9 +109,11 @@ class Target:
         return load_source(self.text, arch, frames, ckpt_frames, unsafe_load, seed)
 
     def open_runner(
-        self, runtime: str | None = None, device: str = "cpu", plugins=None, threads=None
-    ):
-        """A runner for an exported target (imports its runtime only now)."""
+        self, runtime: str | None = None, device: str = "cpu", plugins=None, threads=None,
+        merge_inputs: bool = False,
+    ):  # fmt: skip
+        """A runner for an exported target (imports its runtime only now; it activates on
+        entering). merge_inputs: an ONNX Runtime runner also returns each merge's hidden input."""
         runtime = runtime or self.default_runtime
         if runtime == "tensorrt":
             from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
@@ -119,7 +121,9 @@ class Target:
             return TensorRTRunner(self.path, plugin_library=plugins)
         from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(self.graph_path, device, threads=threads)
+        return OnnxRuntimeRunner(
+            self.graph_path, device, threads=threads, merge_inputs=merge_inputs
+        )
 
 
 def resolve_target(text: str | Path, architectures: bool = False) -> Target:

@@ -30,9 +30,12 @@ def input_arrays(clips: list[np.ndarray]) -> dict[str, np.ndarray]:
     return {f"clip_{i:03d}": clip for i, clip in enumerate(clips)}
 
 
-def output_arrays(kept: dict) -> dict[str, np.ndarray]:
-    arrays = dict(kept["runtime"])
-    arrays.update({f"{REFERENCE_PREFIX}{name}": value for name, value in kept["reference"].items()})
+def output_arrays(runs) -> dict[str, np.ndarray]:
+    """The runtime's outputs, and the PyTorch reference's under REFERENCE_PREFIX."""
+    arrays = dict(runs.runtime.outputs)
+    arrays.update(
+        {f"{REFERENCE_PREFIX}{name}": value for name, value in runs.reference.outputs.items()}
+    )
     return arrays
 
 
@@ -129,8 +132,9 @@ def validate_command(
     from vidtldr_deploy.constants import Precision
     from vidtldr_deploy.runtime.devices import check_device
     from vidtldr_deploy.target import resolve_target
+    from vidtldr_deploy.validate.compare import compare_validation
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
-    from vidtldr_deploy.validate.run import validate_runner
+    from vidtldr_deploy.validate.run import run_validation
 
     runtime, device = resolve_runtime(model, runtime, device)
     check_inputs_exist(model, inputs)
@@ -147,31 +151,26 @@ def validate_command(
     if save_inputs is not None:
         save_arrays(save_inputs, input_arrays(clips))
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
-    kept: dict = {}
+    with (
+        status(f"running {runtime} ({device}) and PyTorch"),
+        target.open_runner(runtime, device, plugins, merge_inputs=int8_graph) as runner,
+    ):
+        runs = run_validation(runner, ref.loaded, ref.schedule, clips, merge_inputs=int8_graph)
+    result = compare_validation(
+        runs, target=str(model), loaded=ref.loaded, schedule=ref.schedule, tolerances=tolerances,
+        precision=precision, inputs=clips.label, strict_tokens=strict_tokens,
+    )  # fmt: skip
     extra: dict = {}
-    if int8_graph:  # the export's own INT8 check: INT8 tolerances and merge-decision agreement
-        from vidtldr_deploy.validate.int8 import validate_int8
+    if int8_graph:  # as the export judges it: INT8 tolerances and merge-decision agreement
+        from vidtldr_deploy.validate.int8 import judge_merge_decisions
 
-        with status("running the INT8 graph in onnxruntime (cpu) and PyTorch fp32"):
-            int8 = validate_int8(model, ref.loaded, ref.schedule, clips, tolerances,
-                                 inputs_label=clips.label, keep=kept)  # fmt: skip
-        result = int8.validation
+        int8 = judge_merge_decisions(runs, result, ref.schedule)
         extra = {"merge_decisions": int8.to_dict()["merge_decisions"], "passed": int8.passed}
-    else:
-        with (
-            status(f"running {runtime} ({device}) and PyTorch"),
-            target.open_runner(runtime, device, plugins) as runner,
-        ):
-            result = validate_runner(
-                runner, str(model), ref.loaded, ref.schedule, clips, tolerances,
-                precision=precision, inputs_label=clips.label, strict_tokens=strict_tokens,
-                keep=kept,
-            )  # fmt: skip
     show_validation(result)
     if extra:
         show_merge_agreement(extra["merge_decisions"])
     if save_outputs is not None:
-        save_arrays(save_outputs, output_arrays(kept))
+        save_arrays(save_outputs, output_arrays(runs))
         info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
     write_report_files(report, {**result.to_dict(), "device": device, **extra})
     if not extra.get("passed", result.passed):
