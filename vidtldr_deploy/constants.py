@@ -55,6 +55,10 @@ class Precision(str, Enum):
         return cls(text)
 
 
+# The built-in demo model's schedule when none is given: a quarter of the tokens in each of the
+# first two layers.
+DEMO_SCHEDULE = "0.25x2"
+
 PRECISIONS = ("fp32", "fp16", "int8")  # what export, build and profile take
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
