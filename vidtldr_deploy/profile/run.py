@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.constants import OPENVINO_PRECISIONS, PRECISIONS, MergeImpl
+from vidtldr_deploy.constants import OPENVINO_PRECISIONS, MergeImpl, Precision
 from vidtldr_deploy.core.flops import count_flops
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
@@ -57,11 +57,11 @@ class ProfileSettings:
         if self.runtime == "openvino":
             if self.precision not in OPENVINO_PRECISIONS:
                 raise InputError(
-                    f"--runtime openvino profiles {', '.join(OPENVINO_PRECISIONS)} (merge islands "
-                    f"f32), got --precision {self.precision!r}"
+                    f"--runtime openvino profiles {', '.join(OPENVINO_PRECISIONS)}, got "
+                    f"--precision {self.precision!r}"
                 )
-        elif self.precision not in PRECISIONS:
-            raise InputError(f"--precision must be fp32 or fp16, got {self.precision!r}")
+        else:
+            Precision.parse(self.precision)
         if self.runtime == "onnxruntime" and self.precision not in ("fp32", "int8"):
             raise InputError(
                 "--runtime onnxruntime runs exported graphs in fp32 or INT8 Q/DQ: use --precision "

@@ -14,9 +14,6 @@ from vidtldr_deploy.cli.console import guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
 
-GRAPH_SUFFIXES = (".onnx", ".plan", ".xml")
-
-
 TRIVIAL_FACTOR = (
     4  # R@k over fewer than k x this many clips says little: a random ranking scores high
 )
@@ -79,7 +76,7 @@ def evaluate_command(
     target: Annotated[
         str,
         typer.Argument(
-            help="Checkpoint, Hugging Face folder or 'demo' (PyTorch), or an exported .onnx / TensorRT .plan / OpenVINO .xml (its runtime, its schedule)."
+            help="Checkpoint, Hugging Face folder or 'demo' (PyTorch), or an exported .onnx / TensorRT .plan (its runtime, its schedule)."
         ),
     ],
     clip_args: ClipArgs = None,
@@ -133,17 +130,11 @@ def evaluate_command(
 ) -> None:
     """What a schedule costs on clips: drift of pooled vectors or logits, agreement, retrieval, FLOPs."""
     from vidtldr_deploy.constants import DEMO_SCHEDULE
-    from vidtldr_deploy.evaluate import (
-        GraphTarget,
-        evaluate,
-        load_labels,
-        plot_drift,
-        rs_from_metadata,
-    )
+    from vidtldr_deploy.evaluate import GraphTarget, evaluate, load_labels, plot_drift
     from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.models.presets import presets_for
-    from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.pipelines.export import is_demo
+    from vidtldr_deploy.target import TargetKind, resolve_target
 
     check_outputs({"--report": report, "--plot": plot},
                   {"the target": Path(target), "--labels": labels,
@@ -151,63 +142,39 @@ def evaluate_command(
     if labels is not None and not labels.is_file():
         raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
     label_map = load_labels(labels) if labels is not None else None
-    is_graph = Path(target).suffix.lower() in GRAPH_SUFFIXES
-    if is_graph and (schedules or arch or frames):
+    resolved = resolve_target(target)  # an engine's sidecar and graph checked here
+    resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames)
+    allowed = ("onnxruntime", "openvino") if resolved.kind is TargetKind.GRAPH else ()
+    if runtime is not None and runtime not in allowed:
         raise InputError(
-            f"{target} fixes its schedule, architecture and frames: --schedule/--arch/--frames apply to checkpoints and 'demo'"
+            f"--runtime {runtime}: {target} runs in {resolved.default_runtime}"
+            + (" or openvino" if allowed else "")
         )
-
-    suffix = Path(target).suffix.lower()
-    default = {".plan": "tensorrt", ".xml": "openvino"}.get(suffix, "onnxruntime")
-    if runtime is not None and (not is_graph or runtime not in
-                                {".onnx": ("onnxruntime", "openvino")}.get(suffix, (default,))):  # fmt: skip
-        raise InputError(
-            f"--runtime {runtime}: {target} runs in {default}"
-            + (" or openvino" if suffix == ".onnx" else "")
-            + ("" if is_graph else " (PyTorch targets take no --runtime)")
-        )
-    runtime = runtime or default
+    runtime = runtime or resolved.default_runtime
     if device is not None and runtime != "openvino":
         raise InputError("--device applies to --runtime openvino")
     if runtime == "openvino":
         from vidtldr_deploy.runtime.devices import check_device
 
         check_device("openvino", device)  # before any work
+
     runner = None
-    if is_graph:
-        from vidtldr_deploy.export.reference import reference_for_graph
-        from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
-        graph = Path(target) if suffix in (".onnx", ".xml") else Path(target).with_suffix(".onnx")
-        metadata = None
-        if suffix == ".xml":
-            from vidtldr_deploy.runtime.openvino import ir_metadata
-
-            metadata = ir_metadata(graph)
+    if resolved.kind.exported:
         with status(f"loading {target} and rebuilding its PyTorch model from the metadata"):
-            ref = reference_for_graph(graph, None, unsafe_load, ckpt_frames, metadata)
+            ref = resolved.reference(None, unsafe_load, ckpt_frames)
         loaded = ref.loaded
-        if suffix == ".plan":
-            from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
-            runner = TensorRTRunner(Path(target))
-        elif runtime == "openvino":
-            from vidtldr_deploy.runtime.openvino import OpenVinoRunner
-
-            runner = OpenVinoRunner(graph, device)
-        else:
-            runner = OnnxRuntimeRunner(graph)
+        runner = resolved.open_runner(runtime, device or "cpu")
         targets = [
             GraphTarget(
                 runner,
-                tuple(rs_from_metadata(ref.metadata)),
+                resolved.graph.rs,
                 label=f"{Path(target).name} ({runner.name})",
-                batch=ref.input_shape[0],
+                batch=resolved.graph.batch,
             )
         ]
     else:
         with status(f"loading {target}"):
-            loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
+            loaded = resolved.load(arch, frames, ckpt_frames, unsafe_load, seed)
         wanted = list(schedules or [])
         if not wanted:
             wanted = [DEMO_SCHEDULE] if is_demo(target) else list(presets_for(loaded.arch))

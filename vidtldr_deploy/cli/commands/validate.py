@@ -1,5 +1,5 @@
-"""`vidtldr validate`: an exported graph (ONNX Runtime, CPU or CUDA; or OpenVINO), an OpenVINO IR or
-a TensorRT engine against its PyTorch model, with the inputs and outputs saved for a rerun elsewhere (Polygraphy's
+"""`vidtldr validate`: an exported graph (ONNX Runtime, CPU or CUDA) or a TensorRT engine against
+its PyTorch model, with the inputs and outputs saved for a rerun elsewhere (Polygraphy's
 --save-inputs / --load-inputs / --save-outputs)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.commands.clip_args import InputArgs
 from vidtldr_deploy.cli.console import guarded, info, status
-from vidtldr_deploy.cli.results import show_validation, write_report_files
+from vidtldr_deploy.cli.results import show_merge_agreement, show_validation, write_report_files
 from vidtldr_deploy.errors import InputError
 
 REFERENCE_PREFIX = "reference/"  # --save-outputs keys of the PyTorch reference's outputs
@@ -78,33 +78,6 @@ def check_validate_outputs(model: Path, inputs, report, save_inputs, save_output
                    **{f"--inputs {p}": p for p in inputs or []}})  # fmt: skip
 
 
-def open_runner(
-    model: Path, runtime: str, device: str, plugins: Path | None, precision: str = "fp32",
-    merge_inputs: bool = False,
-):  # fmt: skip
-    if runtime == "openvino":
-        from vidtldr_deploy.runtime.openvino import OpenVinoRunner
-
-        return OpenVinoRunner(model, device, precision, merge_inputs=merge_inputs)
-    if runtime == "tensorrt":
-        from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
-        return TensorRTRunner(model, plugin_library=plugins)
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
-    return OnnxRuntimeRunner(model, device)
-
-
-def engine_graph(model: Path) -> Path:
-    onnx_path = model.with_suffix(".onnx")
-    if not onnx_path.exists():
-        raise InputError(
-            f"{model}: the graph it was built from ({onnx_path}) is not beside it; validation "
-            "rebuilds the PyTorch reference from the graph's metadata"
-        )
-    return onnx_path
-
-
 @opt.argument_group("flags", opt.ToleranceFlags)
 @opt.argument_group("clips", InputArgs)
 def validate_command(
@@ -136,7 +109,7 @@ def validate_command(
         Optional[str],
         typer.Option(
             "--precision",
-            help="openvino only: fp32, bf16 or fp16 for the transformer (merge islands stay f32; bf16/fp16 also report merge-decision agreement).",
+            help="openvino only: fp32, bf16 or fp16 for the transformer (bf16/fp16 also report merge-decision agreement).",
             show_default="fp32",
         ),
     ] = None,
@@ -168,46 +141,37 @@ def validate_command(
 ) -> None:
     """Run an exported graph (ONNX Runtime) or engine (TensorRT) and compare it with the PyTorch
     model (same schedule)."""
-    from vidtldr_deploy.export.reference import reference_for_graph
+    from vidtldr_deploy.constants import Precision
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.target import resolve_target
     from vidtldr_deploy.validate.compare import compare_validation
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
     from vidtldr_deploy.validate.run import run_validation
 
     runtime, device = resolve_runtime(model, runtime, device)
-    inputs = clips.paths
     if precision is not None and runtime != "openvino":
         raise InputError(
             "--precision applies to --runtime openvino: a graph or engine fixes its own precision"
         )
+    inputs = clips.paths
     check_inputs_exist(model, inputs)
     check_validate_outputs(model, inputs, report, save_inputs, save_outputs)
+    target = resolve_target(model)  # the engine's sidecar and graph, the graph's description
     check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
-    graph, metadata = model, None
+    run_precision = "fp32"
     if runtime == "openvino":
-        from vidtldr_deploy.runtime.openvino import check_precision, ir_metadata
+        from vidtldr_deploy.runtime.openvino import check_precision
 
-        precision = precision or "fp32"
-        check_precision(precision)
-        if model.suffix.lower() == ".xml":
-            metadata = ir_metadata(model)
-    else:
-        precision = "fp32"
-    if runtime == "tensorrt":
-        from vidtldr_deploy.runtime.tensorrt.sidecar import read_sidecar
-
-        graph = engine_graph(model)
-        precision = read_sidecar(model).get("precision", "fp32")
-    with status("loading the graph and its PyTorch reference"):
-        ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames, metadata)
-    graph_precision = ref.metadata.get("precision", "fp32")
-    reduced, label = False, precision
-    if runtime == "openvino":  # below fp32 (or an INT8 graph): merge decisions are compared too
-        from vidtldr_deploy.validate.openvino import compares_decisions, validation_precision
-
-        reduced = compares_decisions(precision, graph_precision)
-        label = validation_precision(precision, graph_precision)
+        run_precision = precision or "fp32"
+        check_precision(run_precision)
+    precision = target.precision
+    int8_graph = precision is Precision.INT8 and runtime in ("onnxruntime", "openvino")
+    # OpenVINO below fp32: merge decisions are judged too, with the bounds of that precision.
+    reduced = int8_graph or run_precision != "fp32"
+    label = str(precision) if int8_graph or run_precision == "fp32" else run_precision
     tolerances = opt.tolerances_for(label, flags)
+    with status("loading the graph and its PyTorch reference"):
+        ref = target.reference(checkpoint, unsafe_load, ckpt_frames)
     info(f"{ref.loaded.description}; schedule {ref.schedule.spec!r}")
     batches = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch,
                           **clips.options())  # fmt: skip
@@ -217,39 +181,31 @@ def validate_command(
         save_arrays(save_inputs, input_arrays(batches))
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
     with (
-        status(
-            f"running {runtime} ({device}{', ' + precision if runtime == 'openvino' else ''}) and PyTorch"
-        ),
-        open_runner(model, runtime, device, plugins, precision, reduced) as runner,
+        status(f"running {runtime} ({device}) and PyTorch"),
+        target.open_runner(
+            runtime, device, plugins, merge_inputs=reduced, precision=run_precision
+        ) as runner,  # fmt: skip
     ):
         runs = run_validation(runner, ref.loaded, ref.schedule, batches, merge_inputs=reduced)
     result = compare_validation(
         runs, target=str(model), loaded=ref.loaded, schedule=ref.schedule, tolerances=tolerances,
         precision=label, inputs=batches.label, strict_tokens=strict_tokens,
     )  # fmt: skip
-    decisions = None
-    if reduced:
-        from vidtldr_deploy.validate.compare import compare_merge_decisions
-        from vidtldr_deploy.validate.decisions import overall_agreement
-        from vidtldr_deploy.validate.int8 import Int8Validation, min_agreement_for
+    extra: dict = {}
+    if reduced:  # as the export judges it: tolerances and merge-decision agreement
+        from vidtldr_deploy.validate.int8 import judge_merge_decisions, min_agreement_for
 
-        layers = compare_merge_decisions(runs.reference, runs.runtime, ref.schedule)
-        decisions = Int8Validation(result, layers, overall_agreement(layers),
-                                   min_agreement_for(label), str(model))  # fmt: skip
+        int8 = judge_merge_decisions(runs, result, ref.schedule, min_agreement_for(label))
+        extra = {"merge_decisions": int8.to_dict()["merge_decisions"], "passed": int8.passed}
     show_validation(result)
-    data = {**result.to_dict(), "device": device}
-    if decisions is not None:
-        agreement = decisions.to_dict()["merge_decisions"]
-        data.update(merge_decisions=agreement, passed=decisions.passed)
-        info(f"merge decisions agreeing with PyTorch fp32: {agreement['agreement']:.1%} "
-             f"(at least {agreement['min_agreement']:.0%} required)")  # fmt: skip
+    if extra:
+        show_merge_agreement(extra["merge_decisions"])
     if save_outputs is not None:
         save_arrays(save_outputs, output_arrays(runs))
         info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
-    if batches.warnings:
-        data["warnings"] = batches.warnings
-    write_report_files(report, data)
-    if not (decisions or result).passed:
+    skipped = {"warnings": batches.warnings} if batches.warnings else {}
+    write_report_files(report, {**result.to_dict(), "device": device, **skipped, **extra})
+    if not extra.get("passed", result.passed):
         raise typer.Exit(1)
 
 
