@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 
 from vidtldr_deploy.constants import META_PREFIX
-from vidtldr_deploy.errors import EnvironmentProblem, InputError, VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure, VidTLDRError
 from vidtldr_deploy.runtime.base import Runner
 
 # The toolkit's precision names -> OpenVINO's INFERENCE_PRECISION_HINT.
@@ -180,7 +180,7 @@ def write_ir(
         try:
             ov_model = ov.convert_model(str(src))
         except Exception as err:  # the frontend raises its own types
-            raise VidTLDRError(
+            raise RuntimeFailure(
                 f"OpenVINO could not convert {onnx_path}: {_first_line(err)}"
             ) from err
     for key, value in meta.items():
@@ -248,7 +248,7 @@ def compile_torch_module(
     except VidTLDRError:
         raise
     except Exception as err:  # noqa: BLE001
-        raise VidTLDRError(
+        raise RuntimeFailure(
             f"OpenVINO could not convert the block to time: {_first_line(err)}"
         ) from err
     request = compiled.create_infer_request()
@@ -323,7 +323,7 @@ class OpenVinoRunner(Runner):
             except VidTLDRError:
                 raise
             except Exception as err:  # noqa: BLE001 - OpenVINO raises RuntimeError for everything
-                raise VidTLDRError(
+                raise RuntimeFailure(
                     f"OpenVINO could not compile {self.path} for {self.device}: {_first_line(err)}"
                 ) from err
         self.request = self.compiled.create_infer_request()
@@ -351,7 +351,9 @@ class OpenVinoRunner(Runner):
         try:
             result = self.request.infer([np.ascontiguousarray(video, dtype=np.float32)])
         except Exception as err:  # noqa: BLE001
-            raise VidTLDRError(f"OpenVINO failed running {self.path}: {_first_line(err)}") from err
+            raise RuntimeFailure(
+                f"OpenVINO failed running {self.path}: {_first_line(err)}"
+            ) from err
         return {
             name: np.asarray(result[port], dtype=np.float32).copy() for name, port in self._ports
         }
