@@ -44,7 +44,8 @@ def test_ensemble_configs(ensemble_repo, tmp_path):
     assert first.output_map["video"] == second.input_map["video"]
     assert set(second.output_map) == {o.name for o in engine.output}
     assert (ensemble_repo / "umt_ensemble" / "1").is_dir()
-    assert "pip install vidtldr-deploy av" in (ensemble_repo / "README.md").read_text()
+    readme = (ensemble_repo / "README.md").read_text()
+    assert "pip install --no-deps vidtldr-deploy" in readme and 'pip install "numpy<2"' in readme
     assert leftovers(tmp_path) == []
 
 
@@ -82,8 +83,11 @@ def preprocess_model(ensemble_repo, monkeypatch):
         value = float(len(data))
         return np.full((3, frames, 32, 32), value, dtype=np.float64)
 
+    from vidtldr_deploy.clips import ClipRecipe
+
     clips = types.ModuleType("vidtldr_deploy.clips")
     clips.decode_clip = decode_clip
+    clips.ClipRecipe = ClipRecipe
     monkeypatch.setitem(sys.modules, "vidtldr_deploy.clips", clips)
     return _initialized_model(ensemble_repo, monkeypatch, "umt_preprocess_model"), calls
 
@@ -121,7 +125,10 @@ def test_preprocess_decodes_a_batch(preprocess_model):
         out.name == "video" and video.shape == (BATCH, 3, 4, 32, 32) and video.dtype == np.float32
     )
     assert video[0].max() == 3 and video[1].min() == 6
-    assert [(c[1], c[2]) for c in calls] == [("umt-tiny", 4)] * 2  # recipe and frames from config
+    # The whole recipe and the frames come from the config, not from the model registry.
+    from vidtldr_deploy.clips.recipe import recipe_for
+
+    assert [(c[1], c[2]) for c in calls] == [(recipe_for("umt-tiny"), 4)] * 2
 
 
 def test_preprocess_errors_fail_only_their_request(preprocess_model):
@@ -136,7 +143,7 @@ def test_preprocess_errors_fail_only_their_request(preprocess_model):
 
 def test_preprocess_rejects_a_wrong_clip_shape(preprocess_model, monkeypatch):
     model, _ = preprocess_model
-    model.decode = lambda data, recipe, frames: np.zeros((3, frames, 16, 16))
+    model.decode = lambda data, frames: np.zeros((3, frames, 16, 16))
     (response,) = model.execute([_request([b"a", b"b"])])
     assert "decoded to [3, 4, 16, 16]" in str(response.error)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.serve import triton_config as tc
@@ -39,6 +39,34 @@ ENSEMBLE_SUFFIX = "_ensemble"
 CONTAINER_REPO = "/models"  # where docker/docker-compose.triton.yml mounts the repository
 KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 _PREPROCESS_TEMPLATE = Path(__file__).with_name("triton_preprocess.py")
+
+# What the `*_preprocess` models need in the Triton image, as the repository README says it.
+# Verified against tritonserver 2.51 (the 24.10 release) with its Python backend on the CPU.
+PREPROCESS_IMAGE_NEEDS = (
+    "## Ensemble: what the Triton image needs",
+    "",
+    "The `*_preprocess` models run in Triton's Python backend. Its stub embeds the image's",
+    "Python and imports from that interpreter's site-packages (PYTHONPATH does not reach it;",
+    "a virtualenv first on PATH when tritonserver starts does). They need no torch; the clip",
+    "recipe (sampling, frames, resize, crop, mean/std) is in their config.pbtxt parameters:",
+    "",
+    "```",
+    "pip install --no-deps vidtldr-deploy",
+    'pip install "numpy<2" av pillow',
+    "```",
+    "",
+    "numpy < 2: the Python backend of Triton 2.51 (24.10) and older crashes reading a BYTES",
+    "input with numpy 2. Check the image before serving:",
+    "",
+    "```",
+    'python3 -c "import sys, numpy, av, PIL, vidtldr_deploy.clips; '
+    "assert int(numpy.__version__.split('.')[0]) < 2, numpy.__version__; "
+    "assert 'torch' not in sys.modules; print('ok')\"",
+    "```",
+    "",
+    "and once the server is up: `curl -s localhost:8000/v2/models/NAME_preprocess/ready -o /dev/null"
+    " -w '%{http_code}'` prints 200.",
+)
 
 
 @dataclass(frozen=True)
@@ -160,7 +188,11 @@ def _onnx_specs(values) -> tuple[tc.TensorSpec, ...]:
 def describe_onnx(path: Path) -> ModelSource:
     import onnx
 
-    from vidtldr_deploy.export.metadata import read_metadata
+    from vidtldr_deploy.export.metadata import (
+        GraphFormError,
+        read_metadata,
+        require_local_functions,
+    )
 
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -175,6 +207,13 @@ def describe_onnx(path: Path) -> ModelSource:
         )
     initializers = {t.name for t in model.graph.initializer}
     meta = read_metadata(model)
+    try:
+        require_local_functions(meta, path)
+    except GraphFormError as err:
+        raise GraphFormError(
+            f"{err}. Triton's ONNX Runtime backend cannot load it either: serve the engine built "
+            "from it (.plan), or the --graph-form portable export"
+        ) from None
     info = {
         "source": path.name,
         "toolkit_version": meta.get("version", ""),
@@ -305,6 +344,20 @@ def _write_model(root: Path, name: str, src: ModelSource, opts: RepositoryOption
     )  # fmt: skip
 
 
+def _clip_recipe(src: ModelSource, height: int, width: int):
+    from vidtldr_deploy.clips.recipe import recipe_for
+
+    arch = src.info.get("arch", "")
+    if not arch:
+        raise InputError(
+            f"{src.path} records no architecture (vidtldr.arch), so the clip recipe of its "
+            "preprocessing model is unknown: --ensemble needs a graph exported by vidtldr"
+        )
+    if height != width:
+        raise InputError(f"{src.path}: --ensemble needs square frames, got {height}x{width}")
+    return recipe_for(arch, image_size=height)
+
+
 def _write_ensemble(
     root: Path, name: str, src: ModelSource, opts: RepositoryOptions
 ) -> list[BuiltModel]:
@@ -320,7 +373,9 @@ def _write_ensemble(
     params = {
         "engine_model": name,
         "arch": src.info.get("arch", ""),
-        "recipe": src.info.get("arch", ""),  # what vidtldr_deploy.clips samples/normalises by
+        # The whole recipe (sampling, size, crop, mean/std), so the Python backend reads it from
+        # its config instead of the model registry, which would need torch in the Triton image.
+        "recipe": _clip_recipe(src, height, width).to_json(),
         "input_shape": json.dumps(list(video.shape)),
         "frames": str(frames),
         "bytes_input": BYTES_INPUT,
@@ -422,13 +477,7 @@ def _readme(manifest: dict) -> str:
             "```",
         ]
     if any(m["platform"] == "python" for m in manifest["models"]):
-        lines += [
-            "",
-            "## Ensemble",
-            "",
-            "The `*_preprocess` models run in Triton's Python backend and import vidtldr_deploy:",
-            "`pip install vidtldr-deploy av` in the container (or an execution environment).",
-        ]
+        lines += ["", *PREPROCESS_IMAGE_NEEDS]
     return "\n".join(lines) + "\n"
 
 
