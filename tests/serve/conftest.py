@@ -92,6 +92,9 @@ def real_repositories(cli, exported: dict[str, Path], fake_plans: dict[str, Path
         "plan_plugin": (fake_plans["plugin"], "--name", "demo_plan_plugin", "--plugins",
                         fake_plans["library"]),
         "standin": (exported["cli"], "--name", "demo_ort", "--device", "cpu", "--ensemble"),
+        # --max-batch 4: the dynamic batcher groups requests for 20 ms at most.
+        "dynamic": (exported["dynamic"], "--name", "demo_dyn", "--device", "cpu", "--ensemble",
+                    "--max-queue-delay-us", "20000"),
     }  # fmt: skip
     root.mkdir()
     repos = {}
@@ -100,6 +103,7 @@ def real_repositories(cli, exported: dict[str, Path], fake_plans: dict[str, Path
         r = cli("triton", target, "-o", repos[key], *args)
         assert r.exit_code == 0, r.output
     use_ort_standin(repos["standin"], "demo_ort")
+    use_ort_standin(repos["dynamic"], "demo_dyn")
     return repos
 
 
@@ -116,7 +120,7 @@ def demo_graph(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def triton_server(cli, exported, demo_graph, tmp_path_factory):
+def triton_server(cli, exported, demo_graph, dynamic_graphs, tmp_path_factory):
     """A real tritonserver over real_repositories(); installed first when CI is set, skipped with
     the reason only outside CI (CI must run it: a missing piece fails there)."""
     import real_triton
@@ -138,7 +142,12 @@ def triton_server(cli, exported, demo_graph, tmp_path_factory):
         "plugin": write_fake_plan(root, "with_plugin", library),
         "library": library,
     }
-    repos = real_repositories(cli, {**exported, "cli": demo_graph}, plans, root / "repos")
+    repos = real_repositories(
+        cli,
+        {**exported, "cli": demo_graph, "dynamic": dynamic_graphs["onnx"]},
+        plans,
+        root / "repos",
+    )
     (root / "server").mkdir()
     server = real_triton.TritonServer(list(repos.values()), root / "server")
     server.start()

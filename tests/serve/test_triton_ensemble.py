@@ -167,3 +167,23 @@ def test_preprocess_with_the_real_decoder_matches_the_clip_loader(
     got = response.output_tensors[0].as_numpy()
     want = np.stack([load_video_clip(v, recipe_for("umt-tiny"), 4) for v in videos])
     np.testing.assert_array_equal(got, want)
+
+
+def test_dynamic_batch_ensemble_batches_every_model(cli, dynamic_graphs, tmp_path):
+    repo = tmp_path / "repo"
+    args = ["--name", "dyn", "--ensemble", "--device", "cpu", "--max-queue-delay-us", "100"]
+    r = cli("triton", dynamic_graphs["plugin"], "-o", repo, *args)
+    assert r.exit_code == 0, r.output
+    configs = all_configs(repo)
+    engine, pre, ens = configs["dyn"], configs["dyn_preprocess"], configs["dyn_ensemble"]
+    # The graph's --max-batch 4 is every model's max_batch_size; dims leave the batch out.
+    assert engine.max_batch_size == pre.max_batch_size == ens.max_batch_size == 4
+    assert io_of(engine)["video"] == ("TYPE_FP32", [3, 4, 32, 32])
+    assert io_of(pre) == {"video_bytes": ("TYPE_STRING", [1]), "video": io_of(engine)["video"]}
+    assert io_of(ens)["video_bytes"] == ("TYPE_STRING", [1])
+    assert io_of(ens)["pooled"] == io_of(engine)["pooled"] == ("TYPE_FP32", [64])
+    for config in (engine, pre):
+        assert config.dynamic_batching.max_queue_delay_microseconds == 100
+    assert list(engine.model_warmup[0].inputs["video"].dims) == [3, 4, 32, 32]
+    r = cli("triton", dynamic_graphs["plugin"], "-o", tmp_path / "r2", "--max-batch-size", "8")
+    assert r.exit_code == 2 and not (tmp_path / "r2").exists()  # the graph takes at most 4

@@ -134,3 +134,36 @@ def test_a_bad_video_fails_its_request_only(cli, triton_server, videos, tmp_path
     assert triton_server.models()["demo_ort_preprocess"]["state"] == "READY"
     r = _client(cli, triton_server, "demo_ort_ensemble", "--video", videos[0], "--video", videos[1])
     assert r.exit_code == 0, r.output
+
+
+def test_dynamic_batcher_groups_concurrent_clips_without_changing_them(
+    cli, triton_server, videos, tmp_path
+):
+    """demo_dyn (export --max-batch 4): single-clip requests sent 8 at a time are grouped into
+    batched executions of the ONNX Runtime stand-in, and each clip's outputs equal the ones it
+    gets alone (sequential requests, batch 1)."""
+    one = [tmp_path / "alone0.npz", tmp_path / "alone1.npz"]
+    for video, saved in zip(videos, one):
+        r = _client(
+            cli, triton_server, "demo_dyn_ensemble", "--video", video, "--save-outputs", saved
+        )
+        assert r.exit_code == 0, r.output
+    clips = tmp_path / "clips.npz"
+    from vidtldr_deploy.clips import load_clips
+    from vidtldr_deploy.clips.recipe import recipe_for
+
+    batches = load_clips(videos, recipe_for("umt-tiny"), 4, 1).batches
+    np.savez(clips, *[b.video for b in batches])
+    before = triton_server.statistics("demo_dyn")
+    r = _client(cli, triton_server, "demo_dyn", "--inputs", clips, "--concurrency", "8",
+                "--requests", "32", "--save-outputs", tmp_path / "grouped.npz")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    after = triton_server.statistics("demo_dyn")
+    grouped = dict(np.load(tmp_path / "grouped.npz"))
+    for i, saved in enumerate(one):
+        alone = dict(np.load(saved))
+        for name in alone:
+            assert np.abs(grouped[name][i : i + 1] - alone[name]).max() <= 1e-5, name
+    inferences = after["inference_count"] - before["inference_count"]
+    executions = after["execution_count"] - before["execution_count"]
+    assert inferences == 32 and executions < inferences  # batched executions happened

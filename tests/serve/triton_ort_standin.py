@@ -28,16 +28,24 @@ class TritonPythonModel:
         self.outputs = [o["name"] for o in config["output"]]
 
     def execute(self, requests):
-        responses = []
-        for request in requests:
-            feeds = {
-                n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.inputs
-            }
-            values = self.session.run(self.outputs, feeds)
+        """The requests the dynamic batcher grouped run as ONE batch, as Triton's onnxruntime
+        backend runs them (a static-batch model gets one request at a time)."""
+        feeds = {
+            n: [pb_utils.get_input_tensor_by_name(r, n).as_numpy() for r in requests]
+            for n in self.inputs
+        }
+        sizes = [len(a) for a in feeds[self.inputs[0]]]
+        values = self.session.run(
+            self.outputs, {n: np.concatenate(arrays) for n, arrays in feeds.items()}
+        )
+        responses, start = [], 0
+        for size in sizes:
             tensors = [
-                pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in zip(self.outputs, values)
+                pb_utils.Tensor(n, np.ascontiguousarray(v[start : start + size]))
+                for n, v in zip(self.outputs, values)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += size
         return responses
 
     def finalize(self):

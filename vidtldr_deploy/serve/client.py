@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vidtldr_deploy.errors import EnvironmentProblem, InputError, VidTLDRError
+from vidtldr_deploy.serve.triton_config import BYTES_INPUT
 
 DEFAULT_URL = "localhost:8000"
 
@@ -58,10 +59,36 @@ def tensor_inputs(arrays: Mapping[str, np.ndarray], binary: bool = True) -> list
     return inputs
 
 
-def video_inputs(videos: Sequence[bytes | str | Path], input_name: str = "video_bytes") -> list:
-    """One TYPE_STRING (BYTES) input holding the encoded files, for a `*_ensemble` model."""
-    payload = [v if isinstance(v, bytes) else Path(v).read_bytes() for v in videos]
-    return tensor_inputs({input_name: np.array(payload, dtype=np.object_)})
+def video_inputs(
+    videos: Sequence[bytes | str | Path], input_name: str = BYTES_INPUT, batched: bool = False
+) -> list:
+    """One TYPE_STRING (BYTES) input holding the encoded files, for a `*_ensemble` model: shape
+    [n], or [n, 1] for an ensemble that batches (its input is one clip per batch entry)."""
+    payload = np.array(
+        [v if isinstance(v, bytes) else Path(v).read_bytes() for v in videos], dtype=np.object_
+    )
+    return tensor_inputs({input_name: payload.reshape(-1, 1) if batched else payload})
+
+
+def model_metadata(model: str, url: str = DEFAULT_URL, timeout_s: float = 60.0) -> dict:
+    """The server's metadata of `model` (inputs and outputs with their shapes)."""
+    httpclient, _ = _http()
+    try:
+        client = httpclient.InferenceServerClient(
+            url=url, connection_timeout=timeout_s, network_timeout=timeout_s
+        )
+        try:
+            return client.get_model_metadata(model)
+        finally:
+            client.close()
+    except Exception as err:  # connection refused, unknown model: name them
+        raise EnvironmentProblem(f"Triton at {url}, model {model!r}: {err}") from None
+
+
+def batches_inputs(metadata: dict, input_name: str) -> bool:
+    """Whether the model's `input_name` takes a leading batch dimension (max_batch_size > 0)."""
+    shapes = [i["shape"] for i in metadata.get("inputs", []) if i["name"] == input_name]
+    return bool(shapes) and len(shapes[0]) == 2 and shapes[0][0] == -1
 
 
 @dataclass(frozen=True)
@@ -161,14 +188,7 @@ def infer(
     plan = (plan or LoadPlan(repeat=repeat)).check()
     if not requests:
         raise InputError("no requests to send")
-    try:
-        client = httpclient.InferenceServerClient(
-            url=url, connection_timeout=timeout_s, network_timeout=timeout_s
-        )
-        names = [o["name"] for o in client.get_model_metadata(model).get("outputs", [])]
-        client.close()
-    except Exception as err:  # connection refused, unknown model: name them
-        raise EnvironmentProblem(f"Triton at {url}, model {model!r}: {err}") from None
+    names = [o["name"] for o in model_metadata(model, url, timeout_s).get("outputs", [])]
     start = time.perf_counter()
     deadline = None if plan.duration_s is None else start + plan.duration_s
     sends = _Sends(plan.count(len(requests)), deadline)

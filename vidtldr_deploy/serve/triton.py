@@ -33,7 +33,7 @@ from vidtldr_deploy.serve import triton_config as tc
 
 REPO_FORMAT = "vidtldr-triton-repository"
 PLUGIN_FILENAME = "libvidtldr_plugins.so"
-BYTES_INPUT = "video_bytes"
+BYTES_INPUT = tc.BYTES_INPUT
 PREPROCESS_SUFFIX = "_preprocess"
 ENSEMBLE_SUFFIX = "_ensemble"
 CONTAINER_REPO = "/models"  # where docker/docker-compose.triton.yml mounts the repository
@@ -92,7 +92,8 @@ class RepositoryOptions:
     name: str | None = None
     instances: int = 1
     device: str = "gpu"  # instance kind of ONNX models; plans always run on the GPU
-    max_batch_size: int = 8  # only for graphs with a dynamic first dimension
+    # Only for graphs with a dynamic first dimension; None: the graph's own --max-batch (or 8).
+    max_batch_size: int | None = None
     max_queue_delay_us: int | None = None
     force: bool = False
     ensemble: bool = False
@@ -224,6 +225,7 @@ def describe_onnx(path: Path) -> ModelSource:
         "checkpoint": meta.get("checkpoint", ""),
         "checkpoint_sha256": meta.get("checkpoint_sha256", ""),
         "onnx_sha256": sha256_file(path),
+        "max_batch": meta.get("max_batch", ""),  # a dynamic batch's upper end (export --max-batch)
     }
     return ModelSource(
         path=path,
@@ -328,10 +330,26 @@ def _write_text(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _write_model(root: Path, name: str, src: ModelSource, opts: RepositoryOptions) -> BuiltModel:
-    batching = tc.choose_batching(
-        src.inputs, src.outputs, opts.max_batch_size, opts.max_queue_delay_us, str(src.path)
+DEFAULT_MAX_BATCH = 8  # a dynamic-batch graph that records no upper end
+
+
+def _batching(src: ModelSource, opts: RepositoryOptions) -> tc.Batching:
+    recorded = int(src.info.get("max_batch") or 0)
+    wanted = opts.max_batch_size
+    if wanted is None:
+        wanted = recorded or DEFAULT_MAX_BATCH
+    if recorded and wanted > recorded:
+        raise InputError(
+            f"--max-batch-size {wanted}: {src.path} takes at most {recorded} clips per batch "
+            f"(exported with --max-batch {recorded}); leave --max-batch-size out or lower it"
+        )
+    return tc.choose_batching(
+        src.inputs, src.outputs, wanted, opts.max_queue_delay_us, str(src.path)
     )
+
+
+def _write_model(root: Path, name: str, src: ModelSource, opts: RepositoryOptions) -> BuiltModel:
+    batching = _batching(src, opts)
     config = tc.model_config(
         name, src.platform, src.inputs, src.outputs, batching, _settings(src, opts), src.filename
     )
@@ -364,10 +382,13 @@ def _write_ensemble(
     if len(src.inputs) != 1:
         raise VidTLDRError(f"{src.path}: --ensemble needs a model with one video input")
     video = src.inputs[0]
-    if len(video.shape) != 5 or any(d < 1 for d in video.shape):
+    if len(video.shape) != 5 or any(d < 1 for d in video.shape[1:]):
         raise VidTLDRError(
-            f"{src.path}: --ensemble needs a static (B, 3, T, H, W) input, got {list(video.shape)}"
+            f"{src.path}: --ensemble needs a (B, 3, T, H, W) input, static but for a dynamic "
+            f"batch, got {list(video.shape)}"
         )
+    # A dynamic-batch graph: every model of the ensemble batches to the same max_batch_size.
+    batching = _batching(src, opts) if video.shape[0] < 1 else tc.Batching(0)
     pre_name, ens_name = name + PREPROCESS_SUFFIX, name + ENSEMBLE_SUFFIX
     batch, _, frames, height, width = video.shape
     params = {
@@ -381,18 +402,21 @@ def _write_ensemble(
         "bytes_input": BYTES_INPUT,
     }
     settings = tc.ModelSettings(opts.instances, "KIND_CPU", False, params)
-    pre = tc.preprocess_config(pre_name, BYTES_INPUT, video, settings)
+    pre = tc.preprocess_config(pre_name, BYTES_INPUT, video, settings, batching)
     _write_text(root / pre_name / "config.pbtxt", tc.to_pbtxt(pre))
     _write_text(root / pre_name / "1" / "model.py", _PREPROCESS_TEMPLATE.read_text())
-    ens = tc.ensemble_config(ens_name, pre_name, name, BYTES_INPUT, video, src.outputs)
+    ens = tc.ensemble_config(ens_name, pre_name, name, BYTES_INPUT, video, src.outputs, batching)
     (root / ens_name / "1").mkdir(parents=True)  # Triton wants a version folder, even empty
     _write_text(root / ens_name / "config.pbtxt", tc.to_pbtxt(ens))
     return [
         BuiltModel(
-            pre_name, "python", str(src.path), 0,
+            pre_name, "python", str(src.path), batching.max_batch_size,
             (f"{pre_name}/config.pbtxt", f"{pre_name}/1/model.py"),
         ),
-        BuiltModel(ens_name, tc.PLATFORM_ENSEMBLE, str(src.path), 0, (f"{ens_name}/config.pbtxt",)),
+        BuiltModel(
+            ens_name, tc.PLATFORM_ENSEMBLE, str(src.path), batching.max_batch_size,
+            (f"{ens_name}/config.pbtxt",),
+        ),
     ]  # fmt: skip
 
 

@@ -3,7 +3,8 @@
 `vidtldr triton --ensemble` copies this file to `repo/NAME_preprocess/1/model.py`. It runs inside
 tritonserver's Python backend, whose Python needs vidtldr-deploy (no dependencies: no torch),
 numpy, av and pillow (the repository README lists them). Each request carries B encoded clips (B:
-the engine's static batch); the response is one float tensor (B, 3, T, H, W). Everything the
+the engine's static batch, or 1..max_batch_size for a dynamic-batch engine, whose requests the
+dynamic batcher groups); the response is one float tensor (B, 3, T, H, W). Everything the
 model needs comes from its config.pbtxt `parameters`: the input shape and the whole clip recipe
 (vidtldr.recipe: sampling, size, crop, mean/std), so this file is the same for every model.
 """
@@ -57,8 +58,8 @@ class TritonPythonModel:
 
     def _batch(self, encoded) -> np.ndarray:
         items = list(np.asarray(encoded, dtype=object).reshape(-1))
-        batch, _, frames, height, width = self.shape
-        if len(items) != batch:
+        batch, _, frames, height, width = self.shape  # batch -1: a dynamic batch, any count
+        if batch > 0 and len(items) != batch:
             raise ValueError(
                 f"this engine takes exactly {batch} clips per request, got {len(items)}: "
                 "pad the request (repeat a clip) or export with another --batch"

@@ -40,12 +40,13 @@ def triton_command(
         ),
     ] = None,
     max_batch_size: Annotated[
-        int,
+        Optional[int],
         typer.Option(
             "--max-batch-size",
-            help="max_batch_size of graphs with a dynamic batch dimension (static batch: 0).",
+            help="max_batch_size of graphs with a dynamic batch dimension (default: the graph's "
+            "export --max-batch, else 8; static batch: 0).",
         ),
-    ] = 8,
+    ] = None,
     plugins: Annotated[
         Optional[Path],
         typer.Option(
@@ -155,7 +156,8 @@ def triton_client_command(
         raise VidTLDRError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
     plan = client.LoadPlan(repeat, concurrency, duration, requests).check()
     if video:
-        batches = [client.video_inputs(video)]
+        batched = client.batches_inputs(client.model_metadata(model, url), client.BYTES_INPUT)
+        batches = [client.video_inputs(video, batched=batched)]
         described = ", ".join(map(str, video))
     else:
         batches = [client.tensor_inputs({input_name: a}) for a in client.load_clips(inputs)]
