@@ -66,22 +66,6 @@ def cli():
 
 # --- a real tritonserver (tests/serve/real_triton.py), one per test session ----------------------
 
-STANDIN = Path(__file__).with_name("triton_ort_standin.py")
-
-
-def use_ort_standin(repo: Path, name: str) -> None:
-    """Serve repo/NAME (an onnxruntime_onnx model) through the Python-backend ONNX Runtime stand-in:
-    only platform -> backend changes in its config; model.onnx stays where it was written."""
-    from vidtldr_deploy.serve.triton_config import parse_pbtxt, to_pbtxt
-
-    path = repo / name / "config.pbtxt"
-    config = parse_pbtxt(path.read_text())
-    config.ClearField("platform")
-    config.ClearField("default_model_filename")
-    config.backend = "python"
-    path.write_text(to_pbtxt(config))
-    (repo / name / "1" / "model.py").write_text(STANDIN.read_text())
-
 
 def real_repositories(cli, exported: dict[str, Path], fake_plans: dict[str, Path], root: Path):
     """Every kind of repository `vidtldr triton` writes, each under its own folder of `root`."""
@@ -102,6 +86,8 @@ def real_repositories(cli, exported: dict[str, Path], fake_plans: dict[str, Path
         repos[key] = root / key
         r = cli("triton", target, "-o", repos[key], *args)
         assert r.exit_code == 0, r.output
+    from real_triton import use_ort_standin
+
     use_ort_standin(repos["standin"], "demo_ort")
     use_ort_standin(repos["dynamic"], "demo_dyn")
     return repos

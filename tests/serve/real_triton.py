@@ -35,6 +35,7 @@ PYTRITON = "nvidia-pytriton==0.7.0"
 SERVER_VERSION = "2.51.0"
 STUB_PACKAGES = ("numpy<2", "av", "pillow", "onnxruntime")
 CHECKOUT = Path(__file__).resolve().parents[2]
+STANDIN = Path(__file__).with_name("triton_ort_standin.py")
 INSTALL_HINT = "python tests/serve/real_triton.py install"
 
 
@@ -86,6 +87,20 @@ def missing(base: Path | None = None) -> str | None:
 def _stub_source(base: Path) -> Path:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     return _server_root(base) / "python_backend_stubs" / version / "triton_python_backend_stub"
+
+
+def use_ort_standin(repo: Path, name: str) -> None:
+    """Serve repo/NAME (an onnxruntime_onnx model) through the Python-backend ONNX Runtime stand-in:
+    only platform -> backend changes in its config; model.onnx stays where it was written."""
+    from vidtldr_deploy.serve.triton_config import parse_pbtxt, to_pbtxt
+
+    path = repo / name / "config.pbtxt"
+    config = parse_pbtxt(path.read_text())
+    config.ClearField("platform")
+    config.ClearField("default_model_filename")
+    config.backend = "python"
+    path.write_text(to_pbtxt(config))
+    (repo / name / "1" / "model.py").write_text(STANDIN.read_text())
 
 
 def free_port() -> int:
