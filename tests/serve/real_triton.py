@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,10 +51,11 @@ def _server_root(base: Path) -> Path:
 def _pip_target(target: Path, packages: tuple[str, ...], no_deps: bool) -> None:
     """Into a temporary folder, renamed into place: an interrupted install leaves nothing."""
     tmp = target.with_name(target.name + ".partial")
-    subprocess.run(["rm", "-rf", str(tmp)], check=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     cmd += ["--no-deps"] * no_deps + ["--target", str(tmp), *packages]
     subprocess.run(cmd, check=True)
+    shutil.rmtree(target, ignore_errors=True)  # an incomplete folder from an older layout
     tmp.rename(target)
 
 
