@@ -17,7 +17,7 @@ ARRAY_SUFFIXES = (".npy", ".npz")
 @dataclass(frozen=True)
 class ClipSource:
     """One thing to load: a video file (kind "video"), or one array of already preprocessed clips
-    (kind "array": a whole .npy, or one member `key` of a .npz), as validate.make_inputs reads."""
+    (kind "array": a whole .npy, or one member `key` of a .npz), as validate.inputs.make_inputs reads."""
 
     path: Path
     kind: str

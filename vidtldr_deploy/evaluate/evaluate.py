@@ -189,7 +189,9 @@ def evaluate(
     progress: Progress | None = None,
 ) -> EvaluateResult:
     """Evaluate each target (a schedule string run on `model`, or a GraphTarget) on the clips
-    against `model` unmerged; `labels` ({clip name or path: class}) adds accuracy to classifiers."""
+    against `model` unmerged; `labels` ({clip name or path: class}) adds accuracy to classifiers.
+    `clips` may be a lazy iterable of batches (a ClipStream's real rows): only one batch is held
+    at a time. `names` is read once they are consumed, so a stream may fill it as it goes."""
     output = primary_output(model)
     resolved = [_resolve(model, t, arch) for t in targets]
     zero = [0] * model.cfg.depth
