@@ -130,7 +130,7 @@ def test_a_bad_video_fails_its_request_only(cli, triton_server, videos, tmp_path
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"not a video" * 100)
     r = _client(cli, triton_server, "demo_ort_ensemble", "--video", garbage, "--video", videos[0])
-    assert r.exit_code == 2 and "preprocess" in r.output
+    assert r.exit_code == 3 and "preprocess" in r.output  # the server failed the request
     assert triton_server.models()["demo_ort_preprocess"]["state"] == "READY"
     r = _client(cli, triton_server, "demo_ort_ensemble", "--video", videos[0], "--video", videos[1])
     assert r.exit_code == 0, r.output

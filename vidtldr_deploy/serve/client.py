@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtldr_deploy.errors import EnvironmentProblem, InputError, VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure
 from vidtldr_deploy.serve.triton_config import BYTES_INPUT
 
 DEFAULT_URL = "localhost:8000"
@@ -25,7 +25,7 @@ def _http():
         import tritonclient.http as httpclient
         from tritonclient.utils import np_to_triton_dtype
     except ImportError as err:
-        raise VidTLDRError(
+        raise EnvironmentProblem(
             "the Triton client needs tritonclient: pip install 'vidtldr-deploy[triton]'"
         ) from err
     return httpclient, np_to_triton_dtype
@@ -35,16 +35,16 @@ def load_clips(path: str | Path) -> list[np.ndarray]:
     """.npy: one batch; .npz: one batch per array (in the file's order)."""
     path = Path(path)
     if not path.is_file():
-        raise VidTLDRError(f"{path} does not exist")
+        raise InputError(f"{path} does not exist")
     if path.suffix == ".npy":
         return [np.load(path, allow_pickle=False)]
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             arrays = [data[k] for k in data.files]
         if not arrays:
-            raise VidTLDRError(f"{path} holds no arrays")
+            raise InputError(f"{path} holds no arrays")
         return arrays
-    raise VidTLDRError(f"{path}: expected clips as .npy or .npz")
+    raise InputError(f"{path}: expected clips as .npy or .npz")
 
 
 def tensor_inputs(arrays: Mapping[str, np.ndarray], binary: bool = True) -> list:
@@ -81,8 +81,8 @@ def model_metadata(model: str, url: str = DEFAULT_URL, timeout_s: float = 60.0) 
             return client.get_model_metadata(model)
         finally:
             client.close()
-    except Exception as err:  # connection refused, unknown model: name them
-        raise EnvironmentProblem(f"Triton at {url}, model {model!r}: {err}") from None
+    except Exception as err:  # connection refused, an unknown model: the URL or name is wrong
+        raise InputError(f"Triton at {url}, model {model!r}: {err}") from None
 
 
 def batches_inputs(metadata: dict, input_name: str) -> bool:
@@ -222,10 +222,10 @@ def infer(
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    if sends.failure is not None:  # the server refused or failed a request
-        raise EnvironmentProblem(f"Triton at {url}, model {model!r}: {sends.failure}")
+    if sends.failure is not None:  # the server failed running the model: name it
+        raise RuntimeFailure(f"Triton at {url}, model {model!r}: {sends.failure}")
     if not latencies:
-        raise EnvironmentProblem(f"Triton at {url}, model {model!r}: no request was answered")
+        raise RuntimeFailure(f"Triton at {url}, model {model!r}: no request was answered")
     done = [answers[i] for i in sorted(answers)]
     outputs = {n: np.concatenate([a[n] for a in done]) for n in names}
     return ClientResult(outputs, tuple(latencies), wall, plan.concurrency)

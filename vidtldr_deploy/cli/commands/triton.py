@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli.console import console, guarded, out
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 
 
 def triton_command(
@@ -153,7 +153,7 @@ def triton_client_command(
     from vidtldr_deploy.serve import client
 
     if (inputs is None) == (not video):
-        raise VidTLDRError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
+        raise InputError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
     plan = client.LoadPlan(repeat, concurrency, duration, requests).check()
     if video:
         batched = client.batches_inputs(client.model_metadata(model, url), client.BYTES_INPUT)
