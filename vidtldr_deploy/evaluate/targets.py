@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from vidtldr_deploy.constants import MergeMethod
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.models.vit import MergeViT
 
@@ -37,6 +38,23 @@ def schedule_string(rs: Sequence[int]) -> str:
 
 
 @dataclass(frozen=True)
+class MethodSchedule:
+    """A schedule run on the PyTorch model with a merge method other than vid-TLDR (a plain
+    schedule string means vid-TLDR)."""
+
+    spec: str
+    method: MergeMethod = MergeMethod.VIDTLDR
+
+    @property
+    def label(self) -> str:
+        return (
+            self.spec
+            if self.method is MergeMethod.VIDTLDR
+            else f"{self.spec} ({self.method.value})"
+        )
+
+
+@dataclass(frozen=True)
 class GraphTarget:
     """An exported graph with the per-layer r it was exported with (`rs`, resolved counts)."""
 
@@ -45,6 +63,7 @@ class GraphTarget:
     label: str = "graph"
     output: str | None = None  # None: the reference model's primary output
     batch: int | None = None  # the graph's static batch; None: the runner's input_shape[0], if any
+    method: str = MergeMethod.VIDTLDR.value  # the merge method the graph was exported with
 
     @property
     def spec(self) -> str:
@@ -71,11 +90,17 @@ def iter_batches(clips: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarra
         yield batch
 
 
-def torch_outputs(model: MergeViT, video: np.ndarray, rs: Sequence[int]) -> np.ndarray:
-    """The primary output of `model` under schedule `rs`; the model's own schedule is restored."""
-    saved = (list(model.rs), model.merge_impl)
+def torch_outputs(
+    model: MergeViT,
+    video: np.ndarray,
+    rs: Sequence[int],
+    method: MergeMethod = MergeMethod.VIDTLDR,
+) -> np.ndarray:
+    """The primary output of `model` under schedule `rs` merged by `method`; the model's own
+    schedule is restored."""
+    saved = (list(model.rs), model.merge_impl, model.method)
     try:
-        model.set_schedule(list(rs), "reference")
+        model.set_schedule(list(rs), "reference", method)
         with torch.inference_mode():
             outs = model(torch.from_numpy(np.ascontiguousarray(video)))
     finally:
