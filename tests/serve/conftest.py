@@ -17,7 +17,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     from vidtldr_deploy.export.onnx_export import export_onnx
     from vidtldr_deploy.models.source import load_source
 
-    loaded = load_source("demo")
+    loaded = load_source("demo-random")
     model = loaded.model
     schedule = loaded.schedule("0.25x2")
     folder = tmp_path_factory.mktemp("graphs")

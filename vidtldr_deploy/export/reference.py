@@ -11,7 +11,7 @@ import onnx
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.export.metadata import read_metadata
-from vidtldr_deploy.models.source import DEMO_PREFIX, LoadedModel, load_source
+from vidtldr_deploy.models.source import LoadedModel, is_demo, is_random_demo, load_source
 
 
 @dataclass
@@ -54,7 +54,7 @@ def reference_for_graph(
             f"--checkpoint (the graph records {recorded or 'none'}); a file named only by a graph's "
             f"metadata is never unpickled"
         )
-    demo_recorded = recorded.startswith(DEMO_PREFIX)
+    demo_recorded = is_demo(recorded)
     if not checkpoint and not demo_recorded and not Path(source).exists():
         raise VidTLDRError(f"pass --checkpoint: {source} (recorded at export) is not here")
     if checkpoint and demo_recorded and checkpoint != recorded:
@@ -72,7 +72,7 @@ def reference_for_graph(
             f"checkpoint {loaded.label} (sha256 {loaded.sha256[:12]}) is not the one {onnx_path} "
             f"was exported from (sha256 {expected[:12]}): pass the same checkpoint"
         )
-    if not expected and not source.startswith(DEMO_PREFIX):
+    if not expected and not is_random_demo(source):
         raise InputError(
             f"{onnx_path} records no checkpoint sha256 but {source} is a checkpoint file: the graph "
             f"was exported from the demo or its metadata was edited; re-export it"

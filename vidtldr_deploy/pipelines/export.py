@@ -22,7 +22,7 @@ from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError, has_local
 from vidtldr_deploy.export.onnx_export import export_onnx
 from vidtldr_deploy.export.quantize import QuantizeResult
 from vidtldr_deploy.files import check_distinct_outputs, check_output_path, markdown_path
-from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
+from vidtldr_deploy.models.source import LoadedModel, is_demo, load_source
 from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
@@ -36,10 +36,6 @@ from vidtldr_deploy.validate.tolerances import Tolerances
 DEMO_SCHEDULE = (
     "0.25x2"  # the demo's default: a quarter of the tokens in each of the first two layers
 )
-
-
-def is_demo(source: str) -> bool:
-    return source == DEMO or source.startswith(DEMO_PREFIX)
 
 
 def schedule_spec(spec: str | None, source: str, what: str = "--schedule") -> str:

@@ -3,6 +3,8 @@ bad files are treated, where decoded clips are cached; parsed and checked before
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,6 +19,7 @@ ClipPaths = Annotated[
         "--clips",
         "--inputs",
         help="Video files (mp4, mkv, avi, webm, mov), folders of them (recursive), or .npy/.npz arrays of preprocessed clips; repeat the flag for several.",
+        show_default="required; for 'demo', held-out clips of its task made on the fly",
     ),
 ]
 SkipBad = Annotated[
@@ -40,23 +43,55 @@ CacheDir = Annotated[
 class ClipArgs:
     """The clip argument group (cli/args.argument_group): --clips, --skip-bad, --cache-dir."""
 
-    clips: ClipPaths
+    clips: ClipPaths = None
     skip_bad: SkipBad = False
     cache_dir: CacheDir = None
 
     @property
     def paths(self) -> list[Path]:
-        return list(self.clips)
+        return list(self.clips or [])
 
     def check(self) -> ClipArgs:
-        if not self.paths:
-            raise InputError("pass --clips PATH (videos, folders of them, or .npy/.npz arrays)")
         for path in self.paths:
             if not path.exists():
                 raise InputError(f"--clips {path} does not exist")
         if self.cache_dir is not None and self.cache_dir.exists() and not self.cache_dir.is_dir():
             raise InputError(f"--cache-dir {self.cache_dir} is a file: give a folder")
         return self
+
+    def require(self, source: str) -> None:
+        """--clips is required, except for the trained demo (see demo_clips)."""
+        from vidtldr_deploy.models.source import DEMO
+
+        if not self.paths and source != DEMO:
+            raise InputError("pass --clips PATH (videos, folders of them, or .npy/.npz arrays)")
+
+    @contextlib.contextmanager
+    def demo_clips(self, source: str) -> Iterator[Path | None]:
+        """For the trained demo without --clips: held-out clips of its task, written to a temporary
+        folder (removed afterwards) and used as --clips; yields their labels CSV. Otherwise
+        changes nothing and yields None."""
+        import tempfile
+
+        from vidtldr_deploy.cli.console import info, status
+        from vidtldr_deploy.clips.synthetic import DEMO_CLIP_SEED, DEMO_CLIPS, write_task
+        from vidtldr_deploy.models.source import DEMO
+
+        if self.paths or source != DEMO:
+            yield None
+            return
+        with tempfile.TemporaryDirectory(prefix="vidtldr-demo-clips-") as tmp:
+            with status(f"writing {DEMO_CLIPS} held-out clips of the demo's task"):
+                made = write_task(tmp, DEMO_CLIPS, seed=DEMO_CLIP_SEED)
+            info(
+                f"clips: {DEMO_CLIPS} held-out clips of the demo's task (seed {DEMO_CLIP_SEED}), "
+                f"labels included; `vidtldr demo-clips DIR` writes them to keep"
+            )
+            self.clips = [made.folder]
+            try:
+                yield made.labels_csv
+            finally:
+                self.clips = []
 
     def load(self, shape: tuple[int, ...], arch: str):
         """The clips decoded and preprocessed for `arch` at `shape`, with a progress bar."""

@@ -23,8 +23,16 @@ def _evaluate_table(data: dict):
     table = Table(
         title=f"{data['arch']}, {data['frames']} frames: {data['clips']['count']} clips against the unmerged model"
     )
+    labeled = [r["metrics"] for r in data["schedules"] if r["metrics"].get("accuracy") is not None]
+    if labeled:
+        m = labeled[0]
+        table.caption = (
+            f"accuracy: share of the {m['labeled']} labeled clips classified right; "
+            f"unmerged {m['baseline_accuracy']:.3f}"
+        )
     heads = ["schedule", "FLOPs", "cosine", "min cos", "rel L2"]
     heads += ["top-1", "top-5", "KL"] if classifier else ["R@1", "R@5"]
+    heads += ["acc"] if labeled else []
     for h in heads:
         table.add_column(h, justify="left" if h == "schedule" else "right", no_wrap=h != "schedule")
     for row in data["schedules"]:
@@ -36,6 +44,7 @@ def _evaluate_table(data: dict):
             if classifier
             else ("recall_at_1", "recall_at_5")
         )
+        keys += ("accuracy",) if labeled else ()
         cells += [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in keys]
         table.add_row(*cells)
     return table
@@ -59,12 +68,20 @@ def evaluate_command(
             show_default="the architecture's presets, or the demo's 0.25x2",
         ),
     ] = None,
+    methods: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--method",
+            help="Merge method: vidtldr, tome (ToMe: no saliency) or random (random pairs, a baseline); repeat to compare them side by side on every schedule. PyTorch targets only.",
+            show_default="vidtldr",
+        ),
+    ] = None,
     labels: Annotated[
         Optional[Path],
         typer.Option(
             "--labels",
             help="CSV of path,label: adds the accuracy of each schedule and of the unmerged model (classifiers).",
-            show_default="none",
+            show_default="none; for 'demo' without --clips, the labels of the clips made for it",
         ),
     ] = None,
     arch: opt.Arch = None,
@@ -83,8 +100,10 @@ def evaluate_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """What a schedule costs on clips: drift of pooled vectors or logits, agreement, retrieval, FLOPs."""
+    from vidtldr_deploy.constants import MergeMethod
     from vidtldr_deploy.evaluate import (
         GraphTarget,
+        MethodSchedule,
         evaluate,
         load_labels,
         plot_drift,
@@ -92,8 +111,7 @@ def evaluate_command(
     )
     from vidtldr_deploy.files import check_distinct_outputs, check_output_path
     from vidtldr_deploy.models.presets import presets_for
-    from vidtldr_deploy.models.source import load_source
-    from vidtldr_deploy.pipelines.export import is_demo
+    from vidtldr_deploy.models.source import is_demo, load_source
 
     for path, what in ((report, "--report"), (plot, "--plot")):
         if path is not None:
@@ -103,10 +121,12 @@ def evaluate_command(
         raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
     label_map = load_labels(labels) if labels is not None else None
     is_graph = Path(target).suffix.lower() in GRAPH_SUFFIXES
-    if is_graph and (schedules or arch or frames):
+    if is_graph and (schedules or arch or frames or methods):
         raise InputError(
-            f"{target} fixes its schedule, architecture and frames: --schedule/--arch/--frames apply to checkpoints and 'demo'"
+            f"{target} fixes its schedule, method, architecture and frames: --schedule/--method/--arch/--frames apply to checkpoints and 'demo'"
         )
+    merge_methods = list(dict.fromkeys(MergeMethod.parse(m) for m in methods or ["vidtldr"]))
+    clip_args.require(target)
 
     runner = None
     if is_graph:
@@ -147,14 +167,21 @@ def evaluate_command(
             )
         for spec in wanted:
             loaded.schedule(spec)  # every schedule checked before the clips are decoded
-        targets = wanted
+        targets = [
+            spec if method is MergeMethod.VIDTLDR else MethodSchedule(spec, method)
+            for method in merge_methods
+            for spec in wanted
+        ]
     info(loaded.description)
     side = loaded.model.cfg.img_size
-    batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
     try:
-        with status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"):
-            result = evaluate(loaded.model, batches.real_clips(), batches.names or [f"clip{i}" for i in range(batches.clip_count)],
-                              targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
+        with clip_args.demo_clips(target) as demo_labels:
+            if label_map is None and demo_labels is not None:
+                label_map = load_labels(demo_labels)
+            batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+            with status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"):
+                result = evaluate(loaded.model, batches.real_clips(), batches.names or [f"clip{i}" for i in range(batches.clip_count)],
+                                  targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
     finally:
         if runner is not None:
             runner.close()

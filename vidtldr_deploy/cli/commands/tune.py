@@ -107,6 +107,14 @@ def tune_command(
             show_default="none",
         ),
     ] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--labels",
+            help="CSV of path,label (classifiers): choose the schedule with the highest accuracy within the budget, ties by drift.",
+            show_default="none: least drift; for 'demo' without --clips, the labels of the clips made for it",
+        ),
+    ] = None,
     beam_width: Annotated[
         int,
         typer.Option("--beam-width", help="Partial schedules kept per layer by the beam search."),
@@ -117,6 +125,7 @@ def tune_command(
     """The schedule for a budget: least drift on your clips among schedules meeting it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from vidtldr_deploy.evaluate import load_labels, match_labels
     from vidtldr_deploy.files import check_distinct_outputs, check_output_path
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.runtime.devices import check_device
@@ -135,6 +144,10 @@ def tune_command(
     check_distinct_outputs({"--report": report, "--plot": plot, "--write-config": write_config})
     if beam_width < 1:
         raise InputError(f"--beam-width must be at least 1, got {beam_width}")
+    if labels is not None and not labels.is_file():
+        raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
+    label_map = load_labels(labels) if labels is not None else None
+    clip_args.require(checkpoint)
     if budget.kind == "latency_ms":
         if runtime not in LATENCY_RUNTIMES:
             raise InputError(
@@ -145,8 +158,22 @@ def tune_command(
     with status(f"loading {checkpoint}"):
         loaded = load_source(checkpoint, arch, frames, ckpt_frames, unsafe_load, seed)
     info(loaded.description)
+    if label_map is not None and loaded.model.head is None:
+        raise InputError(
+            f"--labels needs a classifier: {loaded.name} outputs embeddings, not class logits"
+        )
     side = loaded.model.cfg.img_size
-    batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+    with clip_args.demo_clips(checkpoint) as demo_labels:
+        if label_map is None and demo_labels is not None:
+            label_map = load_labels(demo_labels)
+        batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+    clip_labels = None
+    if label_map is not None:
+        clip_labels = match_labels(batches.names or [], label_map)
+        if not any(y is not None for y in clip_labels):
+            raise InputError(
+                "--labels: no row of the CSV names any of the clips (by path, file name or stem)"
+            )
     cost_model = None
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
@@ -167,7 +194,8 @@ def tune_command(
             progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
 
         result = tune(loaded.model, batches.real_clips(), budget, arch=loaded.arch, names=batches.names or None,
-                      cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance)  # fmt: skip
+                      cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance,
+                      labels=clip_labels)  # fmt: skip
     data = result.to_dict()
     data["inputs"] = batches.label
     if batches.warnings:
@@ -175,8 +203,14 @@ def tune_command(
     out.print(_pareto_table(data))
     flops = data["flops"]
     verdict = "meets" if data["meets_budget"] else "does NOT meet"
+    accuracy = (
+        f"accuracy {data['accuracy']:.3f} (unmerged {data['baseline_accuracy']:.3f}), "
+        if data.get("accuracy") is not None
+        else ""
+    )
+    out.print(f"objective: {data['objective']}", highlight=False, markup=False)
     out.print(
-        f"schedule {data['schedule']!r}: FLOPs x{flops['ratio']:.3f} of unmerged, drift {data['drift']:.4g}, "
+        f"schedule {data['schedule']!r}: FLOPs x{flops['ratio']:.3f} of unmerged, {accuracy}drift {data['drift']:.4g}, "
         f"{verdict} the budget; {data['candidates_evaluated']} candidates in {data['seconds']['search']:.0f} s"
         + (" (interrupted: best so far)" if data["interrupted"] else ""),
         highlight=False,
