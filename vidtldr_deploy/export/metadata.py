@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import onnx
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.constants import DOMAIN, META_PREFIX, MergeImpl
+from vidtldr_deploy.constants import DOMAIN, META_PREFIX, MergeImpl, MergeMethod
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
 
@@ -73,10 +73,15 @@ class ExportSpec:
     checkpoint: str = ""
     model: str = ""  # what reports call it, when not the registry name (a custom-size HF folder)
     graph_form: str = "portable"
+    method: str = MergeMethod.VIDTLDR.value  # ToMe graphs have Merge steps and no Saliency
 
     @property
     def impl(self) -> MergeImpl:
         return MergeImpl.parse(self.merge_impl, allowed=("onnx", "plugin"))
+
+    @property
+    def merge_method(self) -> MergeMethod:
+        return MergeMethod.parse(self.method, allowed=("vidtldr", "tome"))
 
     def metadata(self, model) -> dict[str, str]:
         side = model.cfg.img_size
@@ -89,6 +94,7 @@ class ExportSpec:
             "input_shape": json.dumps([self.batch, 3, self.frames, side, side]),
             "outputs": json.dumps(list(model.output_names)),
             "merge_impl": self.impl.export_name,
+            "method": self.merge_method.value,
             "schedule": json.dumps(self.schedule.to_dict()),
             "checkpoint_sha256": self.checkpoint_sha256,
             "checkpoint": self.checkpoint,

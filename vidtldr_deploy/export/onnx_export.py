@@ -57,7 +57,7 @@ def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx
         raise VidTLDRError("the schedule was resolved for another depth than this model's")
     side = model.cfg.img_size
     dummy = torch.randn(spec.batch, 3, spec.frames, side, side)
-    with model.scheduled(spec.schedule.rs, impl):
+    with model.scheduled(spec.schedule.rs, impl, spec.merge_method):
         model.eval()
         try:
             proto = _trace(model, dummy, spec)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import onnx
 
+from vidtldr_deploy.constants import EXPORT_MERGE_METHODS, MergeMethod
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.export.metadata import read_metadata
@@ -78,8 +79,17 @@ def reference_for_graph(
             f"was exported from the demo or its metadata was edited; re-export it"
         )
     loaded.check_memory(shape[0])
+    loaded.model.method = _recorded_method(meta, onnx_path)
     schedule = loaded.schedule(spec)
     return GraphReference(loaded, schedule, shape, meta)
+
+
+def _recorded_method(meta: dict[str, str], onnx_path) -> MergeMethod:
+    """The graph's merge method; graphs from before methods were recorded are vid-TLDR."""
+    value = meta.get("method", MergeMethod.VIDTLDR.value)
+    if value not in EXPORT_MERGE_METHODS:
+        raise _tampered(onnx_path, "method", value, f"one of {', '.join(EXPORT_MERGE_METHODS)}")
+    return MergeMethod(value)
 
 
 def _tampered(onnx_path, key: str, value: str, expected: str) -> InputError:

@@ -224,14 +224,15 @@ class MergeViT(nn.Module):
         self,
         rs: Sequence[int],
         merge_impl: MergeImpl | str = MergeImpl.STANDARD,
-        method: MergeMethod | str = MergeMethod.VIDTLDR,
+        method: MergeMethod | str | None = None,
     ) -> MergeViT:
         """Merge rs[i] tokens in block i from now on (MergeImpl or any of its spellings), with
-        `method` (vid-TLDR, ToMe, or the random-pairs baseline)."""
+        `method` (vid-TLDR, ToMe, or the random-pairs baseline; None keeps the model's)."""
         if len(rs) != self.cfg.depth:
             raise VidTLDRError(f"schedule has {len(rs)} layers, model has {self.cfg.depth}")
         self.merge_impl = MergeImpl.parse(merge_impl)
-        self.method = MergeMethod.parse(method)
+        if method is not None:
+            self.method = MergeMethod.parse(method)
         self.rs = [int(r) for r in rs]
         return self
 
@@ -240,7 +241,7 @@ class MergeViT(nn.Module):
         self,
         rs: Sequence[int],
         merge_impl: MergeImpl | str = MergeImpl.STANDARD,
-        method: MergeMethod | str = MergeMethod.VIDTLDR,
+        method: MergeMethod | str | None = None,
     ) -> Iterator[MergeViT]:
         """`with model.scheduled(rs): ...` runs the block with schedule `rs` and restores the
         schedule it had afterwards, also when the block fails."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidtldr_deploy.constants import MergeMethod
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.export.config import ExportConfig
@@ -186,6 +187,8 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
         )
     events.info(loaded.description)
     model = loaded.model
+    # The method travels with the model: the export and every PyTorch reference below use it.
+    model.method = MergeMethod.parse(cfg.method)
     loaded.check_memory(cfg.batch)  # before an export whose graph no runtime could then run
     resolved = loaded.schedule(spec_text)
     for note in resolved.notes:
@@ -204,7 +207,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     spec = ExportSpec(
         arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
         merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,
-        checkpoint=loaded.label, graph_form=cfg.graph_form, model=loaded.name,
+        checkpoint=loaded.label, graph_form=cfg.graph_form, model=loaded.name, method=cfg.method,
     )  # fmt: skip
     t0 = time.perf_counter()
     outcome = ExportOutcome(loaded, resolved, onnx_path)
