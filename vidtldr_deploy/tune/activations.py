@@ -82,7 +82,9 @@ class PrefixRunner:
             self._store((), state)
         with torch.inference_mode():
             for k in range(start, len(prefix)):
-                x, size = self.model.blocks[k](state.x, state.size, prefix[k], "reference")
+                x, size = self.model.blocks[k](
+                    state.x, state.size, prefix[k], "reference", self.model.method
+                )
                 self.block_calls += 1
                 state = State(x, size)
                 self._store(prefix[: k + 1], state)

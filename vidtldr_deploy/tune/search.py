@@ -31,10 +31,11 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from vidtldr_deploy.constants import MergeMethod
 from vidtldr_deploy.core.flops import count_flops
 from vidtldr_deploy.core.merge import resolve_r
 from vidtldr_deploy.core.schedule import resolve_schedule
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.evaluate import metrics
 from vidtldr_deploy.evaluate.targets import iter_batches, primary_output, schedule_string
 from vidtldr_deploy.models.presets import PRESETS
@@ -127,6 +128,8 @@ class TuneResult:
     flops: dict = field(default_factory=dict)
     labeled: int = 0  # clips with a label: > 0 makes accuracy the objective
     baseline_accuracy: float | None = None
+    method: str = "vidtldr"  # the merge method the schedule was searched (and is exported) with
+    by_method: dict = field(default_factory=dict)  # tune_methods: each method's best
 
     @property
     def schedule(self) -> str:
@@ -160,6 +163,7 @@ class TuneResult:
             "frames": self.frames,
             "output": self.output,
             "objective": self.objective,
+            "method": self.method,
             "clips": {"count": len(self.names), "names": list(self.names)},
             "target": self.budget.to_dict(),
             "limit": self.limit,
@@ -185,6 +189,8 @@ class TuneResult:
             "block_calls": {"run": self.block_calls, "naive": self.depth * len(self.candidates)},
             "options": asdict(self.options),
         }
+        if self.by_method:
+            out["methods"] = self.by_method
         if self.labeled:
             out["accuracy"] = self.best.accuracy
             out["baseline_accuracy"] = self.baseline_accuracy
@@ -412,4 +418,50 @@ def tune(
         flops={"merged": flops.merged, "baseline": flops.baseline, "ratio": flops.ratio},
         labeled=len(known),
         baseline_accuracy=search.accuracy_of(search.ref),
+        method=model.method.value,
     )
+
+
+def tune_methods(
+    model: MergeViT,
+    clips: np.ndarray | Iterable[np.ndarray],
+    budget: Budget,
+    methods: Sequence[MergeMethod],
+    **kwargs,
+) -> TuneResult:
+    """`tune` once per merge method (vid-TLDR, ToMe); the result of the method whose best schedule
+    wins on the objective, with every method's best under `by_method`. The model's own method is
+    restored afterwards."""
+    if MergeMethod.RANDOM in methods:
+        raise InputError("tune searches vidtldr and tome; random merging is a baseline only")
+    saved = model.method
+    results: list[TuneResult] = []
+    try:
+        for method in methods:
+            model.method = method
+            results.append(tune(model, clips, budget, **kwargs))
+            if results[-1].interrupted:
+                break
+    finally:
+        model.method = saved
+    # Meeting the budget first, then the objective (as _better), then the order given.
+    best = min(
+        results,
+        key=lambda r: (
+            not r.best.meets_budget,
+            -(r.best.accuracy or 0.0),
+            r.best.drift,
+            r.best.cost,
+        ),
+    )
+    best.by_method = {
+        r.method: {
+            "schedule": r.schedule,
+            "flops_ratio": r.best.flops_ratio,
+            "drift": r.best.drift,
+            "accuracy": r.best.accuracy,
+            "meets_budget": r.best.meets_budget,
+        }
+        for r in results
+    }
+    return best

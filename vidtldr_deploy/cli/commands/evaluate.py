@@ -153,6 +153,7 @@ def evaluate_command(
                 tuple(rs_from_metadata(ref.metadata)),
                 label=f"{Path(target).name} ({runner.name})",
                 batch=ref.input_shape[0],
+                method=ref.loaded.model.method.value,
             )
         ]
     else:

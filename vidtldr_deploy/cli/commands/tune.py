@@ -115,6 +115,14 @@ def tune_command(
             show_default="none: least drift; for 'demo' without --clips, the labels of the clips made for it",
         ),
     ] = None,
+    methods: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--method",
+            help="Merge method to search: vidtldr or tome; repeat to search both and keep the better (the report lists each one's best).",
+            show_default="vidtldr",
+        ),
+    ] = None,
     beam_width: Annotated[
         int,
         typer.Option("--beam-width", help="Partial schedules kept per layer by the beam search."),
@@ -125,6 +133,7 @@ def tune_command(
     """The schedule for a budget: least drift on your clips among schedules meeting it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from vidtldr_deploy.constants import MergeMethod
     from vidtldr_deploy.evaluate import load_labels, match_labels
     from vidtldr_deploy.files import check_distinct_outputs, check_output_path
     from vidtldr_deploy.models.source import load_source
@@ -133,7 +142,7 @@ def tune_command(
         SearchOptions,
         plot_pareto,
         torch_cost_model,
-        tune,
+        tune_methods,
         write_tuned_config,
     )
 
@@ -148,6 +157,11 @@ def tune_command(
         raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
     label_map = load_labels(labels) if labels is not None else None
     clip_args.require(checkpoint)
+    merge_methods = list(
+        dict.fromkeys(
+            MergeMethod.parse(m, allowed=("vidtldr", "tome")) for m in methods or ["vidtldr"]
+        )
+    )
     if budget.kind == "latency_ms":
         if runtime not in LATENCY_RUNTIMES:
             raise InputError(
@@ -193,7 +207,7 @@ def tune_command(
             )
             progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
 
-        result = tune(loaded.model, batches.real_clips(), budget, arch=loaded.arch, names=batches.names or None,
+        result = tune_methods(loaded.model, batches.real_clips(), budget, merge_methods, arch=loaded.arch, names=batches.names or None,
                       cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance,
                       labels=clip_labels)  # fmt: skip
     data = result.to_dict()
@@ -215,8 +229,13 @@ def tune_command(
         + (" (interrupted: best so far)" if data["interrupted"] else ""),
         highlight=False,
     )
+    for method, best in data.get("methods", {}).items():
+        acc = f", accuracy {best['accuracy']:.3f}" if best.get("accuracy") is not None else ""
+        out.print(f"  best with {method}: {best['schedule']!r}, FLOPs x{best['flops_ratio']:.3f}{acc}, drift {best['drift']:.4g}",
+                  highlight=False, markup=False)  # fmt: skip
+    method_flag = f" --method {data['method']}" if data["method"] != "vidtldr" else ""
     out.print(
-        f"use it: vidtldr-export {checkpoint} --schedule {data['schedule']} -o model.onnx",
+        f"use it: vidtldr-export {checkpoint} --schedule {data['schedule']}{method_flag} -o model.onnx",
         highlight=False,
         markup=False,
     )
