@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -175,17 +176,16 @@ def evaluate_command(
         ]
     info(loaded.description)
     side = loaded.model.cfg.img_size
-    try:
-        with clip_args.demo_clips(target) as demo_labels:
-            if label_map is None and demo_labels is not None:
-                label_map = load_labels(demo_labels)
-            batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
-            with status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"):
-                result = evaluate(loaded.model, batches.real_clips(), batches.names or [f"clip{i}" for i in range(batches.clip_count)],
-                                  targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
-    finally:
-        if runner is not None:
-            runner.close()
+    with (
+        contextlib.nullcontext() if runner is None else runner,
+        clip_args.demo_clips(target) as demo_labels,
+    ):
+        if label_map is None and demo_labels is not None:
+            label_map = load_labels(demo_labels)
+        batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+        with status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"):
+            result = evaluate(loaded.model, batches.real_clips(), batches.names or [f"clip{i}" for i in range(batches.clip_count)],
+                              targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
     data = result.to_dict()
     data["inputs"] = batches.label
     if batches.warnings:
