@@ -6,11 +6,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from vidtldr_deploy.clips import load_video_clip, recipe_for, uniform_indices
+from vidtldr_deploy.clips.synthetic import FRAMES, write_task
 from vidtldr_deploy.models.vit import MergeViT
+
+
+@dataclass(frozen=True)
+class TaskClips:
+    """Clips of the demo's task, decoded for a model, with what the measurements need."""
+
+    clips: np.ndarray  # float32 (B, 3, T, S, S), as `vidtldr evaluate` decodes them
+    names: list[str]  # file names
+    labels: dict[str, int]  # by file name
+    object_tokens: np.ndarray  # bool (B, N): tokens holding any pixel of the marked square
+
+
+def task_clips(folder: str | Path, count: int, seed: int, model: MergeViT) -> TaskClips:
+    """Write clips 0..count-1 of set `seed` into `folder` and decode them for `model` (a
+    VideoMAE-family model at the task's frame size, such as the demo)."""
+    made = write_task(folder, count, seed=seed)
+    recipe = recipe_for("videomae", image_size=model.cfg.img_size)
+    clips = np.stack([load_video_clip(v, recipe, model.frames) for v in made.videos])
+    masks = np.load(made.masks_npz)
+    indices = uniform_indices(FRAMES, model.frames)
+    objects = np.stack([token_masks(masks[v.stem], indices, model) for v in made.videos])
+    names = [v.name for v in made.videos]
+    return TaskClips(clips, names, dict(zip(names, made.labels)), objects)
 
 
 @dataclass(frozen=True)
