@@ -104,7 +104,9 @@ SaveOutputs = Annotated[
         show_default="none",
     ),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Seed for random clips (and for demo-random weights).")]
+Seed = Annotated[
+    int, typer.Option("--seed", help="Seed for random clips (and for demo-random weights).")
+]
 NumInputs = Annotated[
     int, typer.Option("--num-inputs", help="How many random clip batches to compare.")
 ]
