@@ -1,4 +1,4 @@
-"""Issue 10: the conventions a Polygraphy / trtexec / Optimum user expects: engines validated by
+"""The conventions a Polygraphy / trtexec / Optimum user expects: engines validated by
 `vidtldr validate`, runtime and device choice, saved inputs and outputs, one --report flag on every
 command, help without bogus arguments and with defaults, tables readable at 80 columns, export
 configs that state the code's tolerances, and a README install a newcomer can copy."""
@@ -86,6 +86,23 @@ def test_validate_wrong_runtime_for_the_file(graph):
     assert res.exit_code == EXIT_BAD_INPUT and "build an engine" in " ".join(res.output.split())
 
 
+def _engine_beside(graph, tmp_path, precision: str) -> Path:
+    """e.plan (bytes no TensorRT loads) with its sidecar, and e.onnx (a copy of `graph`) beside it."""
+    import shutil
+
+    from vidtldr_deploy.runtime.tensorrt import sidecar as sc
+
+    onnx_path = tmp_path / "e.onnx"
+    shutil.copy(graph, onnx_path)
+    sidecar = sc.make_sidecar(
+        tensorrt_version="10.7.0", cuda_version="12.6", gpu_name="GPU", compute_capability="9.0",
+        precision=precision, inputs={"video": sc.io_spec((1, 3, 4, 32, 32), "float32")},
+        outputs={"pooled": sc.io_spec((1, 64), "float32")}, schedule=None, onnx_path=onnx_path,
+    )  # fmt: skip
+    sc.write_engine_and_sidecar(tmp_path / "e.plan", b"engine", sidecar)
+    return tmp_path / "e.plan"
+
+
 def test_validate_engine_without_tensorrt_is_a_named_error(graph, tmp_path, monkeypatch):
     import vidtldr_deploy.runtime.tensorrt.environment as env
 
@@ -95,8 +112,7 @@ def test_validate_engine_without_tensorrt_is_a_named_error(graph, tmp_path, monk
         raise EnvironmentProblem("TensorRT is not installed: install it")
 
     monkeypatch.setattr(env, "require_tensorrt", missing)
-    plan = tmp_path / "e.plan"
-    plan.write_bytes(b"engine")
+    plan = _engine_beside(graph, tmp_path, "fp32")  # the files are right: only TensorRT is missing
     res = invoke("validate", plan)
     assert res.exit_code == EXIT_BAD_INPUT and "TensorRT is not installed" in res.output
 
@@ -106,11 +122,9 @@ def test_validate_engine_uses_the_tensorrt_runner_and_the_graph_beside_it(
 ):
     """`vidtldr validate X.plan`: TensorRTRunner with the sidecar's precision, the PyTorch reference
     rebuilt from X.onnx. A stand-in runner (ONNX Runtime on the graph) plays TensorRT here."""
-    import shutil
 
     import vidtldr_deploy.runtime.devices as devices
     import vidtldr_deploy.runtime.tensorrt.runner as trt_runner
-    import vidtldr_deploy.runtime.tensorrt.sidecar as sidecar
     from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
     class FakeTensorRTRunner(OnnxRuntimeRunner):
@@ -123,9 +137,7 @@ def test_validate_engine_uses_the_tensorrt_runner_and_the_graph_beside_it(
 
     monkeypatch.setattr(devices, "check_device", lambda runtime, device: None)
     monkeypatch.setattr(trt_runner, "TensorRTRunner", FakeTensorRTRunner)
-    monkeypatch.setattr(sidecar, "read_sidecar", lambda path: {"precision": "fp16"})
-    shutil.copy(graph, tmp_path / "e.onnx")
-    (tmp_path / "e.plan").write_bytes(b"engine")
+    _engine_beside(graph, tmp_path, "fp16")
     rep = tmp_path / "r.json"
     res = invoke("validate", tmp_path / "e.plan", "--plugins", tmp_path / "lib.so", "--report", rep)
     assert res.exit_code == 0, res.output
@@ -172,6 +184,35 @@ def test_profile_help_shows_defaults():
         "[default: 50]" in text and "[default: torch]" in text and "--layers / --no-layers" in text
     )
     assert "--duration" in text and "--threads" in text
+
+
+def test_export_help_shows_every_default():
+    from vidtldr_deploy.cli.commands.export import export_app
+
+    raw = runner.invoke(export_app, ["--help"], env={"COLUMNS": "200"}).output
+    options: dict[str, str] = {}  # each option's help, wrapped lines joined
+    flag = None
+    for line in raw.split("Options:")[1].splitlines():
+        start = re.match(r"\s{2}(-\w, )?(--[\w-]+)", line)
+        flag = start.group(2) if start else flag
+        if flag:
+            options[flag] = options.get(flag, "") + " " + line.strip()
+    for flag, default in (
+        ("--merge-impl", "onnx"), ("--precision", "fp32"), ("--workspace", "TensorRT's"),
+        ("--max-abs", "fp32 0.05, fp16 0.1, int8 0.5"), ("--min-cosine", "fp32 0.9995"),
+        ("--schedule", "0.25x2 for demo"),
+    ):  # fmt: skip
+        assert f"[default: ({default}" in options[flag], (flag, options.get(flag))
+    assert "`vidtldr profile` defaults to plugin" in options["--merge-impl"]  # why they differ
+
+
+def test_root_help_lists_whole_command_summaries_at_80_columns():
+    text = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}).output
+    commands = text.split("Commands:")[1]
+    assert "..." not in commands and max(map(len, text.splitlines())) <= 80
+    joined = " ".join(commands.split())
+    assert "compare it with the PyTorch model (same schedule)." in joined
+    assert "print outputs and latency." in joined
 
 
 def test_version_on_both_apps(capsys, monkeypatch):

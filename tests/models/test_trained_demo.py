@@ -11,11 +11,10 @@ import json
 
 import pytest
 
-from vidtldr_deploy.constants import MergeMethod
+from vidtldr_deploy.constants import DEMO_SCHEDULE, MergeMethod
 from vidtldr_deploy.evaluate import MethodSchedule, evaluate
 from vidtldr_deploy.evaluate.saliency_overlap import saliency_overlap, task_clips
 from vidtldr_deploy.models.source import load_source
-from vidtldr_deploy.pipelines.export import DEMO_SCHEDULE
 
 pytestmark = pytest.mark.video
 

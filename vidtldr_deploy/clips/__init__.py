@@ -1,4 +1,4 @@
-"""Real clips as model input (issue 11): video files, folders of them and .npy/.npz arrays,
+"""Real clips as model input: video files, folders of them and .npy/.npz arrays,
 sampled and preprocessed the way each family was evaluated, cached and batched for a graph."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from vidtldr_deploy.clips.cache import cache_key, file_sha256
 from vidtldr_deploy.clips.decode import count_frames, decode_frames, sample_frames
 from vidtldr_deploy.clips.loader import (
     ClipSet,
+    ClipStream,
     SkippedClip,
     decode_clip,
     load_clips,
@@ -30,6 +31,7 @@ __all__ = [
     "ClipBatch",
     "ClipRecipe",
     "ClipSet",
+    "ClipStream",
     "ClipSource",
     "SkippedClip",
     "cache_key",

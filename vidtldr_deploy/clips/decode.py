@@ -8,19 +8,19 @@ import av
 import numpy as np
 
 from vidtldr_deploy.clips.sampling import sample_indices
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
 
 
 def _open(path: Path):
     try:
         return av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as err:
-        raise VidTLDRError(f"{path}: cannot open as a video ({err})") from err
+        raise InputError(f"{path}: cannot open as a video ({err})") from err
 
 
 def _video_stream(container, path: Path):
     if not container.streams.video:
-        raise VidTLDRError(f"{path}: no video stream")
+        raise InputError(f"{path}: no video stream")
     return container.streams.video[0]
 
 
@@ -37,7 +37,7 @@ def count_frames(path: str | Path) -> int:
             # Flush packets (size 0) mark the end of the stream, not frames.
             return sum(1 for packet in container.demux(stream) if packet.size > 0)
         except (av.FFmpegError, OSError, ValueError) as err:
-            raise VidTLDRError(f"{path}: cannot read the video ({err})") from err
+            raise InputError(f"{path}: cannot read the video ({err})") from err
 
 
 def decode_frames(path: str | Path, indices: list[int]) -> np.ndarray:
@@ -56,10 +56,10 @@ def decode_frames(path: str | Path, indices: list[int]) -> np.ndarray:
                 if i >= last:
                     break
         except (av.FFmpegError, OSError, ValueError) as err:
-            raise VidTLDRError(f"{path}: cannot decode the video ({err})") from err
+            raise InputError(f"{path}: cannot decode the video ({err})") from err
     missing = sorted(wanted - picked.keys())
     if missing:
-        raise VidTLDRError(
+        raise InputError(
             f"{path}: the video ended before frame {missing[0]} (decoded {len(picked)} of the "
             f"{len(wanted)} sampled frames); the file may be truncated or corrupt"
         )
@@ -73,5 +73,5 @@ def sample_frames(path: str | Path, sampling: str, t: int) -> tuple[np.ndarray, 
     try:
         indices = sample_indices(sampling, n, t)
     except VidTLDRError as err:
-        raise VidTLDRError(f"{path}: {err}") from err
+        raise InputError(f"{path}: {err}") from err
     return decode_frames(path, indices), indices

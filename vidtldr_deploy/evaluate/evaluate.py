@@ -17,7 +17,7 @@ import numpy as np
 from vidtldr_deploy.constants import MergeMethod
 from vidtldr_deploy.core.flops import FlopsReport, count_flops
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.evaluate import metrics as m
 from vidtldr_deploy.evaluate.labels import match_labels
 from vidtldr_deploy.evaluate.targets import (
@@ -175,9 +175,7 @@ def _resolve(model: MergeViT, target: Target, arch: str | None) -> tuple[str, Me
     depth, n = model.cfg.depth, model.num_tokens
     if isinstance(target, GraphTarget):
         if len(target.rs) != depth:
-            raise VidTLDRError(
-                f"{target.label}: schedule has {len(target.rs)} layers, model {depth}"
-            )
+            raise InputError(f"{target.label}: schedule has {len(target.rs)} layers, model {depth}")
         return target.label, schedule_for(target.spec, arch, depth, n, model.frames)
     if isinstance(target, MethodSchedule):
         return target.label, schedule_for(target.spec, arch, depth, n, model.frames)
@@ -204,7 +202,9 @@ def evaluate(
     progress: Progress | None = None,
 ) -> EvaluateResult:
     """Evaluate each target (a schedule string run on `model`, or a GraphTarget) on the clips
-    against `model` unmerged; `labels` ({clip name or path: class}) adds accuracy to classifiers."""
+    against `model` unmerged; `labels` ({clip name or path: class}) adds accuracy to classifiers.
+    `clips` may be a lazy iterable of batches (a ClipStream's real rows): only one batch is held
+    at a time. `names` is read once they are consumed, so a stream may fill it as it goes."""
     output = primary_output(model)
     resolved = [_resolve(model, t, arch) for t in targets]
     zero = [0] * model.cfg.depth
@@ -224,10 +224,10 @@ def evaluate(
         if progress:
             progress(done, len(targets))
     if not refs:
-        raise VidTLDRError("no clips to evaluate")
+        raise InputError("no clips to evaluate")
     ref = np.concatenate(refs)
     if len(ref) != len(names):
-        raise VidTLDRError(f"{len(ref)} clips but {len(names)} names")
+        raise InputError(f"{len(ref)} clips but {len(names)} names")
     clip_labels = match_labels(names, labels) if labels else None
     evaluations = []
     for (label, schedule), parts, target in zip(resolved, outs, targets):

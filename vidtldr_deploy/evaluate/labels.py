@@ -6,28 +6,28 @@ import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 
 
 def load_labels(path: str | Path) -> dict[str, int]:
     """`path,label` rows -> {path: label}. A first row whose label is not an integer is a header."""
     path = Path(path)
     if not path.exists():
-        raise VidTLDRError(f"labels file {path} does not exist")
+        raise InputError(f"labels file {path} does not exist")
     labels: dict[str, int] = {}
     with path.open(newline="") as f:
         for line_no, row in enumerate(csv.reader(f), start=1):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue
             if len(row) < 2:
-                raise VidTLDRError(f"{path}:{line_no}: expected `path,label`, got {row!r}")
+                raise InputError(f"{path}:{line_no}: expected `path,label`, got {row!r}")
             clip, label = row[0].strip(), row[1].strip()
             try:
                 labels[clip] = int(label)
             except ValueError:
                 if line_no == 1:
                     continue  # header
-                raise VidTLDRError(
+                raise InputError(
                     f"{path}:{line_no}: label {label!r} is not an integer class index"
                 ) from None
     return labels

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import torch
 
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import EnvironmentProblem, InputError, VidTLDRError
-from vidtldr_deploy.models.budget import check_memory
+from vidtldr_deploy.errors import EnvironmentProblem, InputError
 from vidtldr_deploy.models.checkpoint import infer_architecture, load_model, read_checkpoint
+from vidtldr_deploy.models.memory import check_memory
 from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.models.registry import get_architecture
 from vidtldr_deploy.models.vit import MergeViT, check_ckpt_frames
@@ -47,7 +47,7 @@ class LoadedModel:
         )
 
     def check_memory(self, batch: int) -> None:
-        """Refuse a batch whose forward pass no machine here could hold (models/budget.py)."""
+        """Refuse a batch whose forward pass no machine here could hold (models/memory.py)."""
         check_memory(self.model, batch, f"{self.arch} at batch {batch}")
 
 
@@ -119,12 +119,10 @@ def load_source(
             try:
                 arch, seed = parts[1], int(parts[2].removeprefix("seed"))
             except (IndexError, ValueError) as err:
-                raise VidTLDRError(
-                    f"demo source {checkpoint!r} is not demo:<arch>:seed<N>"
-                ) from err
+                raise InputError(f"demo source {checkpoint!r} is not demo:<arch>:seed<N>") from err
         spec = get_architecture(arch or DEMO_ARCH)
         if not spec.tiny:
-            raise VidTLDRError(
+            raise InputError(
                 f"the demo runs tiny architectures only; {spec.name} needs a real checkpoint"
             )
         torch.manual_seed(seed)

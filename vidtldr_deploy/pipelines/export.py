@@ -15,28 +15,25 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtldr_deploy.constants import MergeMethod
+from vidtldr_deploy.constants import DEMO_SCHEDULE, MergeMethod, Precision
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError, with_note
 from vidtldr_deploy.export.config import ExportConfig
 from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError, has_local_functions
 from vidtldr_deploy.export.onnx_export import export_onnx
 from vidtldr_deploy.export.quantize import QuantizeResult
-from vidtldr_deploy.files import check_distinct_outputs, check_output_path, markdown_path
+from vidtldr_deploy.files import check_outputs
 from vidtldr_deploy.models.source import LoadedModel, is_demo, load_source
 from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
 from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
+from vidtldr_deploy.target import resolve_target
 from vidtldr_deploy.validate.check import validate_runner
 from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.int8 import Int8Validation
 from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.tolerances import Tolerances
-
-DEMO_SCHEDULE = (
-    "0.25x2"  # the demo's default: a quarter of the tokens in each of the first two layers
-)
 
 
 def schedule_spec(spec: str | None, source: str, what: str = "--schedule") -> str:
@@ -85,6 +82,7 @@ class ExportRequest:
     engine_tolerances: Tolerances
     validate: bool = True
     inputs: list[Path] | None = None
+    clip_options: dict = field(default_factory=dict)  # make_inputs' skip_bad, cache_dir, limit
     seed: int = 0
     num_inputs: int = 2
     report: Path | None = None
@@ -114,7 +112,6 @@ class ExportOutcome:
 class CheckedRequest:
     onnx_path: Path
     engine_path: Path | None
-    spec_text: str
     plugins: Path | None  # the plugin library, resolved once for the run (None: none needed)
 
 
@@ -123,27 +120,26 @@ def check_request(request: ExportRequest) -> CheckedRequest:
     cfg = request.config
     cfg.check()
     onnx_path, engine_path = plan_paths(request.output)
-    check_output_path(onnx_path, "-o")
-    if engine_path is not None:
-        check_output_path(engine_path, "-o")
-    reports: dict[str, Path | None] = {}
-    if request.report is not None:
-        check_output_path(request.report, "--report")
-        check_output_path(markdown_path(request.report), "--report (its Markdown)")
-        reports = {"--report": request.report, "--report's Markdown": markdown_path(request.report)}
-        if engine_path is not None:
-            engine_report = engine_report_path(request.report)
-            reports["the engine's report"] = engine_report
-            reports["the engine's Markdown report"] = markdown_path(engine_report)
     for path in request.inputs or []:
         if not path.exists():
             raise InputError(
                 f"--inputs {path} does not exist: give video files, folders of them, or .npy/.npz arrays"
             )
-    check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, **reports,
-                            **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
-    spec_text = schedule_spec(cfg.schedule, request.checkpoint)
+    engine_report = engine_report_path(request.report) if engine_path and request.report else None
+    check_outputs(
+        {"-o": onnx_path, "the engine": engine_path, "--report": request.report,
+         "the engine's report": engine_report},
+        {f"--inputs {p}": p for p in request.inputs or []},
+        reports=("--report", "the engine's report"),
+    )  # fmt: skip
+    resolve_target(request.checkpoint)  # a missing checkpoint is named before anything else
     check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
+    if engine_path is None and Precision.parse(cfg.precision) is Precision.FP16:
+        raise InputError(
+            f"--precision fp16 is a TensorRT engine's precision; the ONNX graph is always written in "
+            f"fp32: use -o {onnx_path.with_suffix('.plan')} for an fp16 engine, or --precision fp32 "
+            "for the graph alone"
+        )
     plugins = None
     if engine_path is not None:
         from vidtldr_deploy.runtime.tensorrt.plugins import check_engine_build
@@ -151,10 +147,11 @@ def check_request(request: ExportRequest) -> CheckedRequest:
         try:  # before the minutes of export and validation an engine build could not use
             plugins = check_engine_build(cfg.merge_impl, request.plugins)
         except VidTLDRError as err:
-            raise type(err)(
-                f"{err}\nNo engine can be built here; to export the ONNX graph alone, use -o {onnx_path}"
+            raise with_note(
+                err,
+                f"No engine can be built here; to export the ONNX graph alone, use -o {onnx_path}",
             ) from None
-    return CheckedRequest(onnx_path, engine_path, spec_text, plugins)
+    return CheckedRequest(onnx_path, engine_path, plugins)
 
 
 def check_graph_form_request(
@@ -185,7 +182,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     events = events or ExportEvents()
     cfg = request.config
     checked = check_request(request)
-    onnx_path, engine_path, spec_text = checked.onnx_path, checked.engine_path, checked.spec_text
+    onnx_path, engine_path = checked.onnx_path, checked.engine_path
     with events.status(f"loading {request.checkpoint}"):
         loaded = load_source(
             request.checkpoint,
@@ -200,7 +197,8 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     # The method travels with the model: the export and every PyTorch reference below use it.
     model.method = MergeMethod.parse(cfg.method)
     loaded.check_memory(cfg.batch)  # before an export whose graph no runtime could then run
-    resolved = loaded.schedule(spec_text)
+    # Asked for once the checkpoint has loaded: a corrupt one is named first.
+    resolved = loaded.schedule(schedule_spec(cfg.schedule, request.checkpoint))
     for note in resolved.notes:
         events.info(f"note: {note}")
     events.loaded(loaded, resolved, cfg.batch)
@@ -213,7 +211,10 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
             request.num_inputs,
             request.inputs,
             arch=loaded.arch,
+            **request.clip_options,
         )
+        for warning in clips.warnings:
+            events.info(f"warning: {warning}")
     spec = ExportSpec(
         arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
         merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,
@@ -321,8 +322,8 @@ def build_and_validate(
             plugin_library=plugin_library, timing_cache=timing_cache, metadata=metadata, log=note,
         )  # fmt: skip
     except VidTLDRError as err:
-        raise VidTLDRError(
-            f"{err}\nNo engine was written; the ONNX graph is kept at {onnx_path}."
+        raise with_note(
+            err, f"No engine was written; the ONNX graph is kept at {onnx_path}."
         ) from None
     result = EngineBuild(engine_path, sidecar_path(engine_path), sidecar, notes=notes)
     if inputs:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure, VidTLDRError
 
 DEFAULT_URL = "localhost:8000"
 
@@ -23,7 +23,7 @@ def _http():
         import tritonclient.http as httpclient
         from tritonclient.utils import np_to_triton_dtype
     except ImportError as err:
-        raise VidTLDRError(
+        raise EnvironmentProblem(
             "the Triton client needs tritonclient: pip install 'vidtldr-deploy[triton]'"
         ) from err
     return httpclient, np_to_triton_dtype
@@ -33,16 +33,16 @@ def load_clips(path: str | Path) -> list[np.ndarray]:
     """.npy: one batch; .npz: one batch per array (in the file's order)."""
     path = Path(path)
     if not path.is_file():
-        raise VidTLDRError(f"{path} does not exist")
+        raise InputError(f"{path} does not exist")
     if path.suffix == ".npy":
         return [np.load(path, allow_pickle=False)]
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             arrays = [data[k] for k in data.files]
         if not arrays:
-            raise VidTLDRError(f"{path} holds no arrays")
+            raise InputError(f"{path} holds no arrays")
         return arrays
-    raise VidTLDRError(f"{path}: expected clips as .npy or .npz")
+    raise InputError(f"{path}: expected clips as .npy or .npz")
 
 
 def tensor_inputs(arrays: Mapping[str, np.ndarray], binary: bool = True) -> list:
@@ -90,12 +90,15 @@ def infer(
     """Send each request (a list of InferInput) `repeat` times; keep the last outputs."""
     httpclient, _ = _http()
     if repeat < 1:
-        raise VidTLDRError("--repeat must be >= 1")
+        raise InputError("--repeat must be >= 1")
     try:
         client = httpclient.InferenceServerClient(
             url=url, connection_timeout=timeout_s, network_timeout=timeout_s
         )
-        meta = client.get_model_metadata(model)
+        try:
+            meta = client.get_model_metadata(model)
+        except Exception as err:  # connection refused, an unknown model: the URL or name is wrong
+            raise InputError(f"Triton at {url}, model {model!r}: {err}") from None
         names = [o["name"] for o in meta.get("outputs", [])]
         outputs: dict[str, np.ndarray] = {}
         latencies = []
@@ -108,6 +111,6 @@ def infer(
         client.close()
     except VidTLDRError:
         raise
-    except Exception as err:  # connection refused, HTTP errors, server-side errors: name them
-        raise VidTLDRError(f"Triton at {url}, model {model!r}: {err}") from None
+    except Exception as err:  # the server failed running the model: name it
+        raise RuntimeFailure(f"Triton at {url}, model {model!r}: {err}") from None
     return ClientResult(outputs, tuple(latencies))

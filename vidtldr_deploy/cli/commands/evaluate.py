@@ -9,46 +9,66 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
-from vidtldr_deploy.cli.commands.clip_args import ClipArgs
+from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
 from vidtldr_deploy.cli.console import guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
 
-GRAPH_SUFFIXES = (".onnx", ".plan")
+TRIVIAL_FACTOR = (
+    4  # R@k over fewer than k x this many clips says little: a random ranking scores high
+)
+
+
+def _kl(value: float) -> str:
+    """KL of a light schedule is 1e-4 or less: in scientific notation, not 0.000."""
+    return f"{value:.2e}" if 0 < abs(value) < 1e-2 else f"{value:.3f}"
 
 
 def _evaluate_table(data: dict):
     from rich.table import Table
 
     classifier = data["output"] == "logits"
+    labeled = any("accuracy" in row["metrics"] for row in data["schedules"])
     table = Table(
         title=f"{data['arch']}, {data['frames']} frames: {data['clips']['count']} clips against the unmerged model"
     )
-    labeled = [r["metrics"] for r in data["schedules"] if r["metrics"].get("accuracy") is not None]
-    if labeled:
-        m = labeled[0]
-        table.caption = (
-            f"accuracy: share of the {m['labeled']} labeled clips classified right; "
-            f"unmerged {m['baseline_accuracy']:.3f}"
-        )
     heads = ["schedule", "FLOPs", "cosine", "min cos", "rel L2"]
     heads += ["top-1", "top-5", "KL"] if classifier else ["R@1", "R@5"]
-    heads += ["acc"] if labeled else []
+    heads += ["accuracy"] if labeled else []
     for h in heads:
         table.add_column(h, justify="left" if h == "schedule" else "right", no_wrap=h != "schedule")
+    keys = (
+        ("top1_agreement", "top5_agreement", "kl_mean")
+        if classifier
+        else ("recall_at_1", "recall_at_5")
+    )
+    keys += ("accuracy",) if labeled else ()
     for row in data["schedules"]:
         m = row["metrics"]
         cells = [row["schedule"], f"{row['flops']['ratio']:.3f}", f"{m['cosine_mean']:.5f}",
                  f"{m['cosine_min']:.5f}", f"{m['rel_l2_mean']:.4f}"]  # fmt: skip
-        keys = (
-            ("top1_agreement", "top5_agreement", "kl_mean")
-            if classifier
-            else ("recall_at_1", "recall_at_5")
-        )
-        keys += ("accuracy",) if labeled else ()
-        cells += [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in keys]
+        cells += ["-" if m.get(k) is None else _kl(m[k]) if k == "kl_mean" else f"{m[k]:.3f}"
+                  for k in keys]  # fmt: skip
         table.add_row(*cells)
     return table
+
+
+def _table_notes(data: dict) -> list[str]:
+    """What the table cannot say in its cells: the unmerged accuracy, and a trivial R@k."""
+    notes = []
+    first = data["schedules"][0]["metrics"] if data["schedules"] else {}
+    if "baseline_accuracy" in first:
+        notes.append(f"accuracy of the unmerged model: {first['baseline_accuracy']:.3f} "
+                     f"on {first['labeled']} labeled clips")  # fmt: skip
+    count = data["clips"]["count"]
+    if data["output"] != "logits":
+        trivial = [k for k in (1, 5) if count < k * TRIVIAL_FACTOR]
+        if trivial:
+            ks = " and ".join(f"R@{k}" for k in trivial)
+            notes.append(f"{ks} over {count} clips {'say' if len(trivial) > 1 else 'says'} little (a random ranking would score "
+                         f"{', '.join(f'{min(1, k / count):.2f}' for k in trivial)}): give at least "
+                         f"{max(trivial) * TRIVIAL_FACTOR} clips")  # fmt: skip
+    return notes
 
 
 @opt.argument_group("clip_args", ClipArgs)
@@ -101,68 +121,51 @@ def evaluate_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """What a schedule costs on clips: drift of pooled vectors or logits, agreement, retrieval, FLOPs."""
-    from vidtldr_deploy.constants import MergeMethod
+    from vidtldr_deploy.constants import DEMO_SCHEDULE, MergeMethod
     from vidtldr_deploy.evaluate import (
         GraphTarget,
         MethodSchedule,
         evaluate,
         load_labels,
         plot_drift,
-        rs_from_metadata,
     )
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.models.presets import presets_for
-    from vidtldr_deploy.models.source import is_demo, load_source
+    from vidtldr_deploy.models.source import is_demo
+    from vidtldr_deploy.target import resolve_target
 
-    for path, what in ((report, "--report"), (plot, "--plot")):
-        if path is not None:
-            check_output_path(path, what)
-    check_distinct_outputs({"--report": report, "--plot": plot})
+    check_outputs({"--report": report, "--plot": plot},
+                  {"the target": Path(target), "--labels": labels,
+                   **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
     if labels is not None and not labels.is_file():
         raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
     label_map = load_labels(labels) if labels is not None else None
-    is_graph = Path(target).suffix.lower() in GRAPH_SUFFIXES
-    if is_graph and (schedules or arch or frames or methods):
-        raise InputError(
-            f"{target} fixes its schedule, method, architecture and frames: --schedule/--method/--arch/--frames apply to checkpoints and 'demo'"
-        )
+    resolved = resolve_target(target)  # an engine's sidecar and graph checked here
+    resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames, method=methods)
     merge_methods = list(dict.fromkeys(MergeMethod.parse(m) for m in methods or ["vidtldr"]))
     clip_args.require(target)
 
     runner = None
-    if is_graph:
-        from vidtldr_deploy.export.reference import reference_for_graph
-        from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
-        graph = (
-            Path(target)
-            if Path(target).suffix.lower() == ".onnx"
-            else Path(target).with_suffix(".onnx")
-        )
+    if resolved.kind.exported:
         with status(f"loading {target} and rebuilding its PyTorch model from the metadata"):
-            ref = reference_for_graph(graph, None, unsafe_load, ckpt_frames)
+            ref = resolved.reference(None, unsafe_load, ckpt_frames)
         loaded = ref.loaded
-        if Path(target).suffix.lower() == ".plan":
-            from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
-            runner = TensorRTRunner(Path(target))
-        else:
-            runner = OnnxRuntimeRunner(graph)
+        runner = resolved.open_runner()
         targets = [
             GraphTarget(
                 runner,
-                tuple(rs_from_metadata(ref.metadata)),
+                resolved.graph.rs,
                 label=f"{Path(target).name} ({runner.name})",
-                batch=ref.input_shape[0],
-                method=ref.loaded.model.method.value,
+                batch=resolved.graph.batch,
+                method=resolved.graph.method.value,
             )
         ]
     else:
         with status(f"loading {target}"):
-            loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
+            loaded = resolved.load(arch, frames, ckpt_frames, unsafe_load, seed)
         wanted = list(schedules or [])
         if not wanted:
-            wanted = ["0.25x2"] if is_demo(target) else list(presets_for(loaded.arch))
+            wanted = [DEMO_SCHEDULE] if is_demo(target) else list(presets_for(loaded.arch))
         if not wanted:
             raise InputError(
                 f"{loaded.arch} has no published presets: pass --schedule (e.g. 16x12 or 0.25x2)"
@@ -175,22 +178,30 @@ def evaluate_command(
             for spec in wanted
         ]
     info(loaded.description)
-    side = loaded.model.cfg.img_size
+    progress, advance = clip_progress(f"evaluating {len(targets)} schedule(s)")
+    # clips decoded and run a batch at a time: memory does not grow with them
     with (
         contextlib.nullcontext() if runner is None else runner,
         clip_args.demo_clips(target) as demo_labels,
+        progress,
     ):
         if label_map is None and demo_labels is not None:
             label_map = load_labels(demo_labels)
-        batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
-        with status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"):
-            result = evaluate(loaded.model, batches.real_clips(), batches.names or [f"clip{i}" for i in range(batches.clip_count)],
-                              targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
+        stream = clip_args.stream(loaded.model, loaded.arch, advance)
+        result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,
+                          targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
+    show_clips(stream)
     data = result.to_dict()
-    data["inputs"] = batches.label
-    if batches.warnings:
-        data["warnings"] = batches.warnings
+    data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
+    data["inputs"] = stream.label
+    if stream.warnings():
+        data["warnings"] = stream.warnings()
     out.print(_evaluate_table(data))
+    for note in _table_notes(data):
+        info(f"note: {note}")
+    for row in data["schedules"]:
+        for note in row["spec"].get("notes", []):
+            info(f"note: {note}")
     write_report_files(report, data)
     if plot is not None:
         plot_drift(data, plot)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli.console import console, guarded, out
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 
 
 def triton_command(
@@ -126,7 +126,7 @@ def triton_client_command(
     from vidtldr_deploy.serve import client
 
     if (inputs is None) == (not video):
-        raise VidTLDRError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
+        raise InputError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
     if video:
         requests = [client.video_inputs(video)]
     else:

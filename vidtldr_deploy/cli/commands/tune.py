@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
-from vidtldr_deploy.cli.commands.clip_args import ClipArgs
+from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
 from vidtldr_deploy.cli.console import console, guarded, info, out, status
 from vidtldr_deploy.cli.results import write_report_files
 from vidtldr_deploy.errors import InputError
@@ -54,10 +54,39 @@ def _pareto_table(data: dict):
     return table
 
 
+def _latency_model_text(cost_model) -> str:
+    """How far the latency model can be trusted: its threads and the spread of its timings."""
+    widest = cost_model.spread
+    caution = (
+        "; timings this spread make latency targets unreliable: run on an idle machine or "
+        "with fewer --threads"
+        if widest > 0.25 else ""
+    )  # fmt: skip
+    return (
+        f"latency model: blocks timed on {cost_model.threads} thread(s); repeated runs at one token "
+        f"count spread by up to {widest:.0%} of their median (interquartile range){caution}"
+    )
+
+
+def _show_presets(data: dict, arch: str) -> None:
+    """Which published presets were tried, which were left out and why, and the frame-count note."""
+    from vidtldr_deploy.models.presets import preset_note
+
+    for name, why in data["presets_skipped"].items():
+        info(f"preset {name} skipped: {why}")
+    tried = [p["name"].rstrip("~") for p in data["presets"]]
+    notes = [preset_note(name, arch, data["frames"]) for name in tried]
+    if any(notes):
+        info(f"note: {next(n for n in notes if n)} (also: {', '.join(tried)})")
+
+
 @opt.argument_group("clip_args", ClipArgs)
 def tune_command(
     checkpoint: Annotated[
-        str, typer.Argument(help="Checkpoint file, Hugging Face folder, or 'demo'.")
+        str,
+        typer.Argument(
+            help="Checkpoint file, Hugging Face folder, 'demo', or an exported .onnx/.plan (tunes the model it was exported from)."
+        ),
     ],
     clip_args: ClipArgs = None,
     target_flops: Annotated[
@@ -89,6 +118,7 @@ def tune_command(
     device: Annotated[
         str, typer.Option("--device", help="cpu or cuda, for --target-latency-ms.")
     ] = "cpu",
+    threads: opt.Threads = None,
     arch: opt.Arch = None,
     frames: opt.Frames = None,
     ckpt_frames: opt.CkptFrames = None,
@@ -131,13 +161,14 @@ def tune_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """The schedule for a budget: least drift on your clips among schedules meeting it."""
+    import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vidtldr_deploy.constants import MergeMethod
     from vidtldr_deploy.evaluate import load_labels, match_labels
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
-    from vidtldr_deploy.models.source import load_source
+    from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.target import resolve_target
     from vidtldr_deploy.tune import (
         SearchOptions,
         plot_pareto,
@@ -147,10 +178,10 @@ def tune_command(
     )
 
     budget = _budget(target_flops, target_speedup, target_latency_ms)
-    for path, what in ((report, "--report"), (plot, "--plot"), (write_config, "--write-config")):
-        if path is not None:
-            check_output_path(path, what)
-    check_distinct_outputs({"--report": report, "--plot": plot, "--write-config": write_config})
+    check_outputs({"--report": report, "--plot": plot, "--write-config": write_config},
+                  {"the target": Path(checkpoint), **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
     if beam_width < 1:
         raise InputError(f"--beam-width must be at least 1, got {beam_width}")
     if labels is not None and not labels.is_file():
@@ -169,21 +200,29 @@ def tune_command(
                 "timer so far; use --runtime torch, or --target-flops / --target-speedup"
             )
         check_device(runtime, device)
+    target = resolve_target(checkpoint)
+    if target.kind.exported:  # a graph fixes one schedule: tune searches its recorded model's
+        target.refuse_model_flags(arch=arch, frames=frames)
+        checkpoint = target.recorded_source("tune")
+        info(f"tuning the model {target.text} was exported from: {checkpoint}")
     with status(f"loading {checkpoint}"):
-        loaded = load_source(checkpoint, arch, frames, ckpt_frames, unsafe_load, seed)
+        loaded = target.load(arch, frames, ckpt_frames, unsafe_load, seed)
     info(loaded.description)
     if label_map is not None and loaded.model.head is None:
         raise InputError(
             f"--labels needs a classifier: {loaded.name} outputs embeddings, not class logits"
         )
-    side = loaded.model.cfg.img_size
-    with clip_args.demo_clips(checkpoint) as demo_labels:
+    decoding, advance = clip_progress()
+    with clip_args.demo_clips(checkpoint) as demo_labels, decoding:
         if label_map is None and demo_labels is not None:
             label_map = load_labels(demo_labels)
-        batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+        stream = clip_args.stream(loaded.model, loaded.arch, advance)
+        # the search runs every candidate on every clip: they are kept, decoded once
+        video = np.concatenate([b.video[: b.valid] for b in stream])
+    show_clips(stream)
     clip_labels = None
     if label_map is not None:
-        clip_labels = match_labels(batches.names or [], label_map)
+        clip_labels = match_labels(stream.names, label_map)
         if not any(y is not None for y in clip_labels):
             raise InputError(
                 "--labels: no row of the CSV names any of the clips (by path, file name or stem)"
@@ -191,7 +230,8 @@ def tune_command(
     cost_model = None
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
-            cost_model = torch_cost_model(loaded.model.to(device))
+            cost_model = torch_cost_model(loaded.model.to(device), threads=threads)
+        info(_latency_model_text(cost_model))
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -207,14 +247,16 @@ def tune_command(
             )
             progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
 
-        result = tune_methods(loaded.model, batches.real_clips(), budget, merge_methods, arch=loaded.arch, names=batches.names or None,
-                      cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance,
-                      labels=clip_labels)  # fmt: skip
+        result = tune_methods(loaded.model, video, budget, merge_methods, arch=loaded.arch, names=stream.names,
+                              cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance,
+                              labels=clip_labels)  # fmt: skip
     data = result.to_dict()
-    data["inputs"] = batches.label
-    if batches.warnings:
-        data["warnings"] = batches.warnings
+    data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
+    data["inputs"] = stream.label
+    if stream.warnings():
+        data["warnings"] = stream.warnings()
     out.print(_pareto_table(data))
+    _show_presets(data, loaded.arch)
     flops = data["flops"]
     verdict = "meets" if data["meets_budget"] else "does NOT meet"
     accuracy = (
@@ -244,7 +286,7 @@ def tune_command(
         plot_pareto(data, plot)
         info(f"plot: {plot}")
     if write_config is not None:
-        write_tuned_config(write_config, data)
+        write_tuned_config(write_config, data, loaded.arch)
         info(
             f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
         )
