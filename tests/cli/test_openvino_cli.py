@@ -36,13 +36,13 @@ def test_evaluate_graph_in_openvino_matches_onnxruntime(cli, demo_graphs, videos
 
 
 def test_evaluate_runtime_refused_for_pytorch_targets(cli, videos):
-    result = cli("evaluate", "demo", "--runtime", "openvino", "--clips", videos)
+    result = cli("evaluate", "demo-random", "--runtime", "openvino", "--clips", videos)
     assert result.exit_code == 2
 
 
 def test_tune_latency_budget_timed_in_openvino(cli, videos, tmp_path):
     report = tmp_path / "t.json"
-    result = cli("tune", "demo", "--clips", videos, "--target-latency-ms", "1000",
+    result = cli("tune", "demo-random", "--clips", videos, "--target-latency-ms", "1000",
                  "--runtime", "openvino", "--device", "CPU", "--beam-width", "1", "--report", report)  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())

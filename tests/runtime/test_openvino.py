@@ -110,7 +110,7 @@ def test_ir_round_trip(cli, tmp_path):
     metadata in rt_info, validated in OpenVINO; the IR validates again on its own and runs like
     the graph it came from."""
     xml = tmp_path / "m.xml"
-    result = cli("export", "demo", "-o", xml, "--report", tmp_path / "r.json")
+    result = cli("export", "demo-random", "-o", xml, "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     assert xml.exists() and xml.with_suffix(".bin").exists() and xml.with_suffix(".onnx").exists()
     assert json.loads((tmp_path / "r.openvino.json").read_text())["runtime"] == "openvino"
@@ -150,7 +150,7 @@ def test_ir_marks_the_islands_to_keep_f32(demo_graphs, tmp_path, form):
 
 def test_profile_openvino_times_the_onnxruntime_baseline(cli, tmp_path):
     report = tmp_path / "p.json"
-    result = cli("profile", "demo", "--runtime", "openvino", "-n", "2", "--warmup", "0",
+    result = cli("profile", "demo-random", "--runtime", "openvino", "-n", "2", "--warmup", "0",
                  "--no-layers", "--threads", "1", "--report", report)  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
@@ -165,5 +165,5 @@ def test_profile_openvino_times_the_onnxruntime_baseline(cli, tmp_path):
 
 
 def test_profile_openvino_refuses_int8(cli):
-    result = cli("profile", "demo", "--runtime", "openvino", "--precision", "int8")
+    result = cli("profile", "demo-random", "--runtime", "openvino", "--precision", "int8")
     assert result.exit_code == 2
