@@ -35,7 +35,8 @@ def exported(tmp_path_factory) -> dict[str, Path]:
 def fake_plugin(tmp_path) -> Path:
     lib = tmp_path / "build" / "libvidtldr_plugins.so"
     lib.parent.mkdir()
-    lib.write_bytes(b"\x7fELF fake plugin library")
+    # An ELF header of a little-endian 64-bit shared object (e_type ET_DYN), then filler.
+    lib.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + (3).to_bytes(2, "little") + b"fake")
     return lib
 
 

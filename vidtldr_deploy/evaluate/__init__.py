@@ -10,7 +10,12 @@ from vidtldr_deploy.evaluate.evaluate import (
     evaluate,
     schedule_metrics,
 )
-from vidtldr_deploy.evaluate.labels import load_labels, match_labels
+from vidtldr_deploy.evaluate.labels import (
+    check_classifier,
+    labels_for_clips,
+    load_labels,
+    match_labels,
+)
 from vidtldr_deploy.evaluate.plot import plot_drift
 from vidtldr_deploy.evaluate.targets import GraphTarget, rs_from_metadata, schedule_string
 
@@ -21,6 +26,8 @@ __all__ = [
     "ScheduleEvaluation",
     "ScheduleMetrics",
     "evaluate",
+    "check_classifier",
+    "labels_for_clips",
     "load_labels",
     "match_labels",
     "plot_drift",

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.files import check_input_file
 
 DEFAULT_URL = "localhost:8000"
+DEFAULT_TIMEOUT_S = 60.0
 
 
 def _http():
@@ -30,19 +32,14 @@ def _http():
 
 
 def load_clips(path: str | Path) -> list[np.ndarray]:
-    """.npy: one batch; .npz: one batch per array (in the file's order)."""
-    path = Path(path)
-    if not path.is_file():
-        raise VidTLDRError(f"{path} does not exist")
-    if path.suffix == ".npy":
-        return [np.load(path, allow_pickle=False)]
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            arrays = [data[k] for k in data.files]
-        if not arrays:
-            raise VidTLDRError(f"{path} holds no arrays")
-        return arrays
-    raise VidTLDRError(f"{path}: expected clips as .npy or .npz")
+    """.npy: one batch; .npz: one batch per array (in the file's order). Headers are read first:
+    object arrays and arrays declaring more than the memory limit are refused before loading."""
+    from vidtldr_deploy.clips.sources import ARRAY_SUFFIXES, expand_paths, read_array
+
+    path = check_input_file(path, "--inputs")
+    if path.suffix.lower() not in ARRAY_SUFFIXES:
+        raise InputError(f"{path}: expected clips as .npy or .npz")
+    return [read_array(source) for source in expand_paths([path])]
 
 
 def tensor_inputs(arrays: Mapping[str, np.ndarray], binary: bool = True) -> list:
@@ -59,7 +56,9 @@ def tensor_inputs(arrays: Mapping[str, np.ndarray], binary: bool = True) -> list
 
 def video_inputs(videos: Sequence[bytes | str | Path], input_name: str = "video_bytes") -> list:
     """One TYPE_STRING (BYTES) input holding the encoded files, for a `*_ensemble` model."""
-    payload = [v if isinstance(v, bytes) else Path(v).read_bytes() for v in videos]
+    payload = [
+        v if isinstance(v, bytes) else check_input_file(v, "--video").read_bytes() for v in videos
+    ]
     return tensor_inputs({input_name: np.array(payload, dtype=np.object_)})
 
 
@@ -80,34 +79,58 @@ class ClientResult:
         }
 
 
+def _deadline(seconds: float):
+    """A total deadline on one call: tritonclient's own timeouts bound each socket read, so a
+    server trickling a byte at a time would keep a request alive forever. tritonclient.http runs
+    on gevent, whose Timeout interrupts the call wherever it waits."""
+    import gevent
+
+    return gevent.Timeout(seconds)
+
+
 def infer(
     model: str,
     requests: Sequence[list],
     url: str = DEFAULT_URL,
     repeat: int = 1,
-    timeout_s: float = 60.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> ClientResult:
-    """Send each request (a list of InferInput) `repeat` times; keep the last outputs."""
+    """Send each request (a list of InferInput) `repeat` times; keep the last outputs. Each call
+    to the server (metadata, every request) must finish within `timeout_s` seconds in total."""
+    import gevent
+
     httpclient, _ = _http()
     if repeat < 1:
-        raise VidTLDRError("--repeat must be >= 1")
+        raise InputError("--repeat must be >= 1")
+    if not 0 < timeout_s < float("inf"):
+        raise InputError(f"--timeout must be a positive number of seconds, got {timeout_s}")
+    client = None
     try:
         client = httpclient.InferenceServerClient(
             url=url, connection_timeout=timeout_s, network_timeout=timeout_s
         )
-        meta = client.get_model_metadata(model)
+        with _deadline(timeout_s):
+            meta = client.get_model_metadata(model)
         names = [o["name"] for o in meta.get("outputs", [])]
         outputs: dict[str, np.ndarray] = {}
         latencies = []
         for inputs in requests:
             for _ in range(repeat):
                 t0 = time.perf_counter()
-                result = client.infer(model, inputs)
+                with _deadline(timeout_s):
+                    result = client.infer(model, inputs)
                 latencies.append((time.perf_counter() - t0) * 1e3)
             outputs = {n: result.as_numpy(n) for n in names}
-        client.close()
     except VidTLDRError:
         raise
+    except gevent.Timeout:
+        raise VidTLDRError(
+            f"Triton at {url}, model {model!r}: no complete answer within {timeout_s:g} s: check "
+            "the server, or raise --timeout"
+        ) from None
     except Exception as err:  # connection refused, HTTP errors, server-side errors: name them
         raise VidTLDRError(f"Triton at {url}, model {model!r}: {err}") from None
+    finally:
+        if client is not None:
+            client.close()
     return ClientResult(outputs, tuple(latencies))

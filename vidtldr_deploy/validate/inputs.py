@@ -58,16 +58,17 @@ def clip_batches(
     skip_bad: bool = False,
     cache_dir: str | Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    limits=None,
 ) -> InputBatches:
     """Real clips from `paths`, preprocessed with `arch`'s family recipe at the graph's image size
-    and frame count, in batches of the graph's static batch size."""
+    and frame count, in batches of the graph's static batch size; `limits` (clips.DecodeLimits)
+    bound each video's decoding."""
     from vidtldr_deploy.clips import load_clips, recipe_for
 
     batch, _, frames, side = shape[0], shape[1], shape[2], shape[-1]
     recipe = recipe_for(arch, image_size=side)
-    clips = load_clips(
-        paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress
-    )
+    clips = load_clips(paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad,
+                       progress=progress, limits=limits)  # fmt: skip
     return InputBatches(
         [b.video for b in clips.batches], [b.valid for b in clips.batches], clips.label,
         list(clips.names), clips.warnings(),

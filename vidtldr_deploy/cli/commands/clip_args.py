@@ -34,15 +34,34 @@ CacheDir = Annotated[
         show_default="no cache",
     ),
 ]
+MaxFramePixels = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-frame-pixels",
+        help="Refuse videos whose frames have more pixels than this, read from the header before decoding (env VIDTLDR_MAX_FRAME_PIXELS).",
+        show_default="4096x4096",
+    ),
+]
+MaxClipMib = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-clip-mib",
+        help="Refuse videos whose sampled frames would take more MiB decoded (RGB) than this (env VIDTLDR_MAX_CLIP_MIB).",
+        show_default="4096",
+    ),
+]
 
 
 @dataclass
 class ClipArgs:
-    """The clip argument group (cli/args.argument_group): --clips, --skip-bad, --cache-dir."""
+    """The clip argument group (cli/args.argument_group): --clips, --skip-bad, --cache-dir and the
+    decode limits."""
 
     clips: ClipPaths
     skip_bad: SkipBad = False
     cache_dir: CacheDir = None
+    max_frame_pixels: MaxFramePixels = None
+    max_clip_mib: MaxClipMib = None
 
     @property
     def paths(self) -> list[Path]:
@@ -51,12 +70,22 @@ class ClipArgs:
     def check(self) -> ClipArgs:
         if not self.paths:
             raise InputError("pass --clips PATH (videos, folders of them, or .npy/.npz arrays)")
+        from vidtldr_deploy.files import check_input_file
+
         for path in self.paths:
             if not path.exists():
                 raise InputError(f"--clips {path} does not exist")
+            if not path.is_dir():
+                check_input_file(path, "--clips")  # a FIFO or device would block or never end
         if self.cache_dir is not None and self.cache_dir.exists() and not self.cache_dir.is_dir():
             raise InputError(f"--cache-dir {self.cache_dir} is a file: give a folder")
+        self.limits()  # a bad limit is refused with the other flags, before any work
         return self
+
+    def limits(self):
+        from vidtldr_deploy.clips.limits import DecodeLimits
+
+        return DecodeLimits.resolve(self.max_frame_pixels, self.max_clip_mib)
 
     def load(self, shape: tuple[int, ...], arch: str):
         """The clips decoded and preprocessed for `arch` at `shape`, with a progress bar."""
@@ -79,6 +108,7 @@ class ClipArgs:
                 skip_bad=self.skip_bad,
                 cache_dir=self.cache_dir,
                 progress=advance,
+                limits=self.limits(),
             )
         info(f"clips: {batches.label}")
         for warning in batches.warnings:

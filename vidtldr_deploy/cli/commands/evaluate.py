@@ -10,7 +10,7 @@ import typer
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.commands.clip_args import ClipArgs
 from vidtldr_deploy.cli.console import guarded, info, out, status
-from vidtldr_deploy.cli.results import write_report_files
+from vidtldr_deploy.cli.results import show_warnings, write_report_files
 from vidtldr_deploy.errors import InputError
 
 GRAPH_SUFFIXES = (".onnx", ".plan")
@@ -85,7 +85,9 @@ def evaluate_command(
     """What a schedule costs on clips: drift of pooled vectors or logits, agreement, retrieval, FLOPs."""
     from vidtldr_deploy.evaluate import (
         GraphTarget,
+        check_classifier,
         evaluate,
+        labels_for_clips,
         load_labels,
         plot_drift,
         rs_from_metadata,
@@ -149,19 +151,28 @@ def evaluate_command(
             loaded.schedule(spec)  # every schedule checked before the clips are decoded
         targets = wanted
     info(loaded.description)
+    if label_map is not None:
+        check_classifier(loaded.model.cfg.num_classes)
     side = loaded.model.cfg.img_size
     batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+    names = batches.names or [f"clip{i}" for i in range(batches.clip_count)]
+    label_warnings: list[str] = []
+    if label_map is not None:
+        roots = [p for p in clip_args.paths if p.is_dir()]
+        label_map, label_warnings = labels_for_clips(
+            names, label_map, loaded.model.cfg.num_classes, roots
+        )
+        show_warnings(label_warnings)
     try:
         with status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"):
-            result = evaluate(loaded.model, batches.real_clips(), batches.names or [f"clip{i}" for i in range(batches.clip_count)],
-                              targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
+            result = evaluate(loaded.model, batches.real_clips(), names, targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
     finally:
         if runner is not None:
             runner.close()
     data = result.to_dict()
     data["inputs"] = batches.label
-    if batches.warnings:
-        data["warnings"] = batches.warnings
+    if batches.warnings or label_warnings:
+        data["warnings"] = batches.warnings + label_warnings
     out.print(_evaluate_table(data))
     write_report_files(report, data)
     if plot is not None:

@@ -9,6 +9,7 @@ import typer
 
 from vidtldr_deploy.cli.console import console, guarded, out
 from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.serve.client import DEFAULT_TIMEOUT_S
 
 
 def triton_command(
@@ -121,17 +122,23 @@ def triton_client_command(
         int,
         typer.Option("--repeat", help="Send each request this many times (latency statistics)."),
     ] = 1,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds one request may take in total, answer included."),
+    ] = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Send clips (or encoded videos to an ensemble) to Triton; print outputs and latency."""
     from vidtldr_deploy.serve import client
 
     if (inputs is None) == (not video):
         raise VidTLDRError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
+    if not 0 < timeout < float("inf"):
+        raise VidTLDRError(f"--timeout must be a positive number of seconds, got {timeout}")
     if video:
         requests = [client.video_inputs(video)]
     else:
         requests = [client.tensor_inputs({input_name: a}) for a in client.load_clips(inputs)]
-    result = client.infer(model, requests, url=url, repeat=repeat)
+    result = client.infer(model, requests, url=url, repeat=repeat, timeout_s=timeout)
     for name, value in result.outputs.items():
         out.print(
             f"{name}: shape {list(value.shape)} {value.dtype}, "
