@@ -14,7 +14,7 @@ from pathlib import Path
 from vidtldr_deploy.files import atomic_output, markdown_path  # noqa: F401 - re-exported
 from vidtldr_deploy.report.markdown import to_markdown
 
-NON_FINITE_NOTE = "NaN or infinite values, written as null"
+NON_FINITE_NOTE = "values that were not finite numbers, written as null"
 
 
 def finite_only(value, where: str = "", found: list[str] | None = None):
