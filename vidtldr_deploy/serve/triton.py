@@ -292,11 +292,16 @@ def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path
 # --- writing -------------------------------------------------------------------------------------
 
 
-def _settings(src: ModelSource, opts: RepositoryOptions) -> tc.ModelSettings:
+def _check_options(opts: RepositoryOptions) -> None:
     if not 1 <= opts.instances <= MAX_INSTANCES:
         raise InputError(f"--instances must be 1 to {MAX_INSTANCES}, got {opts.instances}")
     if opts.device not in KINDS:
-        raise VidTLDRError(f"--device must be one of {sorted(KINDS)}, got {opts.device!r}")
+        raise InputError(f"--device must be one of {sorted(KINDS)}, got {opts.device!r}")
+    if opts.plugins is not None:
+        check_shared_object(opts.plugins)
+
+
+def _settings(src: ModelSource, opts: RepositoryOptions) -> tc.ModelSettings:
     if src.platform == tc.PLATFORM_PLAN and opts.device != "gpu":
         raise VidTLDRError(f"{src.path}: a TensorRT engine runs on the GPU only; drop --device cpu")
     params = {k: v for k, v in src.info.items() if v}
@@ -522,9 +527,8 @@ def build_repository(
     if not targets:
         raise VidTLDRError("give at least one TARGET (.plan with its sidecar, or .onnx)")
     out = Path(out)
+    _check_options(opts)
     _prepare_output(out, opts.force, targets)
-    if opts.plugins is not None:
-        check_shared_object(opts.plugins)
     sources = [describe_target(t) for t in targets]
     names = model_names(sources, opts.name, opts.ensemble)
     plugin = resolve_plugin(sources, opts.plugins)

@@ -201,7 +201,8 @@ def tune_command(
                 [f"no schedule met the budget: --write-config {write_config} not written"]
             )
     if data["interrupted"]:
-        error("interrupted: the report and config hold the best schedule found so far")
+        error("interrupted: the schedule above (and any report or config written) is the best "
+              "found so far that meets the budget")  # fmt: skip
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
