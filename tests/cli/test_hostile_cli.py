@@ -205,3 +205,9 @@ def test_labels_for_an_encoder_are_refused_on_the_command_line(cli, videos, tmp_
     labels.write_text("clip0.mp4,1\n")
     r = cli("evaluate", "demo", "--clips", videos, "-s", "0.25x2", "--labels", labels)
     assert r.exit_code == 2 and "encoder" in _text(r) and "decoding" not in _text(r)
+
+
+def test_labels_file_that_is_not_a_regular_file_is_refused(cli, videos, tmp_path):
+    os.mkfifo(tmp_path / "labels.csv")
+    r = cli("evaluate", "demo", "--clips", videos, "--labels", tmp_path / "labels.csv")
+    assert r.exit_code == 2 and "FIFO" in _text(r)

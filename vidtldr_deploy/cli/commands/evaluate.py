@@ -92,7 +92,7 @@ def evaluate_command(
         plot_drift,
         rs_from_metadata,
     )
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.files import check_distinct_outputs, check_input_file, check_output_path
     from vidtldr_deploy.models.presets import presets_for
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.pipelines.export import is_demo
@@ -101,8 +101,8 @@ def evaluate_command(
         if path is not None:
             check_output_path(path, what)
     check_distinct_outputs({"--report": report, "--plot": plot})
-    if labels is not None and not labels.is_file():
-        raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
+    if labels is not None:
+        check_input_file(labels, "--labels")  # missing, a folder, a FIFO or a device
     label_map = load_labels(labels) if labels is not None else None
     is_graph = Path(target).suffix.lower() in GRAPH_SUFFIXES
     if is_graph and (schedules or arch or frames):
