@@ -37,7 +37,7 @@ from vidtldr_deploy.core.schedule import unmerged_schedule
 from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
 from vidtldr_deploy.profile.runtimes import export_temp_onnx
 from vidtldr_deploy.profile.stats import latency_stats
-from vidtldr_deploy.profile.timing import Candidate, interleaved_timing
+from vidtldr_deploy.profile.timing import TimedModel, interleaved_timing
 from vidtldr_deploy.validate.inputs import make_inputs
 from vidtldr_deploy.validate.int8 import INT8_TOLERANCES, validate_int8
 from vidtldr_deploy.validate.metrics import cosine_similarity
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     video = evals[0]
     sessions = {k: _session(paths[k], args.threads) for k in order}
     feeds = {k: {s.get_inputs()[0].name: video} for k, s in sessions.items()}
-    candidates = [Candidate(k, (lambda k=k: sessions[k].run(None, feeds[k]))) for k in order]
+    candidates = [TimedModel(k, (lambda k=k: sessions[k].run(None, feeds[k]))) for k in order]
     log(f"timing {args.iterations} interleaved iterations x {len(order)} graphs")
     times = interleaved_timing(candidates, args.iterations, args.warmup)
     stats = {k: latency_stats(times[k]) for k in order}
@@ -189,12 +189,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _pooled_pairs(loaded, schedule, videos, graph: Path):
-    from vidtldr_deploy.validate.int8 import run_with_merge_inputs
-    from vidtldr_deploy.validate.run import torch_outputs
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from vidtldr_deploy.runtime.pytorch import torch_outputs
+    from vidtldr_deploy.validate.run import run_batches
 
-    outs, _ = run_with_merge_inputs(graph, videos)
+    with OnnxRuntimeRunner(graph) as runner:
+        got = run_batches(runner, list(videos)).outputs["pooled"]
     ref = np.concatenate([torch_outputs(loaded.model, schedule.rs, v)["pooled"] for v in videos])
-    got = np.concatenate([o["pooled"] for o in outs])
     return ref, got
 
 

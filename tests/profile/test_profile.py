@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from vidtldr_deploy.cli.main import app
 from vidtldr_deploy.constants import MergeImpl
 from vidtldr_deploy.profile.stats import STATS, latency_stats, speedup
-from vidtldr_deploy.profile.timing import Candidate, interleaved_timing
+from vidtldr_deploy.profile.timing import TimedModel, interleaved_timing
 from vidtldr_deploy.runtime.onnxruntime import parse_ort_profile
 
 runner = CliRunner()
@@ -70,8 +70,8 @@ def test_speedup_is_baseline_median_over_merged_median():
 def test_interleaved_alternates_abba():
     calls: list[str] = []
     cands = [
-        Candidate("merged", lambda: calls.append("m")),
-        Candidate("baseline", lambda: calls.append("b")),
+        TimedModel("merged", lambda: calls.append("m")),
+        TimedModel("baseline", lambda: calls.append("b")),
     ]
     times = interleaved_timing(cands, iterations=4, warmup=1)
     assert calls[:2] == ["m", "b"]  # one warm-up call each
@@ -315,8 +315,8 @@ def test_duration_runs_at_least_iterations_then_until_the_time_is_spent():
     import time
 
     calls: list[str] = []
-    cands = [Candidate("merged", lambda: (calls.append("m"), time.sleep(0.002))),
-             Candidate("baseline", lambda: calls.append("b"))]  # fmt: skip
+    cands = [TimedModel("merged", lambda: (calls.append("m"), time.sleep(0.002))),
+             TimedModel("baseline", lambda: calls.append("b"))]  # fmt: skip
     times = interleaved_timing(cands, iterations=2, warmup=0, duration=0.05)
     assert len(times["merged"]) == len(times["baseline"]) > 2
     assert len(times["merged"]) % 2 == 0  # whole ABBA pairs

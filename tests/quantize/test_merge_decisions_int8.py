@@ -1,10 +1,10 @@
-"""Merge-decision agreement (validate_int8): ids follow tokens through earlier merges."""
+"""Merge-decision agreement (validate/decisions.py): ids follow tokens through earlier merges."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from vidtldr_deploy.validate.int8 import decision_agreement, merge_decisions, overall_agreement
+from vidtldr_deploy.validate.decisions import decision_agreement, merge_decisions, overall_agreement
 
 
 def _states(seed: int, n: int = 32, c: int = 8, rs=(8, 4)):

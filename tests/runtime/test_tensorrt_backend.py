@@ -58,8 +58,9 @@ def test_build_engine_without_tensorrt(no_tensorrt, tmp_path):
 
 
 def test_runner_without_tensorrt(no_tensorrt, tmp_path):
-    with pytest.raises(VidTLDRError, match="TensorRT is not installed"):
-        trt_runner.TensorRTRunner(tmp_path / "m.plan")
+    runner = trt_runner.TensorRTRunner(tmp_path / "m.plan")  # records the path, opens nothing
+    with pytest.raises(VidTLDRError, match="TensorRT is not installed"), runner:
+        pass
 
 
 def test_missing_plugin_library_points_to_build_plugins(no_tensorrt, tmp_path):
@@ -339,14 +340,15 @@ def test_real_engine_matches_pytorch(merge_impl, tmp_path):
     assert built.sidecar["plugin_layers"] == (2 * 2 if merge_impl == "plugin" else 0)
     assert built.validation.passed, built.validation.to_dict()
     # the runner loads again from the files alone, and says so when the sidecar does not match
-    runner = trt_runner.TensorRTRunner(engine, plugin_library=plugin)
-    out = runner.run(np.zeros(runner.input_shape, np.float32))
+    with trt_runner.TensorRTRunner(engine, plugin_library=plugin) as runner:
+        out = runner.run(np.zeros(runner.input_shape, np.float32))
     assert set(out) == set(built.sidecar["outputs"])
     side = sc.read_sidecar(engine)
     side["tensorrt_version"] = "0.0.0"
     sc.write_sidecar(engine, side)
     with pytest.raises(VidTLDRError, match="TensorRT 0.0.0"):
-        trt_runner.TensorRTRunner(engine, plugin_library=plugin)
+        with trt_runner.TensorRTRunner(engine, plugin_library=plugin):
+            pass
 
 
 # ------------------------------------------------------------------------------------------------
@@ -399,3 +401,42 @@ def test_fake_int8_without_qdq_is_refused(fake_env, tmp_path):
     with pytest.raises(VidTLDRError, match="needs a graph with explicit INT8 Q/DQ"):
         trt_build.build_engine(onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib)
     assert not (tmp_path / "engine.plan").exists()
+
+
+def test_fake_plugin_library_is_searched_once_per_export(fake_env, tmp_path, monkeypatch):
+    """check_engine_build finds the library; the build and the engine's runner are handed that
+    path instead of searching $VIDTLDR_PLUGIN_DIR again."""
+    from vidtldr_deploy.runtime import plugin_build
+
+    trt, onnx_path, lib = fake_env("10.3.0")
+    monkeypatch.setenv("VIDTLDR_PLUGIN_DIR", str(tmp_path))
+    searches: list = []
+    find = plugin_build.find_plugin_library
+
+    def counting(path=None):
+        searches.append(path)
+        return find(path)
+
+    monkeypatch.setattr(plugin_build, "find_plugin_library", counting)
+    opened: list = []
+
+    class Recorder:
+        def __init__(self, engine_path, plugin_library=None):
+            opened.append(plugin_library)
+
+        def __enter__(self):
+            raise KeyboardInterrupt  # stop before running: only the hand-over is under test
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(trt_runner, "TensorRTRunner", Recorder)
+    resolved = trt_plugins.check_engine_build("plugin", None)
+    assert resolved == lib.resolve()
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.build_and_validate(
+            onnx_path, tmp_path / "engine.plan", inputs=[np.zeros((1, 4), np.float32)],
+            plugin_library=resolved,
+        )  # fmt: skip
+    assert [p for p in searches if p is None] == [None]  # one search, in check_engine_build
+    assert opened == [str(resolved)]  # the runner gets the library the build loaded

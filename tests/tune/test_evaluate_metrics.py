@@ -20,7 +20,7 @@ from vidtldr_deploy.evaluate import (
     schedule_string,
 )
 from vidtldr_deploy.evaluate import metrics as m
-from vidtldr_deploy.evaluate.targets import torch_outputs
+from vidtldr_deploy.runtime.pytorch import torch_outputs
 
 
 def test_cosine_and_rel_l2_by_hand():
@@ -131,7 +131,7 @@ class FakeGraph:
     def run(self, video):
         assert video.shape == self.input_shape
         self.calls += 1
-        return {"pooled": torch_outputs(self.model, video, self.rs)}
+        return {"pooled": torch_outputs(self.model, self.rs, video)["pooled"]}
 
 
 def test_graph_target_uses_its_own_schedule(encoder, clips):

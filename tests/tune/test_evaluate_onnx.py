@@ -20,9 +20,10 @@ def test_onnx_graph_against_pytorch(tmp_path):
     schedule = resolve_schedule("16,8", model.cfg.depth, model.num_tokens)
     path = tmp_path / "tiny.onnx"
     proto = export_onnx(model, ExportSpec("umt-tiny", 4, 2, schedule, "onnx"), path)
-    target = GraphTarget(OnnxRuntimeRunner(path), rs_from_metadata(read_metadata(proto)), "ort")
     clips = moving_blocks(5, seed=2)
-    result = evaluate(model, clips, [f"c{i}" for i in range(5)], [target, "16,8"])
+    with OnnxRuntimeRunner(path) as runner:
+        target = GraphTarget(runner, rs_from_metadata(read_metadata(proto)), "ort")
+        result = evaluate(model, clips, [f"c{i}" for i in range(5)], [target, "16,8"])
     graph, torch_run = result.schedules
     assert graph.schedule.rs == schedule.rs
     assert graph.metrics.cosine_mean == pytest.approx(torch_run.metrics.cosine_mean, abs=1e-4)

@@ -7,6 +7,8 @@ import pytest
 
 from vidtldr_deploy.core.schedule import resolve_schedule
 from vidtldr_deploy.models.source import load_source
+from vidtldr_deploy.runtime.pytorch import torch_outputs
+from vidtldr_deploy.validate.check import validate_runner
 from vidtldr_deploy.validate.inputs import make_inputs
 from vidtldr_deploy.validate.metrics import (
     compare_output,
@@ -14,7 +16,6 @@ from vidtldr_deploy.validate.metrics import (
     relative_l2,
     topk_agreement,
 )
-from vidtldr_deploy.validate.run import torch_outputs, validate_runner
 from vidtldr_deploy.validate.tolerances import default_tolerances
 
 

@@ -23,10 +23,10 @@ from vidtldr_deploy.evaluate.targets import (
     iter_batches,
     primary_output,
     runner_outputs,
-    torch_outputs,
 )
 from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.models.vit import MergeViT
+from vidtldr_deploy.runtime.pytorch import torch_outputs
 
 Target = str | GraphTarget
 Progress = Callable[[int, int], None]  # (clips done, schedules per clip)
@@ -197,14 +197,14 @@ def evaluate(
     outs: list[list[np.ndarray]] = [[] for _ in targets]
     done = 0
     for video in iter_batches(clips):
-        refs.append(torch_outputs(model, video, zero))
+        refs.append(torch_outputs(model, zero, video)[output])
         for i, (target, (_, schedule)) in enumerate(zip(targets, resolved)):
             if isinstance(target, GraphTarget):
                 outs[i].append(runner_outputs(target, video, target.output or output))
             elif not schedule.merges:
                 outs[i].append(refs[-1])  # the reference itself: drift exactly 0
             else:
-                outs[i].append(torch_outputs(model, video, schedule.rs))
+                outs[i].append(torch_outputs(model, schedule.rs, video)[output])
         done += len(video)
         if progress:
             progress(done, len(targets))

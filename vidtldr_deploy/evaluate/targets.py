@@ -1,5 +1,5 @@
 """What an evaluation runs: the PyTorch model under a schedule, or an exported graph through any
-runner with `run(video) -> {name: array}` (ONNX Runtime, TensorRT), whose schedule is baked in.
+active Runner (runtime/base.py: ONNX Runtime, TensorRT), whose schedule is baked in.
 
 Both give the same thing: the model's primary output for a batch of clips, as a float64-ready numpy
 array: `pooled` for encoders, `logits` for classifiers.
@@ -10,17 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
-import torch
 
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.models.vit import MergeViT
-
-
-class Runner(Protocol):
-    def run(self, video: np.ndarray) -> dict[str, np.ndarray]: ...
+from vidtldr_deploy.runtime.base import Runner
 
 
 def primary_output(model: MergeViT) -> str:
@@ -69,18 +64,6 @@ def iter_batches(clips: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarra
         if batch.ndim != 5:
             raise VidTLDRError(f"clips must be (N, 3, T, H, W), got shape {batch.shape}")
         yield batch
-
-
-def torch_outputs(model: MergeViT, video: np.ndarray, rs: Sequence[int]) -> np.ndarray:
-    """The primary output of `model` under schedule `rs`; the model's own schedule is restored."""
-    saved = (list(model.rs), model.merge_impl)
-    try:
-        model.set_schedule(list(rs), "reference")
-        with torch.inference_mode():
-            outs = model(torch.from_numpy(np.ascontiguousarray(video)))
-    finally:
-        model.set_schedule(*saved)
-    return outs[-1].float().numpy()  # logits is the only output of a classifier, pooled the last
 
 
 def runner_outputs(target: GraphTarget, video: np.ndarray, output: str) -> np.ndarray:

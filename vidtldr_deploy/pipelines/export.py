@@ -27,10 +27,10 @@ from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
 from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
+from vidtldr_deploy.validate.check import validate_runner
 from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.int8 import Int8Validation
 from vidtldr_deploy.validate.result import ValidationResult
-from vidtldr_deploy.validate.run import validate_runner
 from vidtldr_deploy.validate.tolerances import Tolerances
 
 DEMO_SCHEDULE = (
@@ -113,7 +113,15 @@ class ExportOutcome:
         return all(r.passed for r in results if r is not None)
 
 
-def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
+@dataclass(frozen=True)
+class CheckedRequest:
+    onnx_path: Path
+    engine_path: Path | None
+    spec_text: str
+    plugins: Path | None  # the plugin library, resolved once for the run (None: none needed)
+
+
+def check_request(request: ExportRequest) -> CheckedRequest:
     """Everything that can be refused before any work: paths, schedule, TensorRT and plugins."""
     cfg = request.config
     cfg.check()
@@ -139,16 +147,17 @@ def check_request(request: ExportRequest) -> tuple[Path, Path | None, str]:
                             **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
     spec_text = schedule_spec(cfg.schedule, request.checkpoint)
     check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
+    plugins = None
     if engine_path is not None:
         from vidtldr_deploy.runtime.tensorrt.plugins import check_engine_build
 
         try:  # before the minutes of export and validation an engine build could not use
-            check_engine_build(cfg.merge_impl, request.plugins)
+            plugins = check_engine_build(cfg.merge_impl, request.plugins)
         except VidTLDRError as err:
             raise type(err)(
                 f"{err}\nNo engine can be built here; to export the ONNX graph alone, use -o {onnx_path}"
             ) from None
-    return onnx_path, engine_path, spec_text
+    return CheckedRequest(onnx_path, engine_path, spec_text, plugins)
 
 
 def check_graph_form_request(
@@ -178,7 +187,8 @@ def check_graph_form_request(
 def run_export(request: ExportRequest, events: ExportEvents | None = None) -> ExportOutcome:
     events = events or ExportEvents()
     cfg = request.config
-    onnx_path, engine_path, spec_text = check_request(request)
+    checked = check_request(request)
+    onnx_path, engine_path, spec_text = checked.onnx_path, checked.engine_path, checked.spec_text
     with events.status(f"loading {request.checkpoint}"):
         loaded = load_source(
             request.checkpoint,
@@ -253,7 +263,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     with events.status(f"building the TensorRT engine ({cfg.precision}) and validating it"):
         outcome.engine = build_and_validate(
             onnx_path, engine_path, loaded, resolved, clips or None, request.engine_tolerances,
-            precision=cfg.precision, workspace_mib=cfg.workspace_mib, plugin_library=request.plugins,
+            precision=cfg.precision, workspace_mib=cfg.workspace_mib, plugin_library=checked.plugins,
             inputs_label=label, strict_tokens=request.strict_tokens, log=events.info,
         )  # fmt: skip
     events.info(f"wrote {outcome.engine.engine_path} and {outcome.engine.sidecar_path}")
@@ -288,7 +298,7 @@ def build_and_validate(
     tolerances=None,
     precision: str = "fp32",
     workspace_mib: int | None = None,
-    plugin_library: str | Path | None = None,
+    plugin_library: str | Path | None = None,  # resolved once for the run; None: the build resolves
     timing_cache: str | Path | None = None,
     metadata: dict | None = None,
     inputs_label: str = "",
@@ -319,9 +329,11 @@ def build_and_validate(
     if inputs:
         from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
 
-        with TensorRTRunner(engine_path, plugin_library=plugin_library) as runner:
+        # the library the build resolved and loaded, not a second search
+        built_with = sidecar.get("plugin_library")
+        with TensorRTRunner(engine_path, plugin_library=built_with) as runner:
             result.validation = validate_runner(
-            runner, str(engine_path), loaded, schedule, inputs, tolerances,
-            precision=precision, inputs_label=inputs_label, strict_tokens=strict_tokens,
-        )  # fmt: skip
+                runner, str(engine_path), loaded, schedule, inputs, tolerances,
+                precision=precision, inputs_label=inputs_label, strict_tokens=strict_tokens,
+            )  # fmt: skip
     return result

@@ -26,7 +26,7 @@ from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.profile.result import ModelLatency, ProfileResult
 from vidtldr_deploy.profile.runtimes import OPENERS, merge_impl_for, unmerged_like
 from vidtldr_deploy.profile.stats import latency_stats
-from vidtldr_deploy.profile.timing import Candidate, PhaseCallback, interleaved_timing, no_progress
+from vidtldr_deploy.profile.timing import PhaseCallback, TimedModel, interleaved_timing, no_progress
 from vidtldr_deploy.profile.warnings import gain_warnings, timing_warnings
 from vidtldr_deploy.runtime.devices import check_device, environment
 
@@ -142,10 +142,12 @@ def run_profile(
     ):
         workdir = Path(tmp)
         runners = OPENERS[settings.runtime](inputs, settings, impl, workdir, progress)
-        try:
+        with contextlib.ExitStack() as active:
+            for runner in runners.values():
+                active.enter_context(runner)
             cands = [
-                Candidate(label, runners[label].timed_step(video), runners[label].before_timed,
-                          runners[label].after_timed, runners[label].peak_memory_mb)
+                TimedModel(label, runners[label].timed_step(video), runners[label].before_timed,
+                           runners[label].after_timed, runners[label].peak_memory_mb)
                 for label in runners
             ]  # fmt: skip
             times = interleaved_timing(cands, settings.iterations, settings.warmup, progress,
@@ -165,9 +167,6 @@ def run_profile(
                         )
                     breakdown[label] = found
                     advance()
-        finally:
-            for runner in runners.values():
-                runner.close()
         env = _environment(settings)  # inside the block: the thread count the timing ran with
 
     flops = count_flops(loaded.model.cfg, loaded.frames, schedule, settings.batch)

@@ -145,13 +145,15 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
     from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
 
     plans = {"merged": inputs.merged_plan, "baseline": inputs.baseline_plan}
+    plugins: dict[str, str | None] = {}  # the library each engine built here was built with
     if plans["merged"] is None:
         onnx_path = inputs.merged_onnx or export_temp_onnx(
             inputs.loaded, inputs.schedule, settings.batch, impl, workdir / "merged.onnx"
         )
         progress("building the merged TensorRT engine", 1)
         plans["merged"] = workdir / "merged.plan"
-        build_engine(Path(onnx_path), plans["merged"], precision=settings.precision)
+        sidecar = build_engine(Path(onnx_path), plans["merged"], precision=settings.precision)
+        plugins["merged"] = sidecar.get("plugin_library")
     if plans["baseline"] is None:
         base_onnx = export_temp_onnx(
             inputs.loaded,
@@ -163,7 +165,10 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
         progress("building the unmerged TensorRT engine", 1)
         plans["baseline"] = workdir / "baseline.plan"
         build_engine(base_onnx, plans["baseline"], precision=settings.precision)
-    return {label: TensorRTRunner(Path(plan)) for label, plan in plans.items()}
+    return {
+        label: TensorRTRunner(Path(plan), plugin_library=plugins.get(label))
+        for label, plan in plans.items()
+    }
 
 
 Opener = Callable[..., dict[str, Runner]]

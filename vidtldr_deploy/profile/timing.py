@@ -12,7 +12,7 @@ from vidtldr_deploy.errors import InputError
 
 
 @dataclass
-class Candidate:
+class TimedModel:
     """One model to time: `step` runs one batch to completion (synchronised)."""
 
     label: str
@@ -42,7 +42,7 @@ def rss_bytes() -> int | None:
 
 
 def _timed_iteration(
-    candidates: Sequence[Candidate], i: int, times: dict[str, list[float]], advance: Advance
+    candidates: Sequence[TimedModel], i: int, times: dict[str, list[float]], advance: Advance
 ) -> None:
     order = candidates if i % 2 == 0 else list(reversed(candidates))
     for c in order:
@@ -57,7 +57,7 @@ def _timed_iteration(
 
 
 def interleaved_timing(
-    candidates: Sequence[Candidate],
+    candidates: Sequence[TimedModel],
     iterations: int,
     warmup: int,
     progress: PhaseCallback = no_progress,

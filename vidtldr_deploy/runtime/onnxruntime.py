@@ -18,17 +18,32 @@ DEVICE_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProv
 
 
 class OnnxRuntimeRunner(Runner):
+    """An ONNX graph in one ONNX Runtime session. `merge_inputs=True` also returns the hidden state
+    entering each merge island (runtime/base.py), read from the graph itself: the session runs a
+    copy of the graph with those tensors added as outputs (fp32 by construction: no Q/DQ sits on
+    an island's path, see export.merge_islands)."""
+
     name = "onnxruntime"
 
     def __init__(
         self, path: str | Path, device: str = "cpu", profile_prefix: str | None = None,
-        threads: int | None = None,
+        threads: int | None = None, merge_inputs: bool = False,
     ):  # fmt: skip
-        import onnxruntime as ort
-
         if device not in DEVICE_PROVIDERS:
             raise InputError(f"--device must be cpu or cuda for onnxruntime, got {device!r}")
-        providers = DEVICE_PROVIDERS[device]
+        self.path = Path(path)
+        self.device = device
+        self.profile_prefix = profile_prefix
+        self.threads = threads
+        self.merge_inputs = merge_inputs
+        self.session = None
+        self.renamed: dict[str, str] = {}  # graph tensor -> merge_input.<i>
+        self.graph_outputs: list[str] = []
+
+    def activate(self) -> None:
+        import onnxruntime as ort
+
+        providers = DEVICE_PROVIDERS[self.device]
         if providers[0] not in ort.get_available_providers():
             raise EnvironmentProblem(
                 f"ONNX Runtime has no {providers[0]} here (available: "
@@ -37,23 +52,43 @@ class OnnxRuntimeRunner(Runner):
             )
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        if threads is not None:  # None: ORT's default (one thread per physical core)
-            options.intra_op_num_threads = threads
-        if profile_prefix:
+        if self.threads is not None:  # None: ORT's default (one thread per physical core)
+            options.intra_op_num_threads = self.threads
+        if self.profile_prefix:
             options.enable_profiling = True
-            options.profile_file_prefix = profile_prefix
+            options.profile_file_prefix = self.profile_prefix
+        self.renamed, self.graph_outputs = {}, []
+        source = self._graph_with_merge_inputs() if self.merge_inputs else str(self.path)
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as err:  # ORT raises its own exception types per failure
-            explain_graph_form(path)  # a graph written for TensorRT only: say so by name
-            raise VidTLDRError(f"ONNX Runtime could not load {path}: {err}") from err
-        self.path = Path(path)
-        self.device = device
+            explain_graph_form(self.path)  # a graph written for TensorRT only: say so by name
+            raise VidTLDRError(f"ONNX Runtime could not load {self.path}: {err}") from err
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = tuple(self.session.get_inputs()[0].shape)
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._session_outputs = [o.name for o in self.session.get_outputs()]
+        exposed = set(self.renamed) - set(self.graph_outputs)
+        self.output_names = [n for n in self._session_outputs if n not in exposed]
+        self.output_names += list(self.renamed.values())
+
+    def _graph_with_merge_inputs(self) -> bytes:
+        from vidtldr_deploy.export.merge_islands import merge_hidden_inputs
+        from vidtldr_deploy.runtime.base import merge_input_name
+
+        model = onnx.load(str(self.path))
+        self.graph_outputs = [o.name for o in model.graph.output]
+        exposed = merge_hidden_inputs(model)
+        for tensor in exposed:
+            if tensor not in self.graph_outputs:
+                model.graph.output.append(
+                    onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None)
+                )
+        self.renamed = {t: merge_input_name(i) for i, t in enumerate(exposed)}
+        return model.SerializeToString()
 
     def run(self, video: np.ndarray) -> dict[str, np.ndarray]:
+        if self.session is None:
+            raise self.inactive()
         if tuple(video.shape) != self.input_shape:
             raise InputError(
                 f"input shape {tuple(video.shape)} does not match the graph's static input "
@@ -68,7 +103,10 @@ class OnnxRuntimeRunner(Runner):
                 f"ONNX Runtime failed running {self.path}: {detail}. Check the graph with "
                 f"`vidtldr validate {self.path}`, or re-export it"
             ) from err
-        return dict(zip(self.output_names, outputs))
+        named = dict(zip(self._session_outputs, outputs))
+        for tensor, name in self.renamed.items():  # a graph output may also be a merge input
+            named[name] = named[tensor] if tensor in self.graph_outputs else named.pop(tensor)
+        return named
 
     def end_profiling(self) -> str | None:
         return self.session.end_profiling()
@@ -162,10 +200,11 @@ def ort_breakdown(
     path: Path, video: np.ndarray, device: str, iterations: int, workdir: Path
 ) -> Breakdown:
     """Per-op-type times from an ONNX Runtime session profile (its own session, after timing)."""
-    runner = OnnxRuntimeRunner(path, device, profile_prefix=str(workdir / f"ort_{Path(path).stem}"))
-    for _ in range(iterations + 1):
-        runner.run(video)
-    trace = runner.end_profiling()
+    prefix = str(workdir / f"ort_{Path(path).stem}")
+    with OnnxRuntimeRunner(path, device, profile_prefix=prefix) as runner:
+        for _ in range(iterations + 1):
+            runner.run(video)
+        trace = runner.end_profiling()
     with open(trace) as f:
         parsed = parse_ort_profile(
             json.load(f), skip_runs=1, node_parts=merge_step_nodes(Path(path))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vidtldr_deploy.constants import MergeImpl
-from vidtldr_deploy.runtime.base import Runner
+from vidtldr_deploy.runtime.base import Runner, merge_input_name
 from vidtldr_deploy.runtime.breakdown import Breakdown, summarise_layers
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
@@ -32,9 +32,11 @@ def _sync(device: str) -> None:
 class TorchRunner(Runner):
     """`model` with schedule `rs` (all zeros: the unmerged baseline).
 
-    copy=True (profiling) runs a private copy moved to `device` and `precision`, so two runners of
-    one model (merged and baseline) never share state; copy=False (validation) runs the model in
-    place, scheduling it only for the duration of each call.
+    copy=True (profiling) runs a private copy moved to `device` and `precision`, made when the
+    runner activates, so two runners of one model (merged and baseline) never share state;
+    copy=False (validation) runs the model in place, scheduling it only for the duration of each
+    call. `merge_inputs=True` also returns the hidden state entering each merging block
+    (runtime/base.py), captured with a forward pre-hook on its MergeStep.
     """
 
     name = "torch"
@@ -48,28 +50,40 @@ class TorchRunner(Runner):
         precision: str = "fp32",
         compile_model: bool = False,
         copy_model: bool = True,
+        merge_inputs: bool = False,
     ):
         self.impl = MergeImpl.parse(merge_impl)
-        if self.impl is MergeImpl.CUSTOM:
-            from vidtldr_deploy.runtime import torch_cuda_ops
-
-            torch_cuda_ops.register()
+        self.source = model
         self.rs = [int(r) for r in rs]
         self.device = device
         self.dtype = DTYPES[precision]
         self.copied = copy_model
-        if copy_model:
-            self.model = copy.deepcopy(model).to(device=device, dtype=self.dtype).eval()
-            self.model.set_schedule(self.rs, self.impl)
-        else:
-            self.model = model
-        self.fn = torch.compile(self.model) if compile_model else self.model
+        self.compile_model = compile_model
+        self.merge_inputs = merge_inputs
+        self.model = None
         side = model.cfg.img_size
         self.output_names = list(model.output_names)
         self.input_shape = (-1, 3, model.frames, side, side)
         self._peak_mib: float | None = None
 
+    def activate(self) -> None:
+        if self.impl is MergeImpl.CUSTOM:
+            from vidtldr_deploy.runtime import torch_cuda_ops
+
+            torch_cuda_ops.register()
+        if self.copied:
+            self.model = copy.deepcopy(self.source).to(device=self.device, dtype=self.dtype).eval()
+            self.model.set_schedule(self.rs, self.impl)
+        else:
+            self.model = self.source
+        self.fn = torch.compile(self.model) if self.compile_model else self.model
+
+    def close(self) -> None:
+        self.model = self.fn = None
+
     def _forward(self, video: torch.Tensor):
+        if self.model is None:
+            raise self.inactive()
         with torch.inference_mode():
             if self.copied:
                 return self.fn(video)
@@ -80,8 +94,23 @@ class TorchRunner(Runner):
         return torch.from_numpy(np.ascontiguousarray(video)).to(self.device, self.dtype)
 
     def run(self, video: np.ndarray) -> dict[str, np.ndarray]:
-        outs = self._forward(self.stage(video))
-        return {name: t.float().cpu().numpy() for name, t in zip(self.output_names, outs)}
+        if not self.merge_inputs:
+            outs = self._forward(self.stage(video))
+            return {name: t.float().cpu().numpy() for name, t in zip(self.output_names, outs)}
+        captured: list[np.ndarray] = []
+        handles = [
+            block.merge.register_forward_pre_hook(
+                lambda _m, args: captured.append(args[0].float().cpu().numpy())
+            )
+            for block in self.model.blocks
+        ]  # MergeStep runs only in blocks that merge, so the hooks fire in merging-layer order
+        try:
+            outs = self._forward(self.stage(video))
+        finally:
+            for handle in handles:
+                handle.remove()
+        named = {name: t.float().cpu().numpy() for name, t in zip(self.output_names, outs)}
+        return named | {merge_input_name(i): x for i, x in enumerate(captured)}
 
     def timed_step(self, video: np.ndarray):
         staged = self.stage(video)
@@ -106,9 +135,18 @@ class TorchRunner(Runner):
         return self._peak_mib
 
     def breakdown(self, video, schedule_rows, iterations, workdir) -> Breakdown:
+        if self.model is None:
+            raise self.inactive()
         return hooks_breakdown(
             self.model, self.stage(video), schedule_rows, self.device, iterations
         )
+
+
+def torch_outputs(model, rs: Sequence[int], video: np.ndarray) -> dict[str, np.ndarray]:
+    """`model`'s outputs by name under schedule `rs` (reference maths, fp32), in place: the model's
+    own schedule is the same afterwards."""
+    with TorchRunner(model, rs, copy_model=False) as runner:
+        return runner.run(video)
 
 
 class _RangeTimer:

@@ -1,7 +1,18 @@
-"""Output comparison (docs/design.md, "Validation"): per-output metrics against tolerances.
+"""Output metrics (docs/design.md, "Validation"): one definition per name, shared by validate and
+evaluate, and the per-output comparison against tolerances.
 
-Like Polygraphy's comparators, the metric functions are values: `compare` takes a mapping of
-metric name -> function, and per-output tolerances, so callers can swap or extend either.
+Every metric is defined per clip (row) here; a command reports either the per-clip values
+(evaluate: each clip, their mean and minimum) or, as a verdict on an output, the worst clip
+(validate: the lowest cosine, the highest rel_l2, the fraction of clips that hit top-k).
+- cosine: cosine similarity of a clip's flattened output with the reference's (1.0 for two zero
+  vectors and for identical rows).
+- rel_l2: ||out - ref|| / ||ref|| of a clip (the absolute difference when ref is zero).
+- top1 / top5: 1.0 where the reference's top-1 class is among the output's top 1 / top 5 classes
+  (top-k accuracy with the reference's prediction as the label).
+- max_abs / mean_abs: largest / mean absolute element difference over the whole output.
+
+Like Polygraphy's comparators, the metric functions are values: `compare_output` takes a mapping
+of metric name -> function, and per-output tolerances, so callers can swap or extend either.
 """
 
 from __future__ import annotations
@@ -16,6 +27,44 @@ from vidtldr_deploy.validate.tolerances import Tolerances
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
+def clip_rows(a: np.ndarray) -> np.ndarray:
+    """(N, ...) as (N, -1) float64: one row per clip."""
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(len(a), -1)
+
+
+def cosine_rows(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each clip's vectors; two zero vectors count as identical (1.0)."""
+    r, o = clip_rows(ref), clip_rows(out)
+    denom = np.linalg.norm(r, axis=1) * np.linalg.norm(o, axis=1)
+    dots = np.einsum("nd,nd->n", r, o)
+    same = np.all(r == o, axis=1)
+    cos = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+    # Identical rows are exactly 1: rounding in the norms must not make `none` drift.
+    return np.where(same, 1.0, np.clip(cos, -1.0, 1.0))
+
+
+def relative_l2_rows(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """||out - ref|| / ||ref|| per clip (the absolute difference when ref is zero)."""
+    r, o = clip_rows(ref), clip_rows(out)
+    diff = np.linalg.norm(o - r, axis=1)
+    norm = np.linalg.norm(r, axis=1)
+    return np.divide(diff, norm, out=diff.copy(), where=norm > 0)
+
+
+def topk_hits(ref_logits: np.ndarray, out_logits: np.ndarray, k: int) -> np.ndarray:
+    """1.0 where the reference's top-1 class is among the output's top-k classes, per clip.
+
+    Ties in the output's scores count in the class's favour only if it is not strictly outranked
+    by k or more classes.
+    """
+    ref, out = clip_rows(ref_logits), clip_rows(out_logits)
+    target = ref.argmax(axis=1)
+    score = out[np.arange(len(out)), target]
+    rank = np.sum(out > score[:, None], axis=1)  # classes strictly above the target
+    return (rank < k).astype(np.float64)
+
+
 def max_abs_error(ref: np.ndarray, out: np.ndarray) -> float:
     return float(np.max(np.abs(ref - out))) if ref.size else 0.0
 
@@ -25,29 +74,20 @@ def mean_abs_error(ref: np.ndarray, out: np.ndarray) -> float:
 
 
 def cosine_similarity(ref: np.ndarray, out: np.ndarray) -> float:
-    """Cosine of the flattened outputs, the worst over the batch (1.0 for two zero vectors)."""
-    worst = 1.0
-    for r, o in zip(ref.reshape(len(ref), -1), out.reshape(len(out), -1)):
-        denom = float(np.linalg.norm(r) * np.linalg.norm(o))
-        cos = float(np.dot(r, o) / denom) if denom > 0 else float(np.array_equal(r, o))
-        worst = min(worst, cos)
-    return worst
+    """The worst clip's cosine (1.0 for an empty batch)."""
+    return float(cosine_rows(ref, out).min()) if len(ref) else 1.0
 
 
 def relative_l2(ref: np.ndarray, out: np.ndarray) -> float:
-    denom = float(np.linalg.norm(ref))
-    diff = float(np.linalg.norm(ref - out))
-    return diff / denom if denom > 0 else diff
+    """The worst clip's relative L2 (0.0 for an empty batch)."""
+    return float(relative_l2_rows(ref, out).max()) if len(ref) else 0.0
 
 
 def topk_agreement(k: int) -> Metric:
-    """Fraction of samples whose top-k class sets agree (for logits)."""
+    """Fraction of clips whose reference top-1 class is among the output's top k (for logits)."""
 
     def metric(ref: np.ndarray, out: np.ndarray) -> float:
-        k_ = min(k, ref.shape[-1])
-        a = np.sort(np.argsort(-ref, axis=-1)[..., :k_], axis=-1)
-        b = np.sort(np.argsort(-out, axis=-1)[..., :k_], axis=-1)
-        return float(np.mean(np.all(a == b, axis=-1)))
+        return float(topk_hits(ref, out, k).mean()) if len(ref) else 1.0
 
     metric.__name__ = f"top{k}_agreement"
     return metric

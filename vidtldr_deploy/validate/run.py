@@ -1,10 +1,12 @@
-"""Validation (docs/design.md, "Validation"): a runtime's outputs against the PyTorch model with the
-same schedule, with the unmerged model's distance beside them as the cost of merging (reported,
-never a failure). Every runtime arrives as a Runner (runtime/base.py)."""
+"""Validation, step one (docs/design.md, "Validation"): run. Every runtime arrives as a Runner
+(runtime/base.py), and so does PyTorch, merged (the reference) and unmerged (the cost of merging);
+each produces its outputs for the same clip batches. Judging them is step two (validate/compare.py).
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,83 +15,70 @@ from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.pytorch import TorchRunner
 from vidtldr_deploy.validate.inputs import InputBatches
-from vidtldr_deploy.validate.metrics import OutputComparison, compare_outputs
-from vidtldr_deploy.validate.result import ValidationResult
-from vidtldr_deploy.validate.tolerances import Tolerances
 
 
-def _real_rows(batches: list[dict[str, np.ndarray]], valid: list[int]) -> dict[str, np.ndarray]:
-    """Outputs of every batch stacked, without the padding rows (a remainder batch is padded to the
-    graph's static batch size; padding is never part of a metric)."""
-    return {k: np.concatenate([b[k][:n] for b, n in zip(batches, valid)]) for k in batches[0]}
+@dataclass(frozen=True)
+class RunResult:
+    """One runner's outputs by name, every batch concatenated in input order, padding rows left
+    out (a remainder batch is padded to the graph's static batch size; padding is never part of a
+    metric)."""
+
+    runner: str
+    outputs: dict[str, np.ndarray]
+    seconds: float
 
 
-def torch_outputs(model, rs: list[int], video: np.ndarray) -> dict[str, np.ndarray]:
-    """The PyTorch model's outputs with schedule `rs` (reference maths), the model left as it was."""
-    return TorchRunner(model, rs, copy_model=False).run(video)
+@dataclass(frozen=True)
+class ValidationRuns:
+    """What a validation compares: the runtime under test, PyTorch with the same schedule (the
+    reference) and PyTorch unmerged (beside them: the cost of merging)."""
+
+    runtime: RunResult
+    reference: RunResult
+    unmerged: RunResult
 
 
-def validate_runner(
+def batches_of(inputs: InputBatches | list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """The clip batches and how many rows of each are real clips."""
+    batches = list(inputs)
+    valid = inputs.valid if isinstance(inputs, InputBatches) else [len(v) for v in batches]
+    return batches, valid
+
+
+def run_batches(runner: Runner, inputs: InputBatches | list[np.ndarray]) -> RunResult:
+    """Every batch through an active runner."""
+    batches, valid = batches_of(inputs)
+    t0 = time.perf_counter()
+    got = [runner.run(v) for v in batches]
+    seconds = time.perf_counter() - t0
+    outputs = {k: np.concatenate([b[k][:n] for b, n in zip(got, valid)]) for k in got[0]}
+    return RunResult(runner.name, outputs, seconds)
+
+
+def reference_runners(
+    loaded: LoadedModel, schedule: MergeSchedule, merge_inputs: bool = False
+) -> tuple[TorchRunner, TorchRunner]:
+    """PyTorch merged with `schedule` (the reference; with the merge inputs where the comparison
+    needs them) and unmerged, both running the loaded model in place."""
+    merged = TorchRunner(loaded.model, schedule.rs, copy_model=False, merge_inputs=merge_inputs)
+    unmerged = TorchRunner(loaded.model, [0] * len(schedule.rs), copy_model=False)
+    return merged, unmerged
+
+
+def run_validation(
     runner: Runner,
-    target: str,
     loaded: LoadedModel,
     schedule: MergeSchedule,
     inputs: InputBatches | list[np.ndarray],
-    tolerances: Tolerances,
-    precision: str = "fp32",
-    inputs_label: str = "",
-    strict_tokens: bool = False,
-    keep: dict | None = None,
-) -> ValidationResult:
-    """Run `inputs` through the runner and through PyTorch (merged and unmerged) and compare.
-
-    Once the model merges, `tokens` is compared row by row but does not decide the verdict unless
-    `strict_tokens`: when two runtimes merge a different token at a near-tie, every kept token
-    after it shifts by one row, so a row-aligned comparison reports a large error for a correct
-    graph. The pooled vector and logits carry the verdict; they move only by the flip's real effect.
-
-    `keep`, when given, receives the outputs by name, batches concatenated in input order:
-    keep["runtime"] (the runner's) and keep["reference"] (PyTorch, same schedule), for
-    `--save-outputs`.
-    """
-    t0 = time.perf_counter()
-    batches = list(inputs)
-    valid = inputs.valid if isinstance(inputs, InputBatches) else [len(v) for v in batches]
-    got = _real_rows([runner.run(v) for v in batches], valid)
-    t1 = time.perf_counter()
-    merged = _real_rows([torch_outputs(loaded.model, schedule.rs, v) for v in batches], valid)
-    baseline = _real_rows(
-        [torch_outputs(loaded.model, [0] * len(schedule.rs), v) for v in batches], valid
-    )
-    t2 = time.perf_counter()
-    if keep is not None:
-        keep.update(runtime=got, reference=merged)
-    # Token outputs differ in length once merged; the pooled/logits outputs carry the comparison.
-    comparable = {k: v for k, v in baseline.items() if v.shape == merged[k].shape}
-    return ValidationResult(
-        target=target,
-        runtime=runner.name,
-        arch=loaded.name,
-        source=loaded.label,
-        schedule=schedule.to_dict(),
-        precision=precision,
-        tolerances=tolerances,
-        inputs=inputs_label
-        or getattr(inputs, "label", "")
-        or f"{len(batches)} seeded random clip batches",
-        outputs=_mark_gating(compare_outputs(merged, got, tolerances), schedule, strict_tokens),
-        merge_cost=compare_outputs(comparable, {k: merged[k] for k in comparable}, None),
-        seconds={"runtime": t1 - t0, "pytorch": t2 - t1},
-    )
+    merge_inputs: bool = False,
+) -> ValidationRuns:
+    """Run `inputs` through the (active) runner and through PyTorch merged and unmerged.
+    merge_inputs: the runner returns the merge inputs, so PyTorch's are captured too."""
+    merged, unmerged = reference_runners(loaded, schedule, merge_inputs)
+    runtime = run_batches(runner, inputs)
+    with merged, unmerged:
+        return ValidationRuns(runtime, run_batches(merged, inputs), run_batches(unmerged, inputs))
 
 
-TOKEN_OUTPUT = "tokens"
-
-
-def _mark_gating(
-    results: list[OutputComparison], schedule: MergeSchedule, strict_tokens: bool
-) -> list[OutputComparison]:
-    if schedule.merges and not strict_tokens:
-        for result in results:
-            result.gating = result.name != TOKEN_OUTPUT
-    return results
+def inputs_description(inputs: InputBatches | list[np.ndarray], label: str = "") -> str:
+    return label or getattr(inputs, "label", "") or f"{len(inputs)} seeded random clip batches"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -163,12 +164,12 @@ def evaluate_command(
             names, label_map, loaded.model.cfg.num_classes, roots
         )
         show_warnings(label_warnings)
-    try:
-        with status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"):
-            result = evaluate(loaded.model, batches.real_clips(), names, targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
-    finally:
-        if runner is not None:
-            runner.close()
+    with (
+        contextlib.nullcontext() if runner is None else runner,
+        status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"),
+    ):
+        result = evaluate(loaded.model, batches.real_clips(), names, targets, arch=loaded.arch,
+                          labels=label_map, target_label=target)  # fmt: skip
     data = result.to_dict()
     data["inputs"] = batches.label
     if batches.warnings or label_warnings:

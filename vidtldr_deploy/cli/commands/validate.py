@@ -30,9 +30,12 @@ def input_arrays(clips: list[np.ndarray]) -> dict[str, np.ndarray]:
     return {f"clip_{i:03d}": clip for i, clip in enumerate(clips)}
 
 
-def output_arrays(kept: dict) -> dict[str, np.ndarray]:
-    arrays = dict(kept["runtime"])
-    arrays.update({f"{REFERENCE_PREFIX}{name}": value for name, value in kept["reference"].items()})
+def output_arrays(runs) -> dict[str, np.ndarray]:
+    """The runtime's outputs, and the PyTorch reference's under REFERENCE_PREFIX."""
+    arrays = dict(runs.runtime.outputs)
+    arrays.update(
+        {f"{REFERENCE_PREFIX}{name}": value for name, value in runs.reference.outputs.items()}
+    )
     return arrays
 
 
@@ -148,8 +151,9 @@ def validate_command(
     model (same schedule)."""
     from vidtldr_deploy.export.reference import reference_for_graph
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.validate.compare import compare_validation
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
-    from vidtldr_deploy.validate.run import validate_runner
+    from vidtldr_deploy.validate.run import run_validation
 
     runtime, device = resolve_runtime(model, runtime, device)
     check_inputs_exist(model, inputs)
@@ -169,18 +173,18 @@ def validate_command(
     if save_inputs is not None:
         save_arrays(save_inputs, input_arrays(clips))
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
-    kept: dict = {}
     with (
         status(f"running {runtime} ({device}) and PyTorch"),
         open_runner(model, runtime, device, plugins) as runner,
     ):
-        result = validate_runner(
-            runner, str(model), ref.loaded, ref.schedule, clips, tolerances, precision=precision,
-            inputs_label=clips.label, strict_tokens=strict_tokens, keep=kept,
-        )  # fmt: skip
+        runs = run_validation(runner, ref.loaded, ref.schedule, clips)
+    result = compare_validation(
+        runs, target=str(model), loaded=ref.loaded, schedule=ref.schedule, tolerances=tolerances,
+        precision=precision, inputs=clips.label, strict_tokens=strict_tokens,
+    )  # fmt: skip
     show_validation(result)
     if save_outputs is not None:
-        save_arrays(save_outputs, output_arrays(kept))
+        save_arrays(save_outputs, output_arrays(runs))
         info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
     write_report_files(report, {**result.to_dict(), "device": device})
     if not result.passed:

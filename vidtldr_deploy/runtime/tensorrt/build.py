@@ -1,17 +1,19 @@
-"""TensorRT engine build (docs/design.md, "TensorRT"): graph -> engine + sidecar.
+"""TensorRT engine build (docs/design.md, "TensorRT"): graph -> engine + sidecar, in four steps.
 
-The only module that imports tensorrt, always inside a function, so the package imports without it.
-Written against the TensorRT 10.x and 11.x Python API:
-- TensorRT 10: precision from builder flags. fp32 builds a strongly typed network (the graph is
-  fp32, so every layer is); fp16 sets BuilderFlag.FP16 with OBEY_PRECISION_CONSTRAINTS and pins the
-  vidtldr Saliency/Merge plugin layers and their direct neighbours to fp32.
-- TensorRT 11: every network is strongly typed and the weak-typing flags are gone, so precision
-  comes from the ONNX graph. An fp32 graph builds fp32; fp16 needs a graph that carries fp16.
-- vidtldr nodes: the plugin library is loaded first and the parser is given the graph without the
-  vidtldr local-function bodies, so every Saliency/Merge node becomes a plugin layer (before
-  TensorRT 10.7 the ONNX parser preferred a model-local function over a registered plugin).
-- Output: `X.plan` and `X.plan.json` (engine_sidecar), both written atomically; a failed build leaves
-  neither. The timing cache is reused across builds (default `X.timing.cache` beside the engine).
+1. parse (`parse_network`): the plugin library (resolved once for the run) is loaded first and the
+   parser is given the graph without the vidtldr local-function bodies, so every Saliency/Merge
+   node becomes a plugin layer (before TensorRT 10.7 the ONNX parser preferred a model-local
+   function over a registered plugin).
+2. plan (`make_precision_plan`): the network's layers read into plain data and handed to the pure
+   precision plan (precision_plan.py): builder flags, and which layers stay fp32.
+3. build (`build_serialized`): the plan applied to the builder config, the timing cache reused
+   across builds (default `X.timing.cache` beside the engine).
+4. write: `X.plan` and `X.plan.json` (`engine_sidecar`), both written atomically; a failed build
+   leaves neither.
+
+tensorrt is imported only in runtime/tensorrt/, always inside a function, so the package imports
+without it. Written against the TensorRT 10.x and 11.x Python API: TensorRT 10 takes precision
+from builder flags, TensorRT 11 networks are always strongly typed (precision from the graph).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import json
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vidtldr_deploy.constants import DOMAIN as PLUGIN_DOMAIN
 from vidtldr_deploy.constants import PLUGIN_NAMESPACE, PLUGIN_VERSION, PRECISIONS
@@ -39,9 +43,19 @@ from vidtldr_deploy.runtime.tensorrt.plugins import (
     plugin_library_for,
     registered_plugin_ops,
 )
+from vidtldr_deploy.runtime.tensorrt.precision_plan import (
+    NORMALIZATION,
+    OTHER,
+    PLUGIN,
+    LayerInfo,
+    PrecisionPlan,
+    TensorRTFeatures,
+    plan_precision,
+    strongly_typed_network,
+)
 from vidtldr_deploy.runtime.tensorrt.quantized import (
     QUANTIZED_PRECISIONS,
-    apply_build_plan,
+    QuantizedBuildPlan,
     graph_qdq_types,
     quantized_build_plan,
 )
@@ -77,30 +91,6 @@ def _network_has_half(trt, network) -> bool:
             if layer.get_output(j).dtype in (trt.float16, getattr(trt, "bfloat16", trt.float16)):
                 return True
     return any(network.get_input(i).dtype == trt.float16 for i in range(network.num_inputs))
-
-
-def _pin_fp32(trt, network, plugin_inputs: set[str], plugin_outputs: set[str]) -> list[str]:
-    """TensorRT 10 weak typing: keep the vidtldr plugin layers, the layers feeding them and the
-    layers reading their outputs in fp32 (with OBEY_PRECISION_CONSTRAINTS). Returns layer names."""
-    floats = (trt.float32, trt.float16)
-    pinned = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 10.12 (strong typing)
-        for layer in _layers(network):
-            outs = [layer.get_output(j) for j in range(layer.num_outputs)]
-            ins = [layer.get_input(j) for j in range(layer.num_inputs)]
-            is_plugin = any(t.name in plugin_outputs for t in outs)
-            feeds_plugin = any(t.name in plugin_inputs for t in outs)
-            reads_plugin = any(t is not None and t.name in plugin_outputs for t in ins)
-            if not (is_plugin or feeds_plugin or reads_plugin):
-                continue
-            if not all(t.dtype in floats for t in outs):
-                continue  # shape / index layers: nothing to pin
-            layer.precision = trt.float32
-            for j in range(len(outs)):
-                layer.set_output_type(j, trt.float32)
-            pinned.append(layer.name)
-    return pinned
 
 
 def _io_specs(trt, network) -> tuple[dict, dict]:
@@ -169,6 +159,250 @@ def _parse_metadata_schedule(metadata: dict) -> dict | None:
         return {"spec": str(raw)}
 
 
+@dataclass
+class GraphToBuild:
+    """Step 1's input: the graph as read once (its metadata, hash, vidtldr ops and Q/DQ types)."""
+
+    path: Path
+    model: Any  # onnx.ModelProto
+    metadata: dict
+    sha256: str
+    ops: list[str]  # vidtldr op types in the graph ("Saliency", "Merge")
+    nodes: int  # vidtldr nodes in the graph
+
+
+@dataclass
+class ParsedNetwork:
+    """Step 1's output: the TensorRT network and what the later steps need from it."""
+
+    source: Path  # the graph
+    builder: Any
+    network: Any
+    messages: list[str]
+    strongly_typed: bool
+    plugin_layers: int
+    plugin_path: Path | None
+    plugin_sha256: str | None
+    started: float  # perf_counter at the parse: the build time reported covers parse and build
+
+
+def read_graph(onnx_path: Path, metadata: dict | None) -> GraphToBuild:
+    import onnx
+
+    from vidtldr_deploy.export.metadata import read_metadata
+
+    try:
+        model = onnx.load(str(onnx_path))
+    except Exception as err:  # protobuf decode errors have no common base
+        raise VidTLDRError(f"{onnx_path} is not a readable ONNX file: {err}") from err
+    nodes = _vidtldr_nodes(model)
+    return GraphToBuild(
+        onnx_path, model, dict(metadata) if metadata is not None else read_metadata(model),
+        sha256_file(onnx_path), sorted({n.op_type for n in nodes}), len(nodes),
+    )  # fmt: skip
+
+
+def check_build_request(
+    onnx_path: Path, engine_path: Path, precision: str, workspace_mib: int | None
+) -> None:
+    if precision not in PRECISIONS:
+        raise VidTLDRError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if not onnx_path.is_file():
+        raise VidTLDRError(f"ONNX file {onnx_path} does not exist")
+    if not engine_path.parent.is_dir():
+        raise VidTLDRError(
+            f"output directory {engine_path.parent} does not exist: create it or choose another -o path"
+        )
+    if workspace_mib is not None and workspace_mib <= 0:
+        raise VidTLDRError(f"--workspace must be a positive number of MiB, got {workspace_mib}")
+
+
+def load_plugins(trt, graph: GraphToBuild, plugin_library: str | Path | None) -> Path | None:
+    """The plugin library a graph with vidtldr nodes needs, loaded and checked; None without
+    such nodes. `plugin_library` is the path resolved once for the run (None: resolve here)."""
+    if not graph.nodes:
+        return None
+    plugin_path = plugin_library_for(graph.ops, plugin_library)
+    load_plugin_library(plugin_path, graph.ops)
+    missing = [op for op, ok in registered_plugin_ops(trt, graph.ops).items() if not ok]
+    if missing:
+        op = missing[0]
+        raise VidTLDRError(
+            f"the graph holds {PLUGIN_DOMAIN}::{op} nodes, but no TensorRT plugin creator "
+            f"{op!r} (namespace {PLUGIN_NAMESPACE!r}, version {PLUGIN_VERSION!r}) is registered "
+            f"after loading {plugin_path}: rebuild the plugin library for this TensorRT "
+            f"({trt.__version__}) with `vidtldr build-plugins`, or export with --merge-impl onnx"
+        )
+    return plugin_path
+
+
+def parse_network(
+    trt, graph: GraphToBuild, strongly_typed: bool, plugin_library: str | Path | None
+) -> ParsedNetwork:
+    """Step 1: the graph parsed into a TensorRT network, every vidtldr node a plugin layer."""
+    plugin_path = load_plugins(trt, graph, plugin_library)
+    model = graph.model
+    if graph.nodes:
+        # Without a local function of the same name the parser's only route is the plugin importer
+        # (TensorRT < 10.7 prefers a model-local function over a registered plugin).
+        kept = [f for f in model.functions if f.domain != PLUGIN_DOMAIN]
+        del model.functions[:]
+        model.functions.extend(kept)
+    logger = process_logger(trt)
+    builder = trt.Builder(logger)
+    flags = 0
+    if strongly_typed and not is_strongly_typed_only(trt):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    started = time.perf_counter()
+    if not parser.parse(model.SerializeToString(), str(graph.path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        detail = "\n".join(f"  {e}" for e in errors[:8]) or "  (no parser error recorded)"
+        raise VidTLDRError(
+            f"TensorRT's ONNX parser rejected {graph.path}:\n{detail}{errors_tail(logger.messages)}"
+        )
+    plugin_layers = sum(1 for layer in _layers(network) if layer.type == trt.LayerType.PLUGIN_V3)
+    if graph.nodes and plugin_layers < graph.nodes:
+        raise VidTLDRError(
+            f"{graph.path} holds {graph.nodes} {PLUGIN_DOMAIN} nodes but the parsed network has only "
+            f"{plugin_layers} plugin layers: the plugin library {plugin_path} was not used"
+        )
+    return ParsedNetwork(
+        graph.path,
+        builder, network, logger.messages, strongly_typed, plugin_layers, plugin_path,
+        sha256_file(plugin_path) if plugin_path is not None else None, started,
+    )  # fmt: skip
+
+
+def layer_infos(trt, network) -> list[LayerInfo]:
+    """The parsed network's layers as the precision plan reads them."""
+    floats = (trt.float32, trt.float16)
+    kinds = {trt.LayerType.PLUGIN_V3: PLUGIN}
+    if hasattr(trt.LayerType, "NORMALIZATION"):
+        kinds[trt.LayerType.NORMALIZATION] = NORMALIZATION
+    infos = []
+    for layer in _layers(network):
+        ins = [layer.get_input(j) for j in range(layer.num_inputs)]
+        outs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        infos.append(LayerInfo(
+            layer.name, kinds.get(layer.type, OTHER),
+            tuple(t.name for t in ins if t is not None), tuple(t.name for t in outs),
+            all(t.dtype in floats for t in outs),
+        ))  # fmt: skip
+    return infos
+
+
+def quantization_plan(trt, graph: GraphToBuild, precision: str) -> QuantizedBuildPlan | None:
+    """The Q/DQ build settings of an int8/fp8 build (quantized.py); None for fp32/fp16."""
+    if precision not in QUANTIZED_PRECISIONS:
+        return None
+    return quantized_build_plan(
+        trt, precision, graph_qdq_types(graph.model), gpu_info()["compute_capability"]
+    )
+
+
+def make_precision_plan(
+    trt, graph: GraphToBuild, parsed: ParsedNetwork, precision: str,
+    quantization: QuantizedBuildPlan | None,
+) -> PrecisionPlan:  # fmt: skip
+    """Step 2: the plan (precision_plan.py) from the parsed network's layers, as data."""
+    return plan_precision(
+        precision, layer_infos(trt, parsed.network), tensorrt_features(trt),
+        _network_has_half(trt, parsed.network), quantization, str(graph.path),
+    )  # fmt: skip
+
+
+def tensorrt_features(trt) -> TensorRTFeatures:
+    return TensorRTFeatures(
+        trt.__version__, is_strongly_typed_only(trt), hasattr(trt.BuilderFlag, "TF32")
+    )
+
+
+def apply_precision_plan(trt, network, config, plan: PrecisionPlan) -> None:
+    """Set the plan's flags on the builder config and pin its fp32 layers."""
+    for name in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    for name in plan.clear_flags:
+        config.clear_flag(getattr(trt.BuilderFlag, name))
+    if not plan.fp32_layers:
+        return
+    pinned = set(plan.fp32_layers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 10.12 (strong typing)
+        for layer in _layers(network):
+            if layer.name in pinned:
+                layer.precision = trt.float32
+                for j in range(layer.num_outputs):
+                    layer.set_output_type(j, trt.float32)
+
+
+def build_serialized(
+    trt, parsed: ParsedNetwork, plan: PrecisionPlan, workspace_mib: int | None,
+    cache_path: Path, log: Callable[[str], None],
+) -> tuple[memoryview, Any, bool]:  # fmt: skip
+    """Step 3: the serialized engine, the builder config (its timing cache is saved after the
+    engine is written) and whether the timing cache was reused."""
+    config = parsed.builder.create_builder_config()
+    apply_precision_plan(trt, parsed.network, config, plan)
+    for note in plan.notes:
+        log(note)
+    if workspace_mib is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
+    notes: list[str] = []
+    _, cache_reused = _setup_timing_cache(trt, config, cache_path, notes)
+    for note in notes:
+        log(note)
+    log(f"building the TensorRT {trt.__version__} engine ({plan.precision}) from {parsed.source}")
+    serialized = parsed.builder.build_serialized_network(parsed.network, config)
+    if serialized is None:
+        raise VidTLDRError(
+            f"TensorRT could not build an engine from {parsed.source}{errors_tail(parsed.messages)}"
+        )
+    return memoryview(serialized), config, cache_reused
+
+
+def engine_sidecar(
+    trt, graph: GraphToBuild, parsed: ParsedNetwork, plan: PrecisionPlan,
+    workspace_mib: int | None, cache_path: Path, cache_reused: bool,
+) -> dict:  # fmt: skip
+    """Step 4's record: what the engine was built from, with and how (runtime/tensorrt/sidecar.py)."""
+    inputs, outputs = _io_specs(trt, parsed.network)
+    gpu = gpu_info()
+    metadata = graph.metadata
+    return sc.make_sidecar(
+        tensorrt_version=trt.__version__,
+        cuda_version=gpu["cuda_version"],
+        gpu_name=gpu["gpu_name"],
+        compute_capability=gpu["compute_capability"],
+        precision=plan.precision,
+        inputs=inputs,
+        outputs=outputs,
+        schedule=_parse_metadata_schedule(metadata),
+        onnx_path=graph.path,
+        onnx_sha256=graph.sha256,
+        plugin_library=parsed.plugin_path,
+        plugin_library_sha256=parsed.plugin_sha256,
+        arch=metadata.get("arch"),
+        merge_impl=metadata.get("merge_impl"),
+        checkpoint=metadata.get("checkpoint"),
+        checkpoint_sha256=metadata.get("checkpoint_sha256"),
+        plugin_layers=parsed.plugin_layers,
+        build={
+            "quantization": plan.quantization.to_dict() if plan.quantization else None,
+            "calibration": _json_or_none(metadata.get("calibration")),
+            "strongly_typed": parsed.strongly_typed,
+            "tf32": plan.tf32,
+            "fp32_pinned_layers": len(plan.fp32_layers),
+            "workspace_mib": workspace_mib,
+            "timing_cache": str(cache_path),
+            "timing_cache_reused": cache_reused,
+            "seconds": round(time.perf_counter() - parsed.started, 2),
+            "exporter_version": metadata.get("version"),
+        },
+    )
+
+
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,
@@ -181,173 +415,30 @@ def build_engine(
 ) -> dict:
     """Build `engine_path` (and `engine_path`.json) from an exported graph; returns the sidecar.
 
-    metadata: the graph's vidtldr metadata (export.onnx_export.read_metadata); read from the graph
-    when None. plugin_library: libvidtldr_plugins (default: $VIDTLDR_PLUGIN_DIR or plugins/build),
+    Parse -> precision plan -> build -> write engine and sidecar. metadata: the graph's vidtldr
+    metadata (export.metadata.read_metadata); read from the graph when None. plugin_library: the
+    libvidtldr_plugins resolved for this run (default: $VIDTLDR_PLUGIN_DIR or plugins/build),
     loaded only when the graph holds vidtldr nodes.
     """
-    import onnx
-
-    from vidtldr_deploy.export.metadata import read_metadata
-
     trt = require_tensorrt()
     log = log or (lambda _msg: None)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    if precision not in PRECISIONS:
-        raise VidTLDRError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if not onnx_path.is_file():
-        raise VidTLDRError(f"ONNX file {onnx_path} does not exist")
-    if not engine_path.parent.is_dir():
-        raise VidTLDRError(
-            f"output directory {engine_path.parent} does not exist: create it or choose another -o path"
-        )
-    if workspace_mib is not None and workspace_mib <= 0:
-        raise VidTLDRError(f"--workspace must be a positive number of MiB, got {workspace_mib}")
-    try:
-        model = onnx.load(str(onnx_path))
-    except Exception as err:  # protobuf decode errors have no common base
-        raise VidTLDRError(f"{onnx_path} is not a readable ONNX file: {err}") from err
-    metadata = dict(metadata) if metadata is not None else read_metadata(model)
-    onnx_sha256 = sha256_file(onnx_path)
-    strongly_typed_only = is_strongly_typed_only(trt)
-    qplan = None
-    if precision in QUANTIZED_PRECISIONS:  # explicit quantization: the graph carries Q/DQ
-        qplan = quantized_build_plan(
-            trt, precision, graph_qdq_types(model), gpu_info()["compute_capability"]
-        )
-
-    # vidtldr nodes: plugins must be registered, and must be what the parser uses.
-    nodes = _vidtldr_nodes(model)
-    ops = sorted({n.op_type for n in nodes})
-    plugin_path: Path | None = None
-    plugin_sha256: str | None = None
-    plugin_inputs = {name for n in nodes for name in n.input if name}
-    plugin_outputs = {name for n in nodes for name in n.output if name}
-    if nodes:
-        plugin_path = plugin_library_for(ops, plugin_library)
-        load_plugin_library(plugin_path, ops)
-        missing = [op for op, ok in registered_plugin_ops(trt, ops).items() if not ok]
-        if missing:
-            op = missing[0]
-            raise VidTLDRError(
-                f"the graph holds {PLUGIN_DOMAIN}::{op} nodes, but no TensorRT plugin creator "
-                f"{op!r} (namespace {PLUGIN_NAMESPACE!r}, version {PLUGIN_VERSION!r}) is registered "
-                f"after loading {plugin_path}: rebuild the plugin library for this TensorRT "
-                f"({trt.__version__}) with `vidtldr build-plugins`, or export with --merge-impl onnx"
-            )
-        plugin_sha256 = sha256_file(plugin_path)
-        # Without a local function of the same name the parser's only route is the plugin importer
-        # (TensorRT < 10.7 prefers a model-local function over a registered plugin).
-        kept = [f for f in model.functions if f.domain != PLUGIN_DOMAIN]
-        del model.functions[:]
-        model.functions.extend(kept)
-
-    notes: list[str] = []
-    logger = process_logger(trt)
-    messages = logger.messages
-    builder = trt.Builder(logger)
-    # fp32 and quantized graphs: strongly typed where TensorRT 10 offers it for fp32; a Q/DQ graph on
-    # TensorRT 10 builds weakly typed with only the INT8 flag, so every unquantized layer stays fp32.
-    strongly_typed = strongly_typed_only or precision == "fp32"
-    flags = 0
-    if strongly_typed and not strongly_typed_only:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    t0 = time.perf_counter()
-    if not parser.parse(model.SerializeToString(), str(onnx_path)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        detail = "\n".join(f"  {e}" for e in errors[:8]) or "  (no parser error recorded)"
-        raise VidTLDRError(
-            f"TensorRT's ONNX parser rejected {onnx_path}:\n{detail}{errors_tail(messages)}"
-        )
-
-    plugin_layers = [layer for layer in _layers(network) if layer.type == trt.LayerType.PLUGIN_V3]
-    if nodes and len(plugin_layers) < len(nodes):
-        raise VidTLDRError(
-            f"{onnx_path} holds {len(nodes)} {PLUGIN_DOMAIN} nodes but the parsed network has only "
-            f"{len(plugin_layers)} plugin layers: the plugin library {plugin_path} was not used"
-        )
-
-    config = builder.create_builder_config()
-    pinned: list[str] = []
-    graph_has_half = _network_has_half(trt, network)
-    if qplan is not None:
-        apply_build_plan(trt, config, qplan)
-        for note in qplan.notes:
-            log(note)
-    elif precision == "fp16":
-        if strongly_typed_only:
-            if not graph_has_half:
-                raise VidTLDRError(
-                    f"TensorRT {trt.__version__} networks are always strongly typed: the precision comes "
-                    f"from the ONNX graph, and {onnx_path} is fp32. Build with --precision fp32, use "
-                    "TensorRT 10 for an fp16 engine from this graph, or convert the graph to mixed "
-                    "precision first (e.g. ModelOpt AutoCast, keeping the vidtldr Saliency/Merge nodes "
-                    "and their inputs in fp32)"
-                )
-        else:
-            config.set_flag(trt.BuilderFlag.FP16)
-            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-            pinned = _pin_fp32(trt, network, plugin_inputs, plugin_outputs)
-    elif graph_has_half:
-        raise VidTLDRError(
-            f"{onnx_path} carries fp16 tensors, and a strongly typed build keeps them: pass --precision fp16"
-        )
-    tf32 = precision not in ("fp32", *QUANTIZED_PRECISIONS)
-    if not tf32 and hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32: validated against PyTorch fp32
-    if workspace_mib is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-
+    check_build_request(onnx_path, engine_path, precision, workspace_mib)
+    graph = read_graph(onnx_path, metadata)
+    quantization = quantization_plan(trt, graph, precision)  # refused before any plugin work
+    strongly = strongly_typed_network(precision, tensorrt_features(trt))
+    parsed = parse_network(trt, graph, strongly, plugin_library)
+    plan = make_precision_plan(trt, graph, parsed, precision, quantization)
     cache_path = (
         Path(timing_cache) if timing_cache is not None else default_timing_cache(engine_path)
     )
-    _, cache_reused = _setup_timing_cache(trt, config, cache_path, notes)
+    engine_bytes, config, cache_reused = build_serialized(
+        trt, parsed, plan, workspace_mib, cache_path, log
+    )
+    sidecar = engine_sidecar(trt, graph, parsed, plan, workspace_mib, cache_path, cache_reused)
+    sidecar = sc.write_engine_and_sidecar(engine_path, engine_bytes, sidecar)
+    notes: list[str] = []
+    _save_timing_cache(config, cache_path, notes)
     for note in notes:
         log(note)
-
-    log(f"building the TensorRT {trt.__version__} engine ({precision}) from {onnx_path}")
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise VidTLDRError(
-            f"TensorRT could not build an engine from {onnx_path}{errors_tail(messages)}"
-        )
-    engine_bytes = memoryview(serialized)
-    seconds = time.perf_counter() - t0
-
-    inputs, outputs = _io_specs(trt, network)
-    gpu = gpu_info()
-    sidecar = sc.make_sidecar(
-        tensorrt_version=trt.__version__,
-        cuda_version=gpu["cuda_version"],
-        gpu_name=gpu["gpu_name"],
-        compute_capability=gpu["compute_capability"],
-        precision=precision,
-        inputs=inputs,
-        outputs=outputs,
-        schedule=_parse_metadata_schedule(metadata),
-        onnx_path=onnx_path,
-        onnx_sha256=onnx_sha256,
-        plugin_library=plugin_path,
-        plugin_library_sha256=plugin_sha256,
-        arch=metadata.get("arch"),
-        merge_impl=metadata.get("merge_impl"),
-        checkpoint=metadata.get("checkpoint"),
-        checkpoint_sha256=metadata.get("checkpoint_sha256"),
-        plugin_layers=len(plugin_layers),
-        build={
-            "quantization": qplan.to_dict() if qplan is not None else None,
-            "calibration": _json_or_none(metadata.get("calibration")),
-            "strongly_typed": strongly_typed,
-            "tf32": tf32,
-            "fp32_pinned_layers": len(pinned),
-            "workspace_mib": workspace_mib,
-            "timing_cache": str(cache_path),
-            "timing_cache_reused": cache_reused,
-            "seconds": round(seconds, 2),
-            "exporter_version": metadata.get("version"),
-        },
-    )
-    sidecar = sc.write_engine_and_sidecar(engine_path, engine_bytes, sidecar)
-    _save_timing_cache(config, cache_path, notes)
     return sidecar

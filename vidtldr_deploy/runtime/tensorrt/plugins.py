@@ -39,11 +39,14 @@ def plugin_library_for(ops, plugin_library: str | Path | None = None) -> Path:
         ) from None
 
 
-def check_engine_build(merge_impl: str, plugin_library: str | Path | None = None) -> None:
-    """Fail before any export work when an engine cannot be built here (no TensorRT, no plugins)."""
+def check_engine_build(merge_impl: str, plugin_library: str | Path | None = None) -> Path | None:
+    """Fail before any export work when an engine cannot be built here (no TensorRT, no plugins).
+    Returns the plugin library a `plugin` graph needs, resolved once for the whole run: the build
+    and the engine's validation are handed this path (None: the graph has no plugin nodes)."""
     require_tensorrt()
     if merge_impl == "plugin":
-        plugin_library_for(MERGE_OPS, plugin_library)
+        return plugin_library_for(MERGE_OPS, plugin_library)
+    return None
 
 
 def registered_plugin_ops(trt, ops) -> dict[str, bool]:

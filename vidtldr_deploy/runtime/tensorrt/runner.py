@@ -43,13 +43,27 @@ class TensorRTRunner(Runner):
     name = "tensorrt"
 
     def __init__(self, engine_path: str | Path, plugin_library: str | Path | None = None):
+        self.engine_path = Path(engine_path)
+        self.plugin_library = plugin_library
+        self.engine = self.context = None
+
+    def activate(self) -> None:
+        """Check the sidecar against this machine, load the plugins, deserialize the engine and
+        allocate its static buffers."""
         trt = require_tensorrt()
         torch = torch_cuda()
-        self.engine_path = Path(engine_path)
         if not self.engine_path.is_file():
             raise VidTLDRError(f"engine {self.engine_path} does not exist")
         self.sidecar = sc.read_sidecar(self.engine_path)
+        plugin_path = self._checked_against_machine(trt)
+        if plugin_path is not None:
+            load_plugin_library(plugin_path)
+        self._load_engine(trt)
+        self._allocate_buffers(trt, torch)
 
+    def _checked_against_machine(self, trt) -> Path | None:
+        """The sidecar against this TensorRT, GPU and plugin library (every mismatch named);
+        returns the plugin library to load, None when the engine has no plugin layers."""
         runtime: dict[str, Any] = {
             "tensorrt_version": trt.__version__,
             "engine_sha256": sha256_file(self.engine_path),
@@ -57,7 +71,7 @@ class TensorRTRunner(Runner):
         }
         plugin_path: Path | None = None
         if self.sidecar.get("plugin_library_sha256"):
-            candidate = plugin_library
+            candidate = self.plugin_library
             if candidate is None and not os.environ.get("VIDTLDR_PLUGIN_DIR"):
                 recorded = self.sidecar.get("plugin_library")
                 if recorded and Path(recorded).is_file():
@@ -65,7 +79,7 @@ class TensorRTRunner(Runner):
             try:
                 plugin_path = resolve_plugin_library(candidate)
             except VidTLDRError:
-                if plugin_library is not None:
+                if self.plugin_library is not None:
                     raise
                 runtime["plugin_library"] = None
                 runtime["plugin_library_sha256"] = None
@@ -73,9 +87,9 @@ class TensorRTRunner(Runner):
                 runtime["plugin_library"] = str(plugin_path)
                 runtime["plugin_library_sha256"] = sha256_file(plugin_path)
         sc.require_sidecar_match(self.sidecar, runtime, self.engine_path)
-        if plugin_path is not None:
-            load_plugin_library(plugin_path)
+        return plugin_path
 
+    def _load_engine(self, trt) -> None:
         self._logger = process_logger(trt)
         messages = self._logger.messages
         self._runtime = trt.Runtime(self._logger)
@@ -90,6 +104,8 @@ class TensorRTRunner(Runner):
                 f"could not create an execution context for {self.engine_path}{errors_tail(messages)}"
             )
 
+    def _allocate_buffers(self, trt, torch) -> None:
+        """One PyTorch CUDA tensor per engine I/O tensor (static shapes), bound to the context."""
         self._torch = torch
         self.device = torch.device("cuda", torch.cuda.current_device())
         self.stream = torch.cuda.Stream(self.device)
@@ -120,6 +136,8 @@ class TensorRTRunner(Runner):
         self.input_shape = tuple(self.buffers[self.input_name].shape)
 
     def run(self, video: np.ndarray) -> dict[str, np.ndarray]:
+        if self.context is None:
+            raise self.inactive()
         torch = self._torch
         if tuple(video.shape) != self.input_shape:
             raise VidTLDRError(
