@@ -72,6 +72,26 @@ except VidTLDRError as err:
 """
 
 
+def _wait_until_blocked_opening_the_fifo(pid: int, limit_s: float = 60) -> None:
+    """Until the kernel shows the process waiting in open() for the FIFO's writer (wchan
+    `wait_for_partner`, Linux); where /proc does not tell, a few seconds."""
+    wchan = Path(f"/proc/{pid}/wchan")
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            state = wchan.read_text().strip()
+        except OSError:
+            time.sleep(3)
+            return
+        if state == "wait_for_partner":
+            return
+        if state in ("", "0"):  # wchan hidden
+            time.sleep(3)
+            return
+        time.sleep(0.05)
+    pytest.fail("the decoder never reached the FIFO's open()")
+
+
 def test_sigterm_during_a_blocking_ffmpeg_read_is_an_interrupt_not_a_bad_file(tmp_path):
     """A real FIFO nobody writes: FFmpeg blocks opening it; SIGTERM must become KeyboardInterrupt
     (exit 130 in the CLI), never a file error that --skip-bad would turn into a skipped clip."""
@@ -82,7 +102,7 @@ def test_sigterm_during_a_blocking_ffmpeg_read_is_an_interrupt_not_a_bad_file(tm
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         assert proc.stdout.readline().strip() == "reading"
-        time.sleep(1.0)  # into the blocking open
+        _wait_until_blocked_opening_the_fifo(proc.pid)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     finally:
