@@ -2,7 +2,7 @@
 that go with them, and fixtures several layers use (the demo model, its exported graphs, the CLI).
 
 Tests are grouped by the layer they test (tests/core, models, export, runtime, validate, profile,
-pipelines, cli, clips, serve, quantize, tune, arch); support code every layer may import lives in
+pipelines, cli, clips, serve, quantize, evaluate, tune, arch); support code every layer may import lives in
 tests/support (the paper's algorithm as an oracle, the CUDA emulation, a fake TensorRT, videos)."""
 
 from __future__ import annotations

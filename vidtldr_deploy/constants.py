@@ -19,6 +19,10 @@ MERGE_OPS = ("Saliency", "Merge")
 INPUT_NAME = "video"
 META_PREFIX = "vidtldr."
 
+# The built-in demo model's schedule when none is given: a quarter of the tokens in each of the
+# first two layers.
+DEMO_SCHEDULE = "0.25x2"
+
 PRECISIONS = ("fp32", "fp16", "int8")  # int8: explicit Q/DQ, merge islands kept fp32
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")

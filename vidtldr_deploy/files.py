@@ -15,6 +15,7 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from vidtldr_deploy.errors import InputError
@@ -98,16 +99,52 @@ def markdown_path(path: str | Path) -> Path:
     )
 
 
+def _absolute(path: str | Path) -> Path:
+    return Path(os.path.abspath(path))
+
+
 def check_distinct_outputs(paths: dict[str, Path | None]) -> None:
     """Two outputs of one command must never be the same file (e.g. --report equal to -o)."""
     seen: dict[Path, str] = {}
     for what, path in paths.items():
         if path is None:
             continue
-        key = Path(os.path.abspath(path))
+        key = _absolute(path)
         if key in seen:
             raise InputError(f"{what} {path} is also {seen[key]}: one would overwrite the other")
         seen[key] = what
+
+
+REPORT_FLAGS = ("--report", "--json")
+
+
+def check_outputs(
+    outputs: Mapping[str, Path | None],
+    inputs: Mapping[str, Path | None] | None = None,
+    reports: tuple[str, ...] = REPORT_FLAGS,
+) -> dict[str, Path]:
+    """The one check every command makes of the files it will write, before any work: each can be
+    written (check_output_path), and no two of them, nor one of them and an input, are the same
+    file. A report (a key in `reports`) brings its Markdown sibling along as an output of its
+    own, so `--report r.json --write-config r.md` is refused too. Returns every output checked,
+    the Markdown siblings included."""
+    checked: dict[str, Path] = {}
+    for what, path in outputs.items():
+        if path is None:
+            continue
+        checked[what] = check_output_path(path, what)
+        if what in reports:
+            checked[f"{what}'s Markdown"] = check_output_path(
+                markdown_path(path), f"{what} (its Markdown)"
+            )
+    # Inputs first, so a collision names the output: "--report g.onnx is also the graph". An
+    # input named twice is no collision (nothing writes it).
+    given: dict[str, Path] = {}
+    for what, path in (inputs or {}).items():
+        if path is not None and _absolute(path) not in map(_absolute, given.values()):
+            given[what] = Path(path)
+    check_distinct_outputs({**given, **checked})
+    return checked
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Issue 10: the conventions a Polygraphy / trtexec / Optimum user expects: engines validated by
+"""The conventions a Polygraphy / trtexec / Optimum user expects: engines validated by
 `vidtldr validate`, runtime and device choice, saved inputs and outputs, one --report flag on every
 command, help without bogus arguments and with defaults, tables readable at 80 columns, export
 configs that state the code's tolerances, and a README install a newcomer can copy."""
@@ -172,6 +172,35 @@ def test_profile_help_shows_defaults():
         "[default: 50]" in text and "[default: torch]" in text and "--layers / --no-layers" in text
     )
     assert "--duration" in text and "--threads" in text
+
+
+def test_export_help_shows_every_default():
+    from vidtldr_deploy.cli.commands.export import export_app
+
+    raw = runner.invoke(export_app, ["--help"], env={"COLUMNS": "200"}).output
+    options: dict[str, str] = {}  # each option's help, wrapped lines joined
+    flag = None
+    for line in raw.split("Options:")[1].splitlines():
+        start = re.match(r"\s{2}(-\w, )?(--[\w-]+)", line)
+        flag = start.group(2) if start else flag
+        if flag:
+            options[flag] = options.get(flag, "") + " " + line.strip()
+    for flag, default in (
+        ("--merge-impl", "onnx"), ("--precision", "fp32"), ("--workspace", "TensorRT's"),
+        ("--max-abs", "fp32 0.05, fp16 0.1, int8 0.5"), ("--min-cosine", "fp32 0.9995"),
+        ("--schedule", "0.25x2 for demo"),
+    ):  # fmt: skip
+        assert f"[default: ({default}" in options[flag], (flag, options.get(flag))
+    assert "`vidtldr profile` defaults to plugin" in options["--merge-impl"]  # why they differ
+
+
+def test_root_help_lists_whole_command_summaries_at_80_columns():
+    text = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}).output
+    commands = text.split("Commands:")[1]
+    assert "..." not in commands and max(map(len, text.splitlines())) <= 80
+    joined = " ".join(commands.split())
+    assert "compare it with the PyTorch model (same schedule)." in joined
+    assert "print outputs and latency." in joined
 
 
 def test_version_on_both_apps(capsys, monkeypatch):

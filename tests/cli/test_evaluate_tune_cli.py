@@ -100,6 +100,9 @@ def test_tune_meets_flops_budget_and_writes_a_config_that_exports_it(cli, videos
     assert all(data["drift"] <= c["drift"] + 1e-12 for c in fixed)
     loaded = load_export_config(config)
     assert loaded.schedule == data["schedule"] and loaded.arch == "umt-tiny"
+    markdown = report.with_suffix(".md").read_text()
+    assert markdown.count("**target**") == 1
+    assert "merged FLOPs at most 0.6 of the unmerged model's" in markdown
     demo = load_source("demo")
     assert demo.schedule(loaded.schedule).rs == [row["r"] for row in data["layers"]]
 

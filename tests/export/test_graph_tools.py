@@ -1,4 +1,4 @@
-"""Exported graphs under the tools engineers run on them (issue 10): Polygraphy (inspect, run,
+"""Exported graphs under the tools engineers run on them: Polygraphy (inspect, run,
 surgeon sanitize --fold-constants), onnxslim, strict shape re-inference and onnx's
 ReferenceEvaluator, on both merge impls; the opset range; the TensorRT graph forms."""
 

@@ -47,6 +47,7 @@ def test_int8_export_without_calibration_warns_and_validates(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["precision"] == "int8"
     assert report["quantization"]["calibration"]["source"] == "random"
+    assert report["quantization"]["settings"]["random_clips"] >= 1
     assert 0.9 <= report["merge_decisions"]["agreement"] <= 1.0
     assert report["passed"] is True
 
@@ -60,6 +61,8 @@ def test_int8_export_calibrated_on_video_clips(tmp_path, videos):
     assert "no calibration clips given" not in text
     calibration = json.loads((tmp_path / "r.json").read_text())["quantization"]["calibration"]
     assert calibration["source"] != "random" and calibration["count"] == 3
+    settings = json.loads((tmp_path / "r.json").read_text())["quantization"]["settings"]
+    assert "random_clips" not in settings and "seed" not in settings
     assert "3 clips from" in json.loads((tmp_path / "r.json").read_text())["inputs"]
 
 

@@ -352,6 +352,8 @@ def test_progress_off_a_terminal_prints_periodic_lines(monkeypatch):
         advance()
     assert printed[0] == "timing (interleaved) (100 steps)"
     assert 4 <= len(printed) - 1 <= 5 and "40/100" in printed[2]
+    phase("building the engine", 1)
+    assert printed[-1] == "building the engine (1 step)"
 
 
 def test_profile_threads_duration_and_warnings_in_the_report(tmp_path):

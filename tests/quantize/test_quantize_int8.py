@@ -1,4 +1,4 @@
-"""INT8 Q/DQ quantization of exported graphs (issue 12): both merge impls, the merge islands stay
+"""INT8 Q/DQ quantization of exported graphs: both merge impls, the merge islands stay
 fp32, calibration data is what was given, metadata and local functions survive."""
 
 from __future__ import annotations

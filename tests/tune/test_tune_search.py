@@ -110,6 +110,15 @@ def test_latency_budget_with_a_fake_timer(model, clips):
     check_never_worse(result)
 
 
+def test_fit_on_repeated_runs_uses_their_median_and_records_their_spread():
+    runs = {8: [1.0, 1.0, 1.0], 16: [2.0, 2.0, 2.0], 32: [3.0, 4.0, 5.0, 4.0, 4.0]}
+    fitted = fit_block_cost(lambda n: runs[n], list(runs))
+    assert [ms for _, ms in fitted.samples] == [1.0, 2.0, 4.0]
+    assert fitted.spread == 0.0  # the 32-token runs: quartiles 4 and 4, one slow run ignored
+    noisy = {**runs, 8: [1.0, 1.0, 2.0, 3.0]}  # quartiles 1 and 2.25 around a median of 1.5
+    assert fit_block_cost(lambda n: noisy[n], list(noisy)).spread == pytest.approx(1.25 / 1.5)
+
+
 def test_torch_timer_fits(model):
     timer = torch_block_timer(model, repeats=1, warmup=0)
     fitted = fit_block_cost(timer, [16, 32, 64], fixed_ms=torch_fixed_ms(model, repeats=1))

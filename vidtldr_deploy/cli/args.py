@@ -12,8 +12,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from vidtldr_deploy.constants import DEMO_SCHEDULE
 from vidtldr_deploy.errors import InputError
-from vidtldr_deploy.validate.tolerances import Tolerances, apply_overrides, default_tolerances
+from vidtldr_deploy.validate.tolerances import (
+    DEFAULT_TOLERANCES,
+    Tolerances,
+    apply_overrides,
+    default_tolerances,
+)
 
 # How every app of the CLI is built: -h as --help, defaults shown, and click's plain help layout,
 # where an on/off flag shows as `--flag` / `--flag / --no-flag` (typer's rich layout adds a bogus
@@ -60,11 +66,21 @@ Schedule = Annotated[
         "--schedule",
         "-s",
         help="Merge schedule: RxL (16x12, 0.25x2), a,b,c (600,200,100), none, or a preset (msrvtt, didemo, ...).",
+        show_default=f"{DEMO_SCHEDULE} for demo; a checkpoint needs one",
     ),
 ]
 Batch = Annotated[
     Optional[int],
     typer.Option("--batch", "-b", help="Static batch size.", show_default="1, or the graph's"),
+]
+
+Threads = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads",
+        help="CPU threads: torch.set_num_threads and ONNX Runtime intra_op_num_threads (recorded in the report).",
+        show_default="the runtime's default",
+    ),
 ]
 
 # Inputs for validation and profiling
@@ -126,29 +142,31 @@ ReportWithJsonAlias = Annotated[
     ),
 ]
 
+
 # Tolerances (defaults per precision)
-MaxAbs = Annotated[
-    Optional[float], typer.Option("--max-abs", help="Tolerance: max absolute error.")
-]
-MeanAbs = Annotated[
-    Optional[float], typer.Option("--mean-abs", help="Tolerance: mean absolute error.")
-]
-MinCosine = Annotated[
-    Optional[float], typer.Option("--min-cosine", help="Tolerance: lowest cosine similarity.")
-]
-RelL2 = Annotated[Optional[float], typer.Option("--rel-l2", help="Tolerance: relative L2 error.")]
-MinTop1 = Annotated[
-    Optional[float], typer.Option("--min-top1", help="Tolerance: top-1 agreement (logits).")
-]
+def _per_precision(name: str) -> str:
+    """A tolerance's defaults for the help: "fp32 0.05, fp16 0.1, int8 0.5"."""
+    return ", ".join(f"{p} {getattr(t, name):g}" for p, t in DEFAULT_TOLERANCES.items())
+
+
+def _tolerance(flag: str, help: str, name: str):
+    return Annotated[
+        Optional[float], typer.Option(flag, help=help, show_default=_per_precision(name))
+    ]
+
+
+MaxAbs = _tolerance("--max-abs", "Tolerance: max absolute error.", "max_abs")
+MeanAbs = _tolerance("--mean-abs", "Tolerance: mean absolute error.", "mean_abs")
+MinCosine = _tolerance("--min-cosine", "Tolerance: lowest cosine similarity.", "cosine")
+RelL2 = _tolerance("--rel-l2", "Tolerance: relative L2 error.", "rel_l2")
+MinTop1 = _tolerance("--min-top1", "Tolerance: top-1 agreement (logits).", "top1")
+MinTop5 = _tolerance("--min-top5", "Tolerance: top-5 agreement (logits).", "top5")
 StrictTokens = Annotated[
     bool,
     typer.Option(
         "--strict-tokens",
         help="Let the row-aligned `tokens` output decide the verdict of a merged model too (by default it is reported only: a merge choice flipped at a near-tie shifts the rows).",
     ),
-]
-MinTop5 = Annotated[
-    Optional[float], typer.Option("--min-top5", help="Tolerance: top-5 agreement (logits).")
 ]
 
 

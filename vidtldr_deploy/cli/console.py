@@ -68,6 +68,11 @@ def guarded(fn):
     return wrapper
 
 
+def steps(n: int) -> str:
+    """ "1 step", "3 steps"."""
+    return f"{n} step" + ("s" if n != 1 else "")
+
+
 HEARTBEAT_S = 10.0  # off a terminal, a running phase prints a plain line at most this often
 
 
@@ -82,7 +87,7 @@ def rich_progress_callback(progress, clock=time.monotonic):
             progress.remove_task(state["task"])
         plain = not console.is_terminal
         if plain:
-            info(f"{description} ({total} steps)")
+            info(f"{description} ({steps(total)})")
         state["task"] = progress.add_task(description, total=total)
         task = state["task"]
         started = last = clock()
@@ -95,7 +100,7 @@ def rich_progress_callback(progress, clock=time.monotonic):
             now = clock()
             if plain and now - last >= HEARTBEAT_S:
                 last = now
-                info(f"  {description}: {done}/{total} steps, {now - started:.0f} s")
+                info(f"  {description}: {done}/{steps(total)}, {now - started:.0f} s")
 
         return advance
 

@@ -47,6 +47,11 @@ def _root(
 
 for register in COMMANDS:
     register(app)
+# `vidtldr --help` lists each command with its whole summary, wrapped to the terminal: click cuts
+# a summary it derives itself at 45 characters ("Run an exported graph (ONNX Runtime) or engine...").
+for info in app.registered_commands:
+    if info.short_help is None and info.callback is not None and info.callback.__doc__:
+        info.short_help = " ".join(info.callback.__doc__.split("\n\n")[0].split())
 
 
 def _terminate(signum, frame):

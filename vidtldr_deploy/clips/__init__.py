@@ -1,4 +1,4 @@
-"""Real clips as model input (issue 11): video files, folders of them and .npy/.npz arrays,
+"""Real clips as model input: video files, folders of them and .npy/.npz arrays,
 sampled and preprocessed the way each family was evaluated, cached and batched for a graph."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from vidtldr_deploy.clips.decode import count_frames, decode_frames, sample_fram
 from vidtldr_deploy.clips.limits import DecodeLimits
 from vidtldr_deploy.clips.loader import (
     ClipSet,
+    ClipStream,
     SkippedClip,
     decode_clip,
     load_clips,
@@ -31,6 +32,7 @@ __all__ = [
     "ClipBatch",
     "ClipRecipe",
     "ClipSet",
+    "ClipStream",
     "ClipSource",
     "DecodeLimits",
     "SkippedClip",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,59 +50,119 @@ class ClipSet:
         return [f"skipped {s.name}: {s.reason}" for s in self.skipped] + list(self.notes)
 
 
-def load_clips(
-    paths: Iterable[str | Path],
-    recipe: ClipRecipe | str,
-    frames: int,
-    batch: int,
-    *,
-    cache_dir: str | Path | None = None,
-    skip_bad: bool = False,
-    progress: Progress | None = None,
-    pad: str = "repeat",
-    limits: DecodeLimits | None = None,
-) -> ClipSet:
-    """Load every clip `paths` name (videos, folders of videos, .npy/.npz clip arrays) as float32
-    (3, frames, S, S) clips, S = recipe.image_size, batched `batch` at a time.
+class ClipStream:
+    """The clips `paths` name (videos, folders of videos, .npy/.npz clip arrays) as float32
+    (3, frames, S, S) clips, S = recipe.image_size, decoded as they are iterated and yielded as
+    ClipBatches of `batch` clips: only one batch is held at a time, so memory does not grow with
+    the number of clips. `names`, `skipped`, `cache_hits` and `label` fill in as the stream is
+    read; each iteration starts them afresh.
 
     A video that cannot be opened or decoded, has no video stream, or is shorter than `frames`,
     and an array of the wrong shape, raise a VidTLDRError naming it; with skip_bad they are
-    recorded in ClipSet.skipped instead. Path errors (missing path, unsupported suffix, empty
-    folder) always raise: they are mistakes in the command, not in the data. `limits` bound the
-    frame size and decoded bytes of each video (default: DecodeLimits.resolve()). The cache is an
-    optimisation: an entry that cannot be written is a note, not a failure."""
-    if isinstance(recipe, str):
-        recipe = recipe_for(recipe)
-    if frames < 1:
-        raise VidTLDRError(f"frames per clip must be positive, got {frames}")
-    limits = limits or DecodeLimits.resolve()
-    path_list = [Path(p) for p in paths]
-    sources = expand_paths(path_list)
-    shape = (3, frames, recipe.image_size, recipe.image_size)
-    clips: list[np.ndarray] = []
-    names: list[str] = []
-    skipped: list[SkippedClip] = []
-    hits = 0
-    notes: list[str] = []
-    for done, source in enumerate(sources, 1):
-        try:
-            loaded, hit = _load_source(source, recipe, frames, shape, cache_dir, batch, limits,
-                                       notes)  # fmt: skip
-        except VidTLDRError as err:
-            if not skip_bad:
-                raise
-            skipped.append(SkippedClip(source.name, str(err)))
-        else:
-            hits += hit
-            clips.extend(loaded)
-            names.extend(_clip_names(source, len(loaded)))
-        if progress is not None:
-            progress(done, len(sources), source.name)
-    if not clips:
-        reasons = "; ".join(s.reason for s in skipped[:3])
-        raise VidTLDRError(f"no usable clips in {', '.join(map(str, path_list))}: {reasons}")
-    label = _label(path_list, len(clips), len(skipped), recipe, frames)
-    return ClipSet(make_batches(clips, names, batch, pad), names, skipped, label, hits, notes)
+    recorded in `skipped` instead. Path errors (missing path, unsupported suffix, empty folder)
+    raise here, before any decoding: they are mistakes in the command, not in the data.
+    `limit` keeps the first `limit` clips. `limits` bound the frame size and decoded bytes of
+    each video (default: DecodeLimits.resolve()). The cache is an optimisation: an entry that
+    cannot be written is a note (in `warnings()`), not a failure."""
+
+    def __init__(
+        self,
+        paths: Iterable[str | Path],
+        recipe: ClipRecipe | str,
+        frames: int,
+        batch: int,
+        *,
+        cache_dir: str | Path | None = None,
+        skip_bad: bool = False,
+        progress: Progress | None = None,
+        pad: str = "repeat",
+        limit: int | None = None,
+        limits: DecodeLimits | None = None,
+    ):
+        if isinstance(recipe, str):
+            recipe = recipe_for(recipe)
+        if frames < 1:
+            raise VidTLDRError(f"frames per clip must be positive, got {frames}")
+        if limit is not None and limit < 1:
+            raise VidTLDRError(f"a clip limit must be positive, got {limit}")
+        self.paths = [Path(p) for p in paths]
+        self.sources = expand_paths(self.paths)
+        self.recipe, self.frames, self.batch, self.pad, self.limit = (
+            recipe,
+            frames,
+            batch,
+            pad,
+            limit,
+        )
+        self.cache_dir, self.skip_bad, self.progress = cache_dir, skip_bad, progress
+        self.limits = limits or DecodeLimits.resolve()
+        self.shape = (3, frames, recipe.image_size, recipe.image_size)
+        self.names: list[str] = []
+        self.skipped: list[SkippedClip] = []
+        self.notes: list[str] = []
+        self.cache_hits = 0
+
+    def __iter__(self) -> Iterator[ClipBatch]:
+        self.names.clear()
+        self.skipped.clear()
+        self.notes.clear()
+        self.cache_hits = 0
+        pending: list[np.ndarray] = []
+        pending_names: list[str] = []
+        for done, source in enumerate(self.sources, 1):
+            if self.limit is not None and len(self.names) >= self.limit:
+                break
+            try:
+                loaded, hit = _load_source(source, self.recipe, self.frames, self.shape,
+                                           self.cache_dir, self.batch, self.limits, self.notes)  # fmt: skip
+            except VidTLDRError as err:
+                if not self.skip_bad:
+                    raise
+                self.skipped.append(SkippedClip(source.name, str(err)))
+            else:
+                if self.limit is not None:
+                    loaded = loaded[: self.limit - len(self.names)]
+                self.cache_hits += hit
+                new_names = _clip_names(source, len(loaded))
+                self.names.extend(new_names)
+                pending.extend(loaded)
+                pending_names.extend(new_names)
+                del loaded
+                while len(pending) >= self.batch:
+                    yield from make_batches(
+                        pending[: self.batch], pending_names[: self.batch], self.batch, self.pad
+                    )
+                    del pending[: self.batch], pending_names[: self.batch]
+            if self.progress is not None:
+                self.progress(done, len(self.sources), source.name)
+        if pending:
+            yield from make_batches(pending, pending_names, self.batch, self.pad)
+        if not self.names:
+            reasons = "; ".join(s.reason for s in self.skipped[:3])
+            where = ", ".join(map(str, self.paths))
+            raise VidTLDRError(f"no usable clips in {where}: {reasons}")
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+    @property
+    def label(self) -> str:
+        return _label(self.paths, len(self.names), len(self.skipped), self.recipe, self.frames)
+
+    def warnings(self) -> list[str]:
+        return [f"skipped {s.name}: {s.reason}" for s in self.skipped] + list(self.notes)
+
+
+def load_clips(
+    paths: Iterable[str | Path], recipe: ClipRecipe | str, frames: int, batch: int, **options
+) -> ClipSet:
+    """Every clip of a ClipStream (same arguments, `options` its keywords, same errors), held in
+    memory: for the few batches validation and calibration use; evaluate streams them instead."""
+    stream = ClipStream(paths, recipe, frames, batch, **options)
+    batches = list(stream)
+    return ClipSet(batches, stream.names, stream.skipped, stream.label, stream.cache_hits,
+                   list(stream.notes))  # fmt: skip
 
 
 def _load_source(

@@ -10,7 +10,7 @@ import numpy as np
 
 from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.files import check_input_file
-from vidtldr_deploy.models.budget import LIMIT_ENV, memory_limit_bytes
+from vidtldr_deploy.models.memory import LIMIT_ENV, memory_limit_bytes
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -19,7 +19,7 @@ ARRAY_SUFFIXES = (".npy", ".npz")
 @dataclass(frozen=True)
 class ClipSource:
     """One thing to load: a video file (kind "video"), or one array of already preprocessed clips
-    (kind "array": a whole .npy, or one member `key` of a .npz), as validate.make_inputs reads."""
+    (kind "array": a whole .npy, or one member `key` of a .npz), as validate.inputs.make_inputs reads."""
 
     path: Path
     kind: str

@@ -1,4 +1,4 @@
-"""Evaluate: what merge schedules cost on clips, against the unmerged model (issue 11, part 2)."""
+"""Evaluate: what merge schedules cost on clips, against the unmerged model."""
 
 from __future__ import annotations
 

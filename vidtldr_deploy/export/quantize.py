@@ -1,4 +1,4 @@
-"""Post-training INT8 quantization of an exported graph to explicit Q/DQ (issue 12).
+"""Post-training INT8 quantization of an exported graph to explicit Q/DQ.
 
 The graph keeps its fp32 computation and gains QuantizeLinear/DequantizeLinear pairs on the inputs
 of the matrix products and convolutions that hold weights: the patch-embedding Conv and each
@@ -110,6 +110,15 @@ class QuantizeSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def record(self, calibration_source: str) -> dict:
+        """The settings as reports and graph metadata record them: the random-clip count and seed
+        only where the scales came from random clips, so a graph calibrated on real clips never
+        reads as calibrated on random ones."""
+        data = self.to_dict()
+        if calibration_source != "random":
+            del data["random_clips"], data["seed"]
+        return data
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -157,7 +166,7 @@ class QuantizeResult:
             "precision": self.precision,
             "merge_impl": self.merge_impl,
             "tool": self.tool,
-            "settings": self.settings.to_dict(),
+            "settings": self.settings.record(self.calibration.source),
             "calibration": self.calibration.to_dict(),
             "quantized_nodes": list(self.quantized_nodes),
             "kept_fp32_nodes": list(self.kept_fp32_nodes),
@@ -404,7 +413,7 @@ def quantize_graph(
     _with_metadata(model, source, {
         "precision": settings.precision,
         "quantization": json.dumps({
-            "tool": tool, "format": "QDQ", "settings": settings.to_dict(),
+            "tool": tool, "format": "QDQ", "settings": settings.record(calibration.source),
             "op_types": list(QUANT_OP_TYPES), "nodes": len(nodes), "kept_fp32": kept,
         }),
         "calibration": json.dumps(calibration.to_dict()),

@@ -9,8 +9,8 @@ import torch
 
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError, VidTLDRError
-from vidtldr_deploy.models.budget import check_memory
 from vidtldr_deploy.models.checkpoint import infer_architecture, load_model, read_checkpoint
+from vidtldr_deploy.models.memory import check_memory
 from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.models.registry import get_architecture
 from vidtldr_deploy.models.vit import MergeViT, check_ckpt_frames
@@ -42,7 +42,7 @@ class LoadedModel:
         )
 
     def check_memory(self, batch: int) -> None:
-        """Refuse a batch whose forward pass no machine here could hold (models/budget.py)."""
+        """Refuse a batch whose forward pass no machine here could hold (models/memory.py)."""
         check_memory(self.model, batch, f"{self.arch} at batch {batch}")
 
 

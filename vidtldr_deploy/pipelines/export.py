@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vidtldr_deploy.constants import DEMO_SCHEDULE
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError, VidTLDRError
 from vidtldr_deploy.export.config import ExportConfig
 from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError, has_local_functions
 from vidtldr_deploy.export.onnx_export import export_onnx
 from vidtldr_deploy.export.quantize import QuantizeResult
-from vidtldr_deploy.files import check_distinct_outputs, check_output_path, markdown_path
+from vidtldr_deploy.files import check_outputs
 from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
 from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
@@ -32,10 +33,6 @@ from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.int8 import Int8Validation
 from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.tolerances import Tolerances
-
-DEMO_SCHEDULE = (
-    "0.25x2"  # the demo's default: a quarter of the tokens in each of the first two layers
-)
 
 
 def is_demo(source: str) -> bool:
@@ -88,6 +85,7 @@ class ExportRequest:
     engine_tolerances: Tolerances
     validate: bool = True
     inputs: list[Path] | None = None
+    clip_options: dict = field(default_factory=dict)  # make_inputs' skip_bad, cache_dir, limit
     seed: int = 0
     num_inputs: int = 2
     report: Path | None = None
@@ -126,25 +124,18 @@ def check_request(request: ExportRequest) -> CheckedRequest:
     cfg = request.config
     cfg.check()
     onnx_path, engine_path = plan_paths(request.output)
-    check_output_path(onnx_path, "-o")
-    if engine_path is not None:
-        check_output_path(engine_path, "-o")
-    reports: dict[str, Path | None] = {}
-    if request.report is not None:
-        check_output_path(request.report, "--report")
-        check_output_path(markdown_path(request.report), "--report (its Markdown)")
-        reports = {"--report": request.report, "--report's Markdown": markdown_path(request.report)}
-        if engine_path is not None:
-            engine_report = engine_report_path(request.report)
-            reports["the engine's report"] = engine_report
-            reports["the engine's Markdown report"] = markdown_path(engine_report)
     for path in request.inputs or []:
         if not path.exists():
             raise InputError(
                 f"--inputs {path} does not exist: give video files, folders of them, or .npy/.npz arrays"
             )
-    check_distinct_outputs({"-o": onnx_path, "the engine": engine_path, **reports,
-                            **{f"--inputs {p}": p for p in request.inputs or []}})  # fmt: skip
+    engine_report = engine_report_path(request.report) if engine_path and request.report else None
+    check_outputs(
+        {"-o": onnx_path, "the engine": engine_path, "--report": request.report,
+         "the engine's report": engine_report},
+        {f"--inputs {p}": p for p in request.inputs or []},
+        reports=("--report", "the engine's report"),
+    )  # fmt: skip
     spec_text = schedule_spec(cfg.schedule, request.checkpoint)
     check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
     plugins = None
@@ -214,7 +205,10 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
             request.num_inputs,
             request.inputs,
             arch=loaded.arch,
+            **request.clip_options,
         )
+        for warning in clips.warnings:
+            events.info(f"warning: {warning}")
     spec = ExportSpec(
         arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
         merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,

@@ -147,6 +147,15 @@ def layer_grid(report: dict) -> Grid:
 
 def summary_text(report: dict) -> str:
     f = report["flops"]
+    if "merging_speedup" in report:  # INT8: merging against its ideal, then the precision gain
+        return (
+            f"merging speedup {report['merging_speedup']:.2f}x (int8 unmerged median / int8 "
+            f"merged median); ideal from FLOPs {f['ideal_speedup']:.2f}x "
+            f"({f['merged'] / 1e9:.2f} of {f['baseline'] / 1e9:.2f} GFLOPs); "
+            f"{report['merging_vs_ideal']:.0%} of ideal. Precision: int8 unmerged "
+            f"{report['speedup_baseline_int8']:.2f}x fp32 unmerged; both together "
+            f"{report['speedup']:.2f}x"
+        )
     return (
         f"speedup {report['speedup']:.2f}x (baseline median / merged median); ideal from FLOPs "
         f"{f['ideal_speedup']:.2f}x ({f['merged'] / 1e9:.2f} of {f['baseline'] / 1e9:.2f} GFLOPs); "

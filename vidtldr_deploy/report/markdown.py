@@ -38,7 +38,7 @@ def _md_comparison(rows: list[dict], verdict: bool) -> str:
 def _facts(report: dict) -> list[str]:
     parts = []
     for key in ("target", "runtime", "device", "arch", "source", "precision", "inputs"):
-        if report.get(key):
+        if report.get(key) and not isinstance(report[key], dict):  # tune's target: in words below
             parts.append(f"- **{key}**: {report[key]}")
     if "passed" in report:
         parts.append(f"- **result**: {'PASS' if report['passed'] else 'FAIL'}")
@@ -93,12 +93,14 @@ def _evaluate_sections(report: dict) -> list[str]:
 
 
 def _tune_sections(report: dict) -> list[str]:
+    from vidtldr_deploy.tune.budget import Budget
+
     f = report["flops"]
     latency = report["target"]["kind"] == "latency_ms"
     parts = [
         f"- **schedule**: `{report['schedule']}` (FLOPs ratio {fmt(f['ratio'])}, drift {fmt(report['drift'])}, "
         f"{'meets' if report['meets_budget'] else 'does not meet'} the budget)",
-        f"- **target**: {report['target']['kind']} {report['target']['value']}",
+        f"- **target**: {Budget(**report['target']).describe()}",
         f"- **candidates evaluated**: {report['candidates_evaluated']}"
         + (" (interrupted: best so far)" if report.get("interrupted") else ""),
         "",

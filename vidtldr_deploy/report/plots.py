@@ -17,15 +17,19 @@ def plot_profile(report: dict, path: str | Path) -> Path:
 
     path = Path(path)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    data = [report[k].get("samples_ms", []) for k in ("baseline", "merged")]
-    parts = ax1.violinplot(data, showmedians=True)
-    for body, color in zip(parts["bodies"], ("tab:gray", "tab:blue")):
+    int8 = "baseline_int8" in report  # INT8 unmerged too: the merging speedup is against it
+    keys = ("baseline", "baseline_int8", "merged") if int8 else ("baseline", "merged")
+    names = ("fp32 unmerged", "int8 unmerged", "int8 merged") if int8 else ("unmerged", "merged")
+    colors = ("tab:gray", "tab:olive", "tab:blue") if int8 else ("tab:gray", "tab:blue")
+    parts = ax1.violinplot([report[k].get("samples_ms", []) for k in keys], showmedians=True)
+    for body, color in zip(parts["bodies"], colors):
         body.set_facecolor(color)
-    ax1.set_xticks([1, 2], ["unmerged", "merged"])
+    ax1.set_xticks(list(range(1, len(keys) + 1)), list(names))
     ax1.set_ylabel("latency per batch (ms)")
+    speedup = report["merging_speedup"] if int8 else report["speedup"]
     ax1.set_title(
         f"{report['runtime']} {report['device']} {report['precision']}, batch {report['batch']}: "
-        f"{report['speedup']:.2f}x (ideal {report['flops']['ideal_speedup']:.2f}x)",
+        f"{'merging ' if int8 else ''}{speedup:.2f}x (ideal {report['flops']['ideal_speedup']:.2f}x)",
         fontsize=9,
     )
     layers = report["schedule"]["layers"]

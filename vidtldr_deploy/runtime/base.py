@@ -84,6 +84,6 @@ class Runner(abc.ABC):
     def breakdown(
         self, video: np.ndarray, schedule_rows: list[dict], iterations: int, workdir: Path
     ) -> dict | None:
-        """Per-part times from a separate instrumented pass (profile/breakdown.py), or None where
+        """Per-part times from a separate instrumented pass (runtime/breakdown.py), or None where
         the runtime offers no profiler. Never called inside the timed loop."""
         return None

@@ -1,5 +1,5 @@
-"""Tune: the merge schedule with the least drift for a FLOPs, speedup or latency budget (issue 11,
-part 3). See search.py for the search and why."""
+"""Tune: the merge schedule with the least drift for a FLOPs, speedup or latency budget.
+See search.py for the search and why."""
 
 from __future__ import annotations
 

@@ -4,7 +4,10 @@ The hidden state (x, size) after layer k depends only on r_0..r_{k-1}, so states
 that tuple: a schedule starts from its longest cached prefix and runs only the layers after it.
 The all-zero prefixes (the unmerged model, which every schedule shares up to its first merge) are
 pinned; every other state lives in an LRU bounded in bytes, so memory stays bounded however many
-candidates are tried (an evicted state is recomputed from its nearest cached ancestor).
+candidates are tried (an evicted state is recomputed from its nearest cached ancestor). Blocks
+run clips_per_pass clips at a time (models/memory.py), so the attention maps of a block (clips x heads x N x N, the largest
+tensors of a forward pass) do not grow with the number of calibration clips; the cached states
+(clips x N x dim per layer) do.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vidtldr_deploy.models.memory import clips_per_pass
 from vidtldr_deploy.models.vit import MergeViT
 
 Key = tuple[int, ...]
@@ -35,9 +39,16 @@ class State:
 class PrefixRunner:
     """Outputs of `model` on one batch of clips under any schedule, reusing cached prefixes."""
 
-    def __init__(self, model: MergeViT, video: torch.Tensor, max_cache_bytes: int = 1 << 30):
+    def __init__(
+        self,
+        model: MergeViT,
+        video: torch.Tensor,
+        max_cache_bytes: int = 1 << 30,
+        chunk: int | None = None,
+    ):
         self.model = model
         self.video = video
+        self.chunk = max(1, chunk if chunk is not None else clips_per_pass(model))
         self.depth = model.cfg.depth
         self.max_cache_bytes = max_cache_bytes
         self.block_calls = 0  # how many blocks were run, for reporting and tests
@@ -47,8 +58,17 @@ class PrefixRunner:
 
     def _embed(self) -> State:
         with torch.inference_mode():
-            x = self.model.embed(self.video)
+            x = torch.cat([self.model.embed(v) for v in self.video.split(self.chunk)])
         return State(x, None)
+
+    def _block(self, k: int, state: State, r: int) -> State:
+        """Block k with r merges, `chunk` clips at a time."""
+        xs = state.x.split(self.chunk)
+        sizes = state.size.split(self.chunk) if state.size is not None else [None] * len(xs)
+        parts = [self.model.blocks[k](x, size, r, "reference") for x, size in zip(xs, sizes)]
+        x = torch.cat([p[0] for p in parts])
+        size = None if parts[0][1] is None else torch.cat([p[1] for p in parts])
+        return State(x, size)
 
     def _lookup(self, key: Key) -> State | None:
         if key in self._pinned:
@@ -82,9 +102,8 @@ class PrefixRunner:
             self._store((), state)
         with torch.inference_mode():
             for k in range(start, len(prefix)):
-                x, size = self.model.blocks[k](state.x, state.size, prefix[k], "reference")
+                state = self._block(k, state, prefix[k])
                 self.block_calls += 1
-                state = State(x, size)
                 self._store(prefix[: k + 1], state)
         return state
 

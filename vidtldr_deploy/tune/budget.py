@@ -43,6 +43,14 @@ class Budget:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "value": self.value}
 
+    def describe(self) -> str:
+        """The budget in words, as reports state it."""
+        return {
+            "flops": f"merged FLOPs at most {self.value:g} of the unmerged model's",
+            "speedup": f"a FLOPs-ideal speedup of at least {self.value:g}x",
+            "latency_ms": f"a predicted latency of at most {self.value:g} ms",
+        }[self.kind]
+
 
 class Cost(Protocol):
     """What a budget bounds, for a full per-layer list of resolved r."""

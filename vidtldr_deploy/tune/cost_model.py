@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ import torch
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.models.vit import MergeViT
 
-TimeBlock = Callable[[int], float]
+TimeBlock = Callable[[int], "float | Sequence[float]"]  # ms, or the ms of repeated runs
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,12 @@ class BlockCostModel:
     b: float
     c: float
     fixed_ms: float = 0.0  # patch embedding, final norm, pooling, head
-    samples: tuple[tuple[int, float], ...] = ()  # (tokens, ms) the fit came from
+    samples: tuple[tuple[int, float], ...] = ()  # (tokens, median ms) the fit came from
+    # The widest interquartile range / median of the repeated runs at one token count: how far a
+    # prediction can be trusted on this machine (a busy machine or too many threads widen it);
+    # quartiles, not the extremes, so one run preempted by another job does not decide it.
+    spread: float = 0.0
+    threads: int | None = None  # torch intra-op threads the blocks were timed with
 
     def block_ms(self, n: int) -> float:
         return max(0.0, self.a + self.b * n + self.c * n * n)
@@ -47,15 +52,19 @@ class BlockCostModel:
 def fit_block_cost(
     time_block: TimeBlock, token_counts: Sequence[int], fixed_ms: float = 0.0
 ) -> BlockCostModel:
-    """Least-squares a + b n + c n^2 through time_block at each token count (3 or more)."""
+    """Least-squares a + b n + c n^2 through time_block at each token count (3 or more), on the
+    median where time_block gives repeated runs (their spread is recorded)."""
     counts = sorted({int(n) for n in token_counts if n > 0})
     if len(counts) < 3:
         raise VidTLDRError(f"fitting a quadratic needs 3 or more token counts, got {counts}")
-    ms = [float(time_block(n)) for n in counts]
+    runs = [np.atleast_1d(np.asarray(time_block(n), dtype=np.float64)) for n in counts]
+    ms = [float(np.median(r)) for r in runs]
+    spread = max(float(np.subtract(*np.percentile(r, [75, 25])) / m) if m > 0 else 0.0
+                 for r, m in zip(runs, ms))  # fmt: skip
     x = np.asarray(counts, dtype=np.float64)
     design = np.stack([np.ones_like(x), x, x * x], axis=1)
     (a, b, c), *_ = np.linalg.lstsq(design, np.asarray(ms), rcond=None)
-    return BlockCostModel(float(a), float(b), float(c), fixed_ms, tuple(zip(counts, ms)))
+    return BlockCostModel(float(a), float(b), float(c), fixed_ms, tuple(zip(counts, ms)), spread)
 
 
 def default_token_counts(n_tokens: int, points: int = 5) -> list[int]:
@@ -63,7 +72,7 @@ def default_token_counts(n_tokens: int, points: int = 5) -> list[int]:
     return sorted({max(1, round(n_tokens * f)) for f in np.linspace(0.125, 1.0, points)})
 
 
-def _median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
+def _run_ms(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         fn()
     times = []
@@ -71,18 +80,18 @@ def _median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
+    return times
 
 
 def torch_block_timer(
     model: MergeViT, batch: int = 1, repeats: int = 3, warmup: int = 1
 ) -> TimeBlock:
-    """time_block for PyTorch on the model's device: median ms of block 0 (all blocks are alike)
-    without merging, on random tokens (the time does not depend on the values)."""
+    """time_block for PyTorch on the model's device: the ms of `repeats` runs of block 0 (all
+    blocks are alike) without merging, on random tokens (the time does not depend on the values)."""
     block = model.blocks[0]
     param = next(model.parameters())
 
-    def time_block(n: int) -> float:
+    def time_block(n: int) -> list[float]:
         x = torch.randn(batch, n, model.cfg.embed_dim, device=param.device, dtype=param.dtype)
 
         def run() -> None:
@@ -91,7 +100,7 @@ def torch_block_timer(
             if x.is_cuda:
                 torch.cuda.synchronize()
 
-        return _median_ms(run, repeats, warmup)
+        return _run_ms(run, repeats, warmup)
 
     return time_block
 
@@ -111,12 +120,19 @@ def torch_fixed_ms(model: MergeViT, batch: int = 1, repeats: int = 3, warmup: in
         if video.is_cuda:
             torch.cuda.synchronize()
 
-    return _median_ms(run, repeats, warmup)
+    return float(np.median(_run_ms(run, repeats, warmup)))
 
 
-def torch_cost_model(model: MergeViT, batch: int = 1, repeats: int = 3) -> BlockCostModel:
+def torch_cost_model(
+    model: MergeViT, batch: int = 1, repeats: int = 5, threads: int | None = None
+) -> BlockCostModel:
     """The PyTorch cost model of `model` on its device at `batch` clips: blocks timed at counts
-    from n/8 to n, plus the fixed cost."""
-    timer = torch_block_timer(model, batch, repeats)
-    fixed = torch_fixed_ms(model, batch, repeats)
-    return fit_block_cost(timer, default_token_counts(model.num_tokens), fixed)
+    from n/8 to n, plus the fixed cost, on `threads` intra-op threads (None: torch's default, as
+    `vidtldr profile` does), recorded with the model."""
+    from vidtldr_deploy.profile.run import torch_threads
+
+    with torch_threads(threads):
+        timer = torch_block_timer(model, batch, repeats)
+        fixed = torch_fixed_ms(model, batch, repeats)
+        fitted = fit_block_cost(timer, default_token_counts(model.num_tokens), fixed)
+        return replace(fitted, threads=torch.get_num_threads())

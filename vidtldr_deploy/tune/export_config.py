@@ -47,15 +47,17 @@ def tune_description(result: dict) -> str:
     )
 
 
-def write_tuned_config(path: str | Path, result: dict) -> Path:
-    """The export config of a tune report, with the search's provenance as a comment."""
+def write_tuned_config(path: str | Path, result: dict, arch: str | None = None) -> Path:
+    """The export config of a tune report, with the search's provenance as a comment. `arch`: the
+    registry name that rebuilds the model, where the report names it otherwise (a Hugging Face
+    folder of its own size is reported by its sizes)."""
     comment = (
         f"vidtldr tune: {result['candidates_evaluated']} candidates, schedule {result['schedule']}"
         + (" (interrupted: best so far)" if result.get("interrupted") else "")
     )
     return write_export_config(
         path,
-        result["arch"],
+        arch or result["arch"],
         result["frames"],
         result["schedule"],
         tune_description(result),

@@ -50,28 +50,40 @@ def random_batches(shape: tuple[int, ...], seed: int = 0, count: int = 2) -> Inp
     return InputBatches(batches, [shape[0]] * count, label)
 
 
-def clip_batches(
+def clip_stream(
     shape: tuple[int, ...],
     arch: str,
     paths: Sequence[str | Path],
     *,
     skip_bad: bool = False,
     cache_dir: str | Path | None = None,
+    limit: int | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     limits=None,
-) -> InputBatches:
-    """Real clips from `paths`, preprocessed with `arch`'s family recipe at the graph's image size
-    and frame count, in batches of the graph's static batch size; `limits` (clips.DecodeLimits)
-    bound each video's decoding."""
-    from vidtldr_deploy.clips import load_clips, recipe_for
+):
+    """Real clips from `paths` as a ClipStream: preprocessed with `arch`'s family recipe at the
+    graph's image size and frame count, decoded as read, in batches of shape[0]; `limits`
+    (clips.DecodeLimits) bound each video's decoding."""
+    from vidtldr_deploy.clips import ClipStream, recipe_for
 
-    batch, _, frames, side = shape[0], shape[1], shape[2], shape[-1]
+    batch, frames, side = shape[0], shape[2], shape[-1]
     recipe = recipe_for(arch, image_size=side)
-    clips = load_clips(paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad,
-                       progress=progress, limits=limits)  # fmt: skip
+    return ClipStream(
+        paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress,
+        limit=limit, limits=limits,
+    )  # fmt: skip
+
+
+def clip_batches(
+    shape: tuple[int, ...], arch: str, paths: Sequence[str | Path], **options
+) -> InputBatches:
+    """Every clip of clip_stream(shape, arch, paths, **options) held in memory, in batches of the
+    graph's static batch size (validation and calibration read a few; evaluate streams them)."""
+    stream = clip_stream(shape, arch, paths, **options)
+    batches = list(stream)
     return InputBatches(
-        [b.video for b in clips.batches], [b.valid for b in clips.batches], clips.label,
-        list(clips.names), clips.warnings(),
+        [b.video for b in batches], [b.valid for b in batches], stream.label,
+        list(stream.names), stream.warnings(),
     )  # fmt: skip
 
 
@@ -81,6 +93,10 @@ def make_inputs(
     count: int = 2,
     path: str | Path | Sequence[str | Path] | None = None,
     arch: str = "umt-tiny",
+    *,
+    skip_bad: bool = False,
+    cache_dir: str | Path | None = None,
+    limit: int | None = None,
 ) -> InputBatches:
     """Seeded random clips of `shape`, or the clips the files at `path` hold (see clip_batches)."""
     if not path:
@@ -89,7 +105,7 @@ def make_inputs(
     for p in paths:
         if not Path(p).exists():
             raise InputError(f"input file {p} does not exist")
-    return clip_batches(shape, arch, paths)
+    return clip_batches(shape, arch, paths, skip_bad=skip_bad, cache_dir=cache_dir, limit=limit)
 
 
 def check_inputs_exist(graph: str | Path, inputs: Sequence[str | Path] | None) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
-from vidtldr_deploy.cli.commands.clip_args import ClipArgs
+from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
 from vidtldr_deploy.cli.console import guarded, info, out, status
 from vidtldr_deploy.cli.results import show_warnings, write_report_files
 from vidtldr_deploy.errors import InputError
@@ -17,29 +17,61 @@ from vidtldr_deploy.errors import InputError
 GRAPH_SUFFIXES = (".onnx", ".plan")
 
 
+TRIVIAL_FACTOR = (
+    4  # R@k over fewer than k x this many clips says little: a random ranking scores high
+)
+
+
+def _kl(value: float) -> str:
+    """KL of a light schedule is 1e-4 or less: in scientific notation, not 0.000."""
+    return f"{value:.2e}" if 0 < abs(value) < 1e-2 else f"{value:.3f}"
+
+
 def _evaluate_table(data: dict):
     from rich.table import Table
 
     classifier = data["output"] == "logits"
+    labeled = any("accuracy" in row["metrics"] for row in data["schedules"])
     table = Table(
         title=f"{data['arch']}, {data['frames']} frames: {data['clips']['count']} clips against the unmerged model"
     )
     heads = ["schedule", "FLOPs", "cosine", "min cos", "rel L2"]
     heads += ["top-1", "top-5", "KL"] if classifier else ["R@1", "R@5"]
+    heads += ["accuracy"] if labeled else []
     for h in heads:
         table.add_column(h, justify="left" if h == "schedule" else "right", no_wrap=h != "schedule")
+    keys = (
+        ("top1_agreement", "top5_agreement", "kl_mean")
+        if classifier
+        else ("recall_at_1", "recall_at_5")
+    )
+    keys += ("accuracy",) if labeled else ()
     for row in data["schedules"]:
         m = row["metrics"]
         cells = [row["schedule"], f"{row['flops']['ratio']:.3f}", f"{m['cosine_mean']:.5f}",
                  f"{m['cosine_min']:.5f}", f"{m['rel_l2_mean']:.4f}"]  # fmt: skip
-        keys = (
-            ("top1_agreement", "top5_agreement", "kl_mean")
-            if classifier
-            else ("recall_at_1", "recall_at_5")
-        )
-        cells += [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in keys]
+        cells += ["-" if m.get(k) is None else _kl(m[k]) if k == "kl_mean" else f"{m[k]:.3f}"
+                  for k in keys]  # fmt: skip
         table.add_row(*cells)
     return table
+
+
+def _table_notes(data: dict) -> list[str]:
+    """What the table cannot say in its cells: the unmerged accuracy, and a trivial R@k."""
+    notes = []
+    first = data["schedules"][0]["metrics"] if data["schedules"] else {}
+    if "baseline_accuracy" in first:
+        notes.append(f"accuracy of the unmerged model: {first['baseline_accuracy']:.3f} "
+                     f"on {first['labeled']} labeled clips")  # fmt: skip
+    count = data["clips"]["count"]
+    if data["output"] != "logits":
+        trivial = [k for k in (1, 5) if count < k * TRIVIAL_FACTOR]
+        if trivial:
+            ks = " and ".join(f"R@{k}" for k in trivial)
+            notes.append(f"{ks} over {count} clips {'say' if len(trivial) > 1 else 'says'} little (a random ranking would score "
+                         f"{', '.join(f'{min(1, k / count):.2f}' for k in trivial)}): give at least "
+                         f"{max(trivial) * TRIVIAL_FACTOR} clips")  # fmt: skip
+    return notes
 
 
 @opt.argument_group("clip_args", ClipArgs)
@@ -84,24 +116,23 @@ def evaluate_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """What a schedule costs on clips: drift of pooled vectors or logits, agreement, retrieval, FLOPs."""
+    from vidtldr_deploy.constants import DEMO_SCHEDULE
     from vidtldr_deploy.evaluate import (
         GraphTarget,
         check_classifier,
         evaluate,
-        labels_for_clips,
         load_labels,
         plot_drift,
         rs_from_metadata,
     )
-    from vidtldr_deploy.files import check_distinct_outputs, check_input_file, check_output_path
+    from vidtldr_deploy.files import check_input_file, check_outputs
     from vidtldr_deploy.models.presets import presets_for
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.pipelines.export import is_demo
 
-    for path, what in ((report, "--report"), (plot, "--plot")):
-        if path is not None:
-            check_output_path(path, what)
-    check_distinct_outputs({"--report": report, "--plot": plot})
+    check_outputs({"--report": report, "--plot": plot},
+                  {"the target": Path(target), "--labels": labels,
+                   **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
     if labels is not None:
         check_input_file(labels, "--labels")  # missing, a folder, a FIFO or a device
     label_map = load_labels(labels) if labels is not None else None
@@ -143,7 +174,7 @@ def evaluate_command(
             loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
         wanted = list(schedules or [])
         if not wanted:
-            wanted = ["0.25x2"] if is_demo(target) else list(presets_for(loaded.arch))
+            wanted = [DEMO_SCHEDULE] if is_demo(target) else list(presets_for(loaded.arch))
         if not wanted:
             raise InputError(
                 f"{loaded.arch} has no published presets: pass --schedule (e.g. 16x12 or 0.25x2)"
@@ -153,28 +184,28 @@ def evaluate_command(
         targets = wanted
     info(loaded.description)
     if label_map is not None:
-        check_classifier(loaded.model.cfg.num_classes)
-    side = loaded.model.cfg.img_size
-    batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
-    names = batches.names or [f"clip{i}" for i in range(batches.clip_count)]
-    label_warnings: list[str] = []
-    if label_map is not None:
-        roots = [p for p in clip_args.paths if p.is_dir()]
-        label_map, label_warnings = labels_for_clips(
-            names, label_map, loaded.model.cfg.num_classes, roots
-        )
-        show_warnings(label_warnings)
-    with (
-        contextlib.nullcontext() if runner is None else runner,
-        status(f"evaluating {len(targets)} schedule(s) on {batches.clip_count} clips"),
-    ):
-        result = evaluate(loaded.model, batches.real_clips(), names, targets, arch=loaded.arch,
-                          labels=label_map, target_label=target)  # fmt: skip
+        check_classifier(loaded.model.cfg.num_classes)  # before any clip is decoded
+    progress, advance = clip_progress(f"evaluating {len(targets)} schedule(s)")
+    stream = clip_args.stream(loaded.model, loaded.arch, advance)
+    roots = [p for p in clip_args.paths if p.is_dir()]
+    # clips decoded and run a batch at a time: memory does not grow with them
+    with contextlib.nullcontext() if runner is None else runner, progress:
+        result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,
+                          targets, arch=loaded.arch, labels=label_map, label_roots=roots,
+                          target_label=target)  # fmt: skip
+    show_clips(stream)
+    show_warnings(list(result.warnings))
     data = result.to_dict()
-    data["inputs"] = batches.label
-    if batches.warnings or label_warnings:
-        data["warnings"] = batches.warnings + label_warnings
+    data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
+    data["inputs"] = stream.label
+    if stream.warnings() or result.warnings:
+        data["warnings"] = stream.warnings() + list(result.warnings)
     out.print(_evaluate_table(data))
+    for note in _table_notes(data):
+        info(f"note: {note}")
+    for row in data["schedules"]:
+        for note in row["spec"].get("notes", []):
+            info(f"note: {note}")
     write_report_files(report, data)
     if plot is not None:
         plot_drift(data, plot)

@@ -9,12 +9,14 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
+from vidtldr_deploy.cli.commands.clip_args import InputArgs
 from vidtldr_deploy.cli.console import guarded, info, out, status
 from vidtldr_deploy.cli.results import show_validation, write_report_files
 from vidtldr_deploy.errors import CheckFailed
 
 
 @opt.argument_group("flags", opt.ToleranceFlags)
+@opt.argument_group("clips", InputArgs)
 def export_command(
     checkpoint: Annotated[
         str,
@@ -45,7 +47,8 @@ def export_command(
         Optional[str],
         typer.Option(
             "--merge-impl",
-            help="onnx: standard ops only; plugin: vidtldr Saliency/Merge nodes (TensorRT plugins) with local functions.",
+            help="onnx: standard ops only; plugin: vidtldr Saliency/Merge nodes (TensorRT plugins) with local functions. The default is onnx, a graph every runtime runs without the plugin library; `vidtldr profile` defaults to plugin, the fast path it times.",
+            show_default="onnx, or the --config's",
         ),
     ] = None,
     opset: Annotated[
@@ -63,6 +66,7 @@ def export_command(
         typer.Option(
             "--precision",
             help="fp32, fp16 (engine only) or int8 (an explicit Q/DQ graph calibrated on --calib clips; saliency and merge always stay fp32).",
+            show_default="fp32, or the --config's",
         ),
     ] = None,
     calib: Annotated[
@@ -73,7 +77,12 @@ def export_command(
         ),
     ] = None,
     workspace: Annotated[
-        Optional[int], typer.Option("--workspace", help="TensorRT workspace limit in MiB.")
+        Optional[int],
+        typer.Option(
+            "--workspace",
+            help="TensorRT workspace limit in MiB.",
+            show_default="TensorRT's: up to the device's memory",
+        ),
     ] = None,
     plugins: Annotated[
         Optional[Path],
@@ -85,7 +94,7 @@ def export_command(
     no_validate: Annotated[
         bool, typer.Option("--no-validate", help="Skip validation against PyTorch.")
     ] = False,
-    inputs: opt.Inputs = None,
+    clips: InputArgs = None,
     seed: opt.Seed = 0,
     num_inputs: opt.NumInputs = 2,
     report: opt.Report = None,
@@ -109,7 +118,7 @@ def export_command(
         # ONNX Runtime runs the fp32 graph (or the INT8 one), whatever precision the engine gets.
         graph_tolerances=opt.tolerances_for("int8" if cfg.precision == "int8" else "fp32", flags, cfg),
         engine_tolerances=opt.tolerances_for(cfg.precision, flags, cfg),
-        validate=not no_validate, inputs=inputs, seed=seed, num_inputs=num_inputs, report=report,
+        validate=not no_validate, inputs=clips.paths or None, clip_options=clips.options(), seed=seed, num_inputs=num_inputs, report=report,
         plugins=plugins, unsafe_load=unsafe_load, strict_tokens=strict_tokens, calib=calib,
     )  # fmt: skip
 

@@ -39,14 +39,7 @@ def profile_command(
             show_default="off",
         ),
     ] = None,
-    threads: Annotated[
-        Optional[int],
-        typer.Option(
-            "--threads",
-            help="CPU threads: torch.set_num_threads and ONNX Runtime intra_op_num_threads (recorded in the report's environment).",
-            show_default="the runtime's default",
-        ),
-    ] = None,
+    threads: opt.Threads = None,
     precision: Annotated[
         str,
         typer.Option(
@@ -101,7 +94,7 @@ def profile_command(
     """Latency of the merged model against its unmerged baseline (same runtime, same inputs, interleaved)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.pipelines.export import schedule_spec
     from vidtldr_deploy.profile.run import ProfileInputs, ProfileSettings, run_profile
@@ -114,10 +107,8 @@ def profile_command(
         calib=list(calib) if calib else None,
         duration=duration, threads=threads,
     )  # fmt: skip
-    for path, what in ((json_path, "--report"), (plot, "--plot")):
-        if path is not None:
-            check_output_path(path, what)
-    check_distinct_outputs({"the target": Path(target), "--report": json_path, "--plot": plot})
+    check_outputs({"--report": json_path, "--plot": plot},
+                  {"the target": Path(target), **{f"--calib {p}": p for p in calib or []}})  # fmt: skip
     suffix = Path(target).suffix.lower()
     merged_onnx = merged_plan = None
     if suffix in (".onnx", ".plan"):

@@ -23,14 +23,13 @@ def schedule_command(
 ) -> None:
     """Resolve a schedule into the per-layer token table and FLOPs, merged against unmerged."""
     from vidtldr_deploy.core.flops import count_flops, token_count
-    from vidtldr_deploy.files import check_output_path
+    from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.models.presets import schedule_for
     from vidtldr_deploy.models.registry import get_architecture
     from vidtldr_deploy.models.vit import check_input_geometry
     from vidtldr_deploy.report.tables import schedule_table
 
-    if report is not None:
-        check_output_path(report, "--report")
+    check_outputs({"--report": report})
     spec = get_architecture(arch)
     cfg = spec.config
     frames = spec.default_frames if frames is None else frames

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli import args as opt
-from vidtldr_deploy.cli.commands.clip_args import ClipArgs
+from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
 from vidtldr_deploy.cli.console import console, error, guarded, info, out, status
 from vidtldr_deploy.cli.results import show_warnings, write_report_files
 from vidtldr_deploy.errors import EXIT_INTERRUPTED, InputError
@@ -54,6 +54,32 @@ def _pareto_table(data: dict):
     return table
 
 
+def _latency_model_text(cost_model) -> str:
+    """How far the latency model can be trusted: its threads and the spread of its timings."""
+    widest = cost_model.spread
+    caution = (
+        "; timings this spread make latency targets unreliable: run on an idle machine or "
+        "with fewer --threads"
+        if widest > 0.25 else ""
+    )  # fmt: skip
+    return (
+        f"latency model: blocks timed on {cost_model.threads} thread(s); repeated runs at one token "
+        f"count spread by up to {widest:.0%} of their median (interquartile range){caution}"
+    )
+
+
+def _show_presets(data: dict, arch: str) -> None:
+    """Which published presets were tried, which were left out and why, and the frame-count note."""
+    from vidtldr_deploy.models.presets import preset_note
+
+    for name, why in data["presets_skipped"].items():
+        info(f"preset {name} skipped: {why}")
+    tried = [p["name"].rstrip("~") for p in data["presets"]]
+    notes = [preset_note(name, arch, data["frames"]) for name in tried]
+    if any(notes):
+        info(f"note: {next(n for n in notes if n)} (also: {', '.join(tried)})")
+
+
 @opt.argument_group("clip_args", ClipArgs)
 def tune_command(
     checkpoint: Annotated[
@@ -89,6 +115,7 @@ def tune_command(
     device: Annotated[
         str, typer.Option("--device", help="cpu or cuda, for --target-latency-ms.")
     ] = "cpu",
+    threads: opt.Threads = None,
     arch: opt.Arch = None,
     frames: opt.Frames = None,
     ckpt_frames: opt.CkptFrames = None,
@@ -115,9 +142,10 @@ def tune_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """The schedule for a budget: least drift on your clips among schedules meeting it."""
+    import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path
+    from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.runtime.devices import check_device
     from vidtldr_deploy.tune import (
@@ -129,10 +157,10 @@ def tune_command(
     )
 
     budget = _budget(target_flops, target_speedup, target_latency_ms)
-    for path, what in ((report, "--report"), (plot, "--plot"), (write_config, "--write-config")):
-        if path is not None:
-            check_output_path(path, what)
-    check_distinct_outputs({"--report": report, "--plot": plot, "--write-config": write_config})
+    check_outputs({"--report": report, "--plot": plot, "--write-config": write_config},
+                  {"the target": Path(checkpoint), **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
     if beam_width < 1:
         raise InputError(f"--beam-width must be at least 1, got {beam_width}")
     if budget.kind == "latency_ms":
@@ -145,12 +173,16 @@ def tune_command(
     with status(f"loading {checkpoint}"):
         loaded = load_source(checkpoint, arch, frames, ckpt_frames, unsafe_load, seed)
     info(loaded.description)
-    side = loaded.model.cfg.img_size
-    batches = clip_args.load((1, 3, loaded.frames, side, side), loaded.arch)
+    decoding, advance = clip_progress()
+    stream = clip_args.stream(loaded.model, loaded.arch, advance)
+    with decoding:  # the search runs every candidate on every clip: they are kept, decoded once
+        video = np.concatenate([b.video[: b.valid] for b in stream])
+    show_clips(stream)
     cost_model = None
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
-            cost_model = torch_cost_model(loaded.model.to(device))
+            cost_model = torch_cost_model(loaded.model.to(device), threads=threads)
+        info(_latency_model_text(cost_model))
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -166,13 +198,15 @@ def tune_command(
             )
             progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
 
-        result = tune(loaded.model, batches.real_clips(), budget, arch=loaded.arch, names=batches.names or None,
+        result = tune(loaded.model, video, budget, arch=loaded.arch, names=stream.names,
                       cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance)  # fmt: skip
     data = result.to_dict()
-    data["inputs"] = batches.label
-    if batches.warnings:
-        data["warnings"] = batches.warnings
+    data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
+    data["inputs"] = stream.label
+    if stream.warnings():
+        data["warnings"] = stream.warnings()
     out.print(_pareto_table(data))
+    _show_presets(data, loaded.arch)
     flops = data["flops"]
     verdict = "meets" if data["meets_budget"] else "does NOT meet"
     out.print(
@@ -192,7 +226,7 @@ def tune_command(
         info(f"plot: {plot}")
     if write_config is not None:
         if data["meets_budget"]:
-            write_tuned_config(write_config, data)
+            write_tuned_config(write_config, data, loaded.arch)
             info(
                 f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
             )

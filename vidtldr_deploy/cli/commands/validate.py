@@ -11,6 +11,7 @@ import numpy as np
 import typer
 
 from vidtldr_deploy.cli import args as opt
+from vidtldr_deploy.cli.commands.clip_args import InputArgs
 from vidtldr_deploy.cli.console import guarded, info, status
 from vidtldr_deploy.cli.results import show_validation, write_report_files
 from vidtldr_deploy.errors import InputError
@@ -57,22 +58,15 @@ def resolve_runtime(model: Path, runtime: str | None, device: str | None) -> tup
     return runtime, device or ("cuda" if runtime == "tensorrt" else "cpu")
 
 
-def check_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
-    from vidtldr_deploy.files import check_distinct_outputs, check_output_path, markdown_path
+def check_validate_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
+    from vidtldr_deploy.files import check_outputs
 
-    for path, what in (
-        (report, "--report"),
-        (save_inputs, "--save-inputs"),
-        (save_outputs, "--save-outputs"),
-    ):
-        if path is None:
-            continue
-        check_output_path(path, what)
-        if what != "--report" and path.suffix != ".npz":
+    for path, what in ((save_inputs, "--save-inputs"), (save_outputs, "--save-outputs")):
+        if path is not None and path.suffix != ".npz":
             raise InputError(f"{what} {path}: give a .npz file name")
-    check_distinct_outputs({("the engine" if model.suffix == ".plan" else "the graph"): model, **{f"--inputs {p}": p for p in inputs or []}, "--report": report,
-                            "--report's Markdown": markdown_path(report) if report else None,
-                            "--save-inputs": save_inputs, "--save-outputs": save_outputs})  # fmt: skip
+    check_outputs({"--report": report, "--save-inputs": save_inputs, "--save-outputs": save_outputs},
+                  {("the engine" if model.suffix == ".plan" else "the graph"): model,
+                   **{f"--inputs {p}": p for p in inputs or []}})  # fmt: skip
 
 
 def open_runner(model: Path, runtime: str, device: str, plugins: Path | None):
@@ -96,6 +90,7 @@ def engine_graph(model: Path) -> Path:
 
 
 @opt.argument_group("flags", opt.ToleranceFlags)
+@opt.argument_group("clips", InputArgs)
 def validate_command(
     model: Annotated[
         Path,
@@ -137,7 +132,7 @@ def validate_command(
         ),
     ] = None,
     ckpt_frames: opt.CkptFrames = None,
-    inputs: opt.InputsOrLoad = None,
+    clips: InputArgs = None,
     save_inputs: opt.SaveInputs = None,
     save_outputs: opt.SaveOutputs = None,
     seed: opt.Seed = 0,
@@ -156,8 +151,9 @@ def validate_command(
     from vidtldr_deploy.validate.run import run_validation
 
     runtime, device = resolve_runtime(model, runtime, device)
+    inputs = clips.paths
     check_inputs_exist(model, inputs)
-    check_outputs(model, inputs, report, save_inputs, save_outputs)
+    check_validate_outputs(model, inputs, report, save_inputs, save_outputs)
     check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
     precision, graph = "fp32", model
     if runtime == "tensorrt":
@@ -169,24 +165,28 @@ def validate_command(
     with status("loading the graph and its PyTorch reference"):
         ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames)
     info(f"{ref.loaded.description}; schedule {ref.schedule.spec!r}")
-    clips = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch)
+    batches = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch,
+                          **clips.options())  # fmt: skip
+    for warning in batches.warnings:
+        info(f"warning: {warning}")
     if save_inputs is not None:
-        save_arrays(save_inputs, input_arrays(clips))
+        save_arrays(save_inputs, input_arrays(batches))
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
     with (
         status(f"running {runtime} ({device}) and PyTorch"),
         open_runner(model, runtime, device, plugins) as runner,
     ):
-        runs = run_validation(runner, ref.loaded, ref.schedule, clips)
+        runs = run_validation(runner, ref.loaded, ref.schedule, batches)
     result = compare_validation(
         runs, target=str(model), loaded=ref.loaded, schedule=ref.schedule, tolerances=tolerances,
-        precision=precision, inputs=clips.label, strict_tokens=strict_tokens,
+        precision=precision, inputs=batches.label, strict_tokens=strict_tokens,
     )  # fmt: skip
     show_validation(result)
     if save_outputs is not None:
         save_arrays(save_outputs, output_arrays(runs))
         info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
-    write_report_files(report, {**result.to_dict(), "device": device})
+    skipped = {"warnings": batches.warnings} if batches.warnings else {}
+    write_report_files(report, {**result.to_dict(), "device": device, **skipped})
     if not result.passed:
         raise typer.Exit(1)
 

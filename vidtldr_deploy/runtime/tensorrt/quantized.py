@@ -1,4 +1,4 @@
-"""TensorRT build settings for quantized (explicit Q/DQ) graphs (issue 12).
+"""TensorRT build settings for quantized (explicit Q/DQ) graphs.
 
 Pure selection logic on a `trt` module object, so it is testable without TensorRT (tests pass a
 fake). backends/tensorrt.build_engine applies the result (see the patch in the issue-12 report):

@@ -37,11 +37,27 @@ def estimate_bytes(
     }
 
 
+def forward_bytes(model, batch: int) -> dict[str, int]:
+    """estimate_bytes for a loaded model (a MergeViT) at `batch` clips."""
+    cfg = model.cfg
+    return estimate_bytes(batch, model.frames, cfg.img_size, model.num_tokens, cfg.embed_dim,
+                          cfg.heads, cfg.mlp_ratio)  # fmt: skip
+
+
+PASS_BYTES = 64 << 20  # what one forward pass over a stream of clips may hold, at most
+
+
+def clips_per_pass(model, budget: int = PASS_BYTES) -> int:
+    """How many clips one forward pass may take for its peak (forward_bytes) to fit `budget`:
+    evaluate streams clips in passes of this size and tune runs its blocks in chunks of it, so
+    memory does not grow with the number of clips. Over a hundred clips for the demo, one for
+    ViT-B at 16 frames (about 0.35 GiB of attention per clip)."""
+    return max(1, budget // sum(forward_bytes(model, 1).values()))
+
+
 def check_memory(model, batch: int, what: str = "this request") -> None:
     """Refuse a (model, batch) whose forward pass needs more than the limit, saying how much."""
-    cfg = model.cfg
-    parts = estimate_bytes(batch, model.frames, cfg.img_size, model.num_tokens, cfg.embed_dim,
-                           cfg.heads, cfg.mlp_ratio)  # fmt: skip
+    parts = forward_bytes(model, batch)
     total, limit = sum(parts.values()), memory_limit_bytes()
     if total <= limit:
         return
