@@ -19,11 +19,47 @@ MERGE_OPS = ("Saliency", "Merge")
 INPUT_NAME = "video"
 META_PREFIX = "vidtldr."
 
+
+class Precision(str, Enum):
+    """The numbers a graph or an engine computes in: one name each, checked in one place.
+
+    INT8 is explicit Q/DQ with the merge islands kept fp32; FP8 is only built from a graph that
+    already carries FP8 Q/DQ (NVIDIA ModelOpt), never written by this toolkit."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+    FP8 = "fp8"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def quantized(self) -> bool:
+        """Explicit quantization: the graph carries Q/DQ and the build follows it."""
+        return self in (Precision.INT8, Precision.FP8)
+
+    @classmethod
+    def parse(
+        cls,
+        text: str | Precision,
+        allowed: tuple[str, ...] | None = None,
+        what: str = "--precision",
+    ) -> Precision:
+        """`text` as a Precision; `allowed` limits the names a caller takes (default PRECISIONS)."""
+        allowed = allowed or PRECISIONS
+        if isinstance(text, Precision) and text.value in allowed:
+            return text
+        if not isinstance(text, str) or text not in allowed:
+            raise InputError(f"{what} must be one of {', '.join(allowed)}, got {text!r}")
+        return cls(text)
+
+
 # The built-in demo model's schedule when none is given: a quarter of the tokens in each of the
 # first two layers.
 DEMO_SCHEDULE = "0.25x2"
 
-PRECISIONS = ("fp32", "fp16", "int8")  # int8: explicit Q/DQ, merge islands kept fp32
+PRECISIONS = ("fp32", "fp16", "int8")  # what export, build and profile take
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
 

@@ -1,8 +1,9 @@
 """The toolkit's error types, and the exit code each one means (docs/design.md, "Exit codes").
 
-Every user-facing failure is a VidTLDRError whose message names the problem and the fix; the CLI
-prints it as one line and exits with the type's code, so scripts can tell a failed accuracy check
-(1) from bad input or a missing tool (2) and from a bug (3, any other exception).
+Every user-facing failure is raised as one of the kinds below (never the base VidTLDRError itself):
+its message names the problem and the fix; the CLI prints it as one line and exits with the kind's
+code, so scripts can tell a failed accuracy check (1) from bad input or a missing tool (2) and from
+a runtime that failed on a well-formed input, or a bug (3).
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class VidTLDRError(Exception):
-    """A problem the user can fix: the message names the problem and the fix (exit 2)."""
+    """The base of the kinds below; never raised itself, so every failure says what kind it is."""
 
     exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, *args: object) -> None:
+        if type(self) is VidTLDRError:
+            raise TypeError(
+                "raise a kind of VidTLDRError (InputError, CheckFailed, ...), not the base"
+            )
+        super().__init__(*args)
 
 
 class InputError(VidTLDRError):
@@ -34,6 +42,14 @@ class CheckFailed(VidTLDRError):
     exit_code = EXIT_CHECK_FAILED
 
 
+class RuntimeFailure(VidTLDRError):
+    """A runtime failed on an input the toolkit accepted: ONNX Runtime could not load or run a
+    graph, TensorRT's parser or builder rejected it, a kernel or the Triton server returned an
+    error (exit 3; the message names the runtime and what it said)."""
+
+    exit_code = EXIT_INTERNAL
+
+
 class InputErrors(InputError):
     """Several input problems found in one pass (HF Optimum-style): all are reported at once, so a
     user fixes a command line in one go instead of one rerun per flag."""
@@ -47,6 +63,12 @@ class InputErrors(InputError):
                 f"  - {p}" for p in self.problems
             )
         super().__init__(text)
+
+
+def with_note(err: VidTLDRError, note: str) -> VidTLDRError:
+    """The same kind of error with a sentence added (say, what was kept and what was not written)."""
+    kind = InputError if isinstance(err, InputErrors) else type(err)
+    return kind(f"{err}\n{note}")
 
 
 class ProblemCollector:

@@ -17,7 +17,7 @@ LAYERS = {
     "models": 2, "clips": 2,
     "export": 3,
     "runtime": 4,
-    "validate": 5, "profile": 5,
+    "target": 5, "validate": 5, "profile": 5,
     "evaluate": 6, "tune": 6, "pipelines": 6, "serve": 6,
     "report": 7,
     "cli": 8,

@@ -7,13 +7,11 @@ import json
 import os
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
+from support.graphs import graph_with_metadata
 from vidtldr_deploy.cli.main import app
-from vidtldr_deploy.constants import META_PREFIX
 from vidtldr_deploy.errors import EXIT_BAD_INPUT
 
 runner = CliRunner()
@@ -257,21 +255,7 @@ def test_bad_clip_arrays_are_named_before_export(tmp_path, write, needle):
 
 
 def _graph(tmp_path, **meta) -> object:
-    base = {
-        "arch": "umt-tiny", "frames": "4", "batch": "1", "input_shape": "[1, 3, 4, 32, 32]",
-        "schedule": json.dumps({"spec": "0.25x2", "layers": []}), "checkpoint": "demo:umt-tiny:seed0",
-        "checkpoint_sha256": "", "merge_impl": "onnx",
-    }  # fmt: skip
-    base.update(meta)
-    x = helper.make_tensor_value_info("video", TensorProto.FLOAT, [1, 3, 4, 32, 32])
-    y = helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 3, 4, 32, 32])
-    graph = helper.make_graph([helper.make_node("Identity", ["video"], ["pooled"])], "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    for key, value in base.items():
-        model.metadata_props.add(key=META_PREFIX + key, value=value)
-    path = tmp_path / "g.onnx"
-    onnx.save(model, str(path))
-    return path
+    return graph_with_metadata(tmp_path, **meta)
 
 
 @pytest.mark.parametrize(

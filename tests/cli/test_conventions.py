@@ -86,6 +86,23 @@ def test_validate_wrong_runtime_for_the_file(graph):
     assert res.exit_code == EXIT_BAD_INPUT and "build an engine" in " ".join(res.output.split())
 
 
+def _engine_beside(graph, tmp_path, precision: str) -> Path:
+    """e.plan (bytes no TensorRT loads) with its sidecar, and e.onnx (a copy of `graph`) beside it."""
+    import shutil
+
+    from vidtldr_deploy.runtime.tensorrt import sidecar as sc
+
+    onnx_path = tmp_path / "e.onnx"
+    shutil.copy(graph, onnx_path)
+    sidecar = sc.make_sidecar(
+        tensorrt_version="10.7.0", cuda_version="12.6", gpu_name="GPU", compute_capability="9.0",
+        precision=precision, inputs={"video": sc.io_spec((1, 3, 4, 32, 32), "float32")},
+        outputs={"pooled": sc.io_spec((1, 64), "float32")}, schedule=None, onnx_path=onnx_path,
+    )  # fmt: skip
+    sc.write_engine_and_sidecar(tmp_path / "e.plan", b"engine", sidecar)
+    return tmp_path / "e.plan"
+
+
 def test_validate_engine_without_tensorrt_is_a_named_error(graph, tmp_path, monkeypatch):
     import vidtldr_deploy.runtime.tensorrt.environment as env
 
@@ -95,8 +112,7 @@ def test_validate_engine_without_tensorrt_is_a_named_error(graph, tmp_path, monk
         raise EnvironmentProblem("TensorRT is not installed: install it")
 
     monkeypatch.setattr(env, "require_tensorrt", missing)
-    plan = tmp_path / "e.plan"
-    plan.write_bytes(b"engine")
+    plan = _engine_beside(graph, tmp_path, "fp32")  # the files are right: only TensorRT is missing
     res = invoke("validate", plan)
     assert res.exit_code == EXIT_BAD_INPUT and "TensorRT is not installed" in res.output
 
@@ -106,11 +122,9 @@ def test_validate_engine_uses_the_tensorrt_runner_and_the_graph_beside_it(
 ):
     """`vidtldr validate X.plan`: TensorRTRunner with the sidecar's precision, the PyTorch reference
     rebuilt from X.onnx. A stand-in runner (ONNX Runtime on the graph) plays TensorRT here."""
-    import shutil
 
     import vidtldr_deploy.runtime.devices as devices
     import vidtldr_deploy.runtime.tensorrt.runner as trt_runner
-    import vidtldr_deploy.runtime.tensorrt.sidecar as sidecar
     from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
     class FakeTensorRTRunner(OnnxRuntimeRunner):
@@ -123,9 +137,7 @@ def test_validate_engine_uses_the_tensorrt_runner_and_the_graph_beside_it(
 
     monkeypatch.setattr(devices, "check_device", lambda runtime, device: None)
     monkeypatch.setattr(trt_runner, "TensorRTRunner", FakeTensorRTRunner)
-    monkeypatch.setattr(sidecar, "read_sidecar", lambda path: {"precision": "fp16"})
-    shutil.copy(graph, tmp_path / "e.onnx")
-    (tmp_path / "e.plan").write_bytes(b"engine")
+    _engine_beside(graph, tmp_path, "fp16")
     rep = tmp_path / "r.json"
     res = invoke("validate", tmp_path / "e.plan", "--plugins", tmp_path / "lib.so", "--report", rep)
     assert res.exit_code == 0, res.output

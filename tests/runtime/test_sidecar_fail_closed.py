@@ -18,7 +18,8 @@ def _sidecar(tmp_path, **overrides) -> dict:
     onnx_path.write_bytes(b"graph")
     kwargs = dict(
         tensorrt_version="10.3.0", cuda_version="12.6", gpu_name="GPU", compute_capability="8.0",
-        precision="fp32", inputs={}, outputs={}, schedule=None, onnx_path=onnx_path,
+        precision="fp32", inputs={"video": sc.io_spec((1, 3, 4, 32, 32), "float32")},
+        outputs={"pooled": sc.io_spec((1, 64), "float32")}, schedule=None, onnx_path=onnx_path,
         engine_sha256=hashlib.sha256(ENGINE).hexdigest(),
     )  # fmt: skip
     kwargs.update(overrides)

@@ -40,7 +40,8 @@ def error(text: str) -> None:
 
 def guarded(fn):
     """Run a command so that every way out has its exit code: a VidTLDRError prints one message
-    and exits with its type's code (1 check failed, 2 bad input or environment); Ctrl-C or SIGTERM
+    and exits with its kind's code (1 check failed, 2 bad input or environment, 3 a runtime
+    failure); Ctrl-C or SIGTERM
     exits 130 after the `finally` blocks removed what was half-written; anything else is a bug:
     one line, exit 3, the traceback with --debug (or VIDTLDR_DEBUG=1)."""
 

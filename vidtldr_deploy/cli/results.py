@@ -24,6 +24,14 @@ def write_report_files(path: Path | None, data: dict) -> None:
     info(f"report: {json_path} (Markdown: {md_path})")
 
 
+def show_merge_agreement(decisions: dict) -> None:
+    """An INT8 graph's merge decisions against fp32's (the `merge_decisions` report entry)."""
+    out.print(
+        f"merge decisions agreeing with fp32: {decisions['agreement']:.1%} "
+        f"(at least {decisions['min_agreement']:.0%} required)", highlight=False,
+    )  # fmt: skip
+
+
 def show_validation(result) -> None:
     from vidtldr_deploy.report.cells import comparison_notes, tolerance_text
     from vidtldr_deploy.report.tables import comparison_table

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 
 PAD_MODES = ("repeat", "zeros")
 
@@ -40,9 +40,9 @@ def make_batches(
     """Consecutive groups of `batch` clips; the last group is filled up with copies of its last
     clip ("repeat": realistic inputs, so padding cannot trip numerics) or zeros."""
     if batch < 1:
-        raise VidTLDRError(f"batch size must be positive, got {batch}")
+        raise InputError(f"batch size must be positive, got {batch}")
     if pad not in PAD_MODES:
-        raise VidTLDRError(f"unknown padding {pad!r}: use one of {', '.join(PAD_MODES)}")
+        raise InputError(f"unknown padding {pad!r}: use one of {', '.join(PAD_MODES)}")
     if len(clips) != len(names):
         raise ValueError(f"{len(clips)} clips but {len(names)} names")
     batches = []

@@ -9,7 +9,7 @@ import numpy as np
 
 from vidtldr_deploy.clips.limits import DecodeLimits
 from vidtldr_deploy.clips.sampling import sample_indices
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
 
 _READ_ERRORS = (av.FFmpegError, OSError, ValueError)
 
@@ -20,7 +20,7 @@ def _failure(path: Path, what: str, err: BaseException) -> BaseException:
     exception the handler raised; that is an interrupt, never a bad file."""
     if isinstance(err, (InterruptedError, av.ExitError)):
         return KeyboardInterrupt()
-    return VidTLDRError(f"{path}: {what} ({err})")
+    return InputError(f"{path}: {what} ({err})")
 
 
 def _open(path: Path):
@@ -32,7 +32,7 @@ def _open(path: Path):
 
 def _video_stream(container, path: Path):
     if not container.streams.video:
-        raise VidTLDRError(f"{path}: no video stream")
+        raise InputError(f"{path}: no video stream")
     return container.streams.video[0]
 
 
@@ -88,7 +88,7 @@ def decode_frames(
             raise _failure(path, "cannot decode the video", err) from err
     missing = sorted(wanted - picked.keys())
     if missing:
-        raise VidTLDRError(
+        raise InputError(
             f"{path}: the video ended before frame {missing[0]} (decoded {len(picked)} of the "
             f"{len(wanted)} sampled frames); the file may be truncated or corrupt"
         )
@@ -110,5 +110,5 @@ def sample_frames(
     try:
         indices = sample_indices(sampling, n, t)
     except VidTLDRError as err:
-        raise VidTLDRError(f"{path}: {err}") from err
+        raise InputError(f"{path}: {err}") from err
     return decode_frames(path, indices, limits), indices

@@ -15,7 +15,7 @@ from vidtldr_deploy.clips.limits import DecodeLimits
 from vidtldr_deploy.clips.preprocess import preprocess
 from vidtldr_deploy.clips.recipe import ClipRecipe, recipe_for
 from vidtldr_deploy.clips.sources import ClipSource, array_clips, check_clip_values, expand_paths
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
 
 # progress(done, total, name): called after each source, done counting from 1.
 Progress = Callable[[int, int, str], None]
@@ -82,9 +82,9 @@ class ClipStream:
         if isinstance(recipe, str):
             recipe = recipe_for(recipe)
         if frames < 1:
-            raise VidTLDRError(f"frames per clip must be positive, got {frames}")
+            raise InputError(f"frames per clip must be positive, got {frames}")
         if limit is not None and limit < 1:
-            raise VidTLDRError(f"a clip limit must be positive, got {limit}")
+            raise InputError(f"a clip limit must be positive, got {limit}")
         self.paths = [Path(p) for p in paths]
         self.sources = expand_paths(self.paths)
         self.recipe, self.frames, self.batch, self.pad, self.limit = (
@@ -140,7 +140,7 @@ class ClipStream:
         if not self.names:
             reasons = "; ".join(s.reason for s in self.skipped[:3])
             where = ", ".join(map(str, self.paths))
-            raise VidTLDRError(f"no usable clips in {where}: {reasons}")
+            raise InputError(f"no usable clips in {where}: {reasons}")
 
     @property
     def count(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError
 
 # ImageNet statistics: UMT normalises with them, and so do the released VideoMAE checkpoints
 # (their preprocessor_config.json), although transformers' VideoMAEImageProcessor *defaults* to
@@ -35,11 +35,11 @@ class ClipRecipe:
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
-            raise VidTLDRError(f"unknown sampling {self.sampling!r}: use one of {SAMPLINGS}")
+            raise InputError(f"unknown sampling {self.sampling!r}: use one of {SAMPLINGS}")
         if self.resize not in RESIZES or self.crop not in CROPS:
-            raise VidTLDRError(f"unsupported resize/crop {self.resize!r}/{self.crop!r}")
+            raise InputError(f"unsupported resize/crop {self.resize!r}/{self.crop!r}")
         if self.image_size < 1:
-            raise VidTLDRError(f"image size must be positive, got {self.image_size}")
+            raise InputError(f"image size must be positive, got {self.image_size}")
 
     def with_size(self, image_size: int) -> ClipRecipe:
         return replace(self, image_size=image_size)
@@ -72,7 +72,7 @@ def recipe_for(name: str, *, image_size: int | None = None) -> ClipRecipe:
     else:
         arch = _architecture(name)
         if arch.family not in FAMILY_RECIPES:
-            raise VidTLDRError(f"architecture {name!r} (family {arch.family!r}) has no clip recipe")
+            raise InputError(f"architecture {name!r} (family {arch.family!r}) has no clip recipe")
         recipe = FAMILY_RECIPES[arch.family].with_size(arch.config.img_size)
     return recipe if image_size is None else recipe.with_size(image_size)
 
@@ -81,7 +81,7 @@ def frames_for(name: str, frames: int | None = None) -> int:
     """T for an architecture: the override if given, else the registry's default_frames."""
     if frames is not None:
         if frames < 1:
-            raise VidTLDRError(f"frames must be positive, got {frames}")
+            raise InputError(f"frames must be positive, got {frames}")
         return frames
     return _architecture(name).default_frames
 
@@ -94,4 +94,4 @@ def _architecture(name: str):
     try:
         return get_architecture(name)
     except VidTLDRError as err:
-        raise VidTLDRError(f"{err}; or a clip family: {', '.join(sorted(FAMILY_RECIPES))}") from err
+        raise InputError(f"{err}; or a clip family: {', '.join(sorted(FAMILY_RECIPES))}") from err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 
 
 def middle_indices(n: int, t: int) -> list[int]:
@@ -34,7 +34,7 @@ SAMPLERS = {"middle": middle_indices, "uniform": uniform_indices}
 
 def sample_indices(sampling: str, n: int, t: int) -> list[int]:
     if sampling not in SAMPLERS:
-        raise VidTLDRError(f"unknown sampling {sampling!r}: use one of {', '.join(SAMPLERS)}")
+        raise InputError(f"unknown sampling {sampling!r}: use one of {', '.join(SAMPLERS)}")
     return SAMPLERS[sampling](n, t)
 
 
@@ -42,6 +42,6 @@ def _check(n: int, t: int) -> None:
     # The official loaders pad a short video by repeating its last frame; here a clip shorter
     # than T is refused instead, so that no metric silently runs on duplicated frames.
     if t < 1:
-        raise VidTLDRError(f"frames per clip must be positive, got {t}")
+        raise InputError(f"frames per clip must be positive, got {t}")
     if n < t:
-        raise VidTLDRError(f"the video has {n} frames, fewer than the {t} the model takes")
+        raise InputError(f"the video has {n} frames, fewer than the {t} the model takes")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.files import check_input_file
 from vidtldr_deploy.models.memory import LIMIT_ENV, memory_limit_bytes
 
@@ -37,7 +37,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[ClipSource]:
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise VidTLDRError(f"clip path {path} does not exist")
+            raise InputError(f"clip path {path} does not exist")
         if path.is_dir():
             sources.extend(_folder_sources(path))
         else:
@@ -57,7 +57,7 @@ def _file_sources(path: Path) -> list[ClipSource]:
         return [ClipSource(path, "array")]
     if suffix == ".npz":
         return [ClipSource(path, "array", key) for key in _npz_keys(path)]
-    raise VidTLDRError(
+    raise InputError(
         f"{path}: unsupported clip file type {path.suffix!r}; use a video "
         f"({', '.join(VIDEO_SUFFIXES)}), a folder of videos, or a .npy/.npz clip batch"
     )
@@ -72,7 +72,7 @@ def _folder_sources(folder: Path) -> list[ClipSource]:
         if p.is_file() and _suffix(p) in VIDEO_SUFFIXES and not p.name.startswith(".")
     ]
     if not found:
-        raise VidTLDRError(
+        raise InputError(
             f"folder {folder} holds no video files ({', '.join(VIDEO_SUFFIXES)}, searched "
             "recursively)"
         )
@@ -86,10 +86,10 @@ def _npz_keys(path: Path) -> list[str]:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
     except Exception as err:  # noqa: BLE001 - BadZipFile, EOFError, ValueError, OSError ...
-        raise VidTLDRError(f"{path} is not a readable .npz file ({_detail(err)}): save it again "
+        raise InputError(f"{path} is not a readable .npz file ({_detail(err)}): save it again "
                            f"with numpy.savez") from err  # fmt: skip
     if not keys:
-        raise VidTLDRError(
+        raise InputError(
             f"{path} holds no arrays: save the clips with numpy.savez(path, clips=...)"
         )
     _check_declared(path, [_declared(path, key) for key in keys])
@@ -105,9 +105,9 @@ def _check_array_file(path: Path) -> None:
     try:
         size = path.stat().st_size
     except OSError as err:
-        raise VidTLDRError(f"{path} cannot be read: {err.strerror or err}") from err
+        raise InputError(f"{path} cannot be read: {err.strerror or err}") from err
     if size == 0:
-        raise VidTLDRError(f"{path} is empty (0 bytes): the copy was cut short; write it again")
+        raise InputError(f"{path} is empty (0 bytes): the copy was cut short; write it again")
 
 
 def _read_header(f) -> tuple[tuple[int, ...], np.dtype]:
@@ -133,7 +133,7 @@ def _declared(path: Path, key: str | None = None) -> tuple[tuple[int, ...], np.d
                 return _read_header(f)
     except Exception as err:  # noqa: BLE001 - truncated or damaged headers raise many types
         name = path if key is None else f"{path}:{key}"
-        raise VidTLDRError(
+        raise InputError(
             f"{name} is not a readable .npy/.npz array ({_detail(err)}): save it again with "
             f"numpy.save / numpy.savez"
         ) from err
@@ -170,7 +170,7 @@ def read_array(source: ClipSource) -> np.ndarray:
         with np.load(source.path, allow_pickle=False) as archive:
             return archive[source.key]
     except Exception as err:  # noqa: BLE001 - truncated or damaged files raise many types
-        raise VidTLDRError(
+        raise InputError(
             f"{source.name} is not a readable .npy/.npz array ({_detail(err)}): save it again with "
             f"numpy.save / numpy.savez"
         ) from err
@@ -180,26 +180,26 @@ def check_clip_values(arr: np.ndarray, name: str) -> None:
     """Only real numbers become clips: strings are refused, complex values are refused rather than
     silently losing their imaginary part, and NaN/Inf are named by clip before any run."""
     if np.iscomplexobj(arr):
-        raise VidTLDRError(f"{name} holds complex values ({arr.dtype}): clips must be real numbers")
+        raise InputError(f"{name} holds complex values ({arr.dtype}): clips must be real numbers")
     if arr.dtype.kind in "ub":
-        raise VidTLDRError(
+        raise InputError(
             f"{name} holds {arr.dtype} values: an array is taken as clips already preprocessed "
             "(normalised float32); pass raw frames as video files (--clips clip.mp4), which are "
             "sampled and normalised for the model"
         )
     if arr.dtype.kind not in "fi":
-        raise VidTLDRError(
+        raise InputError(
             f"{name} holds {arr.dtype} values, not numbers: save preprocessed float32 clips"
         )
     if arr.ndim == 0:
-        raise VidTLDRError(f"{name} holds a single number (a 0-d array), not clips")
+        raise InputError(f"{name} holds a single number (a 0-d array), not clips")
     if arr.dtype.kind == "f":
         bad = [i for i, clip in enumerate(arr) if not np.isfinite(clip).all()]
         if bad:
             shown = ", ".join(map(str, bad[:5])) + (
                 f", ... ({len(bad) - 5} more)" if len(bad) > 5 else ""
             )
-            raise VidTLDRError(
+            raise InputError(
                 f"{name} has NaN or Inf values in clip(s) {shown}: fix the preprocessing"
             )
 
@@ -214,7 +214,7 @@ def array_clips(
         arr = arr[None]
     check_clip_values(arr, source.name)
     if arr.ndim != 5 or tuple(arr.shape[1:]) != tuple(shape):
-        raise VidTLDRError(
+        raise InputError(
             f"{source.name}: clips of shape {tuple(arr.shape)}, but the model takes "
             f"({batch if batch else 'batch'}, {', '.join(map(str, shape))})"
         )

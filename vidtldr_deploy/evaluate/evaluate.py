@@ -16,7 +16,7 @@ import numpy as np
 
 from vidtldr_deploy.core.flops import FlopsReport, count_flops
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.evaluate import metrics as m
 from vidtldr_deploy.evaluate.labels import labels_for_clips
 from vidtldr_deploy.evaluate.targets import (
@@ -173,9 +173,7 @@ def _resolve(model: MergeViT, target: Target, arch: str | None) -> tuple[str, Me
     depth, n = model.cfg.depth, model.num_tokens
     if isinstance(target, GraphTarget):
         if len(target.rs) != depth:
-            raise VidTLDRError(
-                f"{target.label}: schedule has {len(target.rs)} layers, model {depth}"
-            )
+            raise InputError(f"{target.label}: schedule has {len(target.rs)} layers, model {depth}")
         return target.label, schedule_for(target.spec, arch, depth, n, model.frames)
     return target, schedule_for(target, arch, depth, n, model.frames)
 
@@ -216,10 +214,10 @@ def evaluate(
         if progress:
             progress(done, len(targets))
     if not refs:
-        raise VidTLDRError("no clips to evaluate")
+        raise InputError("no clips to evaluate")
     ref = np.concatenate(refs)
     if len(ref) != len(names):
-        raise VidTLDRError(f"{len(ref)} clips but {len(names)} names")
+        raise InputError(f"{len(ref)} clips but {len(names)} names")
     clip_labels, warnings = None, []
     if labels:
         found, warnings = labels_for_clips(names, labels, model.cfg.num_classes, label_roots)

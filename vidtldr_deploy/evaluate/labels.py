@@ -12,14 +12,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import InputError
 
 
 def load_labels(path: str | Path) -> dict[str, int]:
     """`path,label` rows -> {path: label}. A first row whose label is not an integer is a header."""
     path = Path(path)
     if not path.exists():
-        raise VidTLDRError(f"labels file {path} does not exist")
+        raise InputError(f"labels file {path} does not exist")
     labels: dict[str, int] = {}
     first_line: dict[str, int] = {}
     try:
@@ -36,14 +36,14 @@ def load_labels(path: str | Path) -> dict[str, int]:
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if len(row) < 2:
-            raise VidTLDRError(f"{path}:{line_no}: expected `path,label`, got {row!r}")
+            raise InputError(f"{path}:{line_no}: expected `path,label`, got {row!r}")
         clip, text = row[0].strip(), row[1].strip()
         try:
             label = int(text)
         except ValueError:
             if line_no == 1:
                 continue  # header
-            raise VidTLDRError(
+            raise InputError(
                 f"{path}:{line_no}: label {text!r} is not an integer class index"
             ) from None
         if label < 0:

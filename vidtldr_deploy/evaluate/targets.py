@@ -7,13 +7,13 @@ array: `pooled` for encoders, `logits` for classifiers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.export.metadata import recorded_schedule
 from vidtldr_deploy.models.vit import MergeViT
 from vidtldr_deploy.runtime.base import Runner
 
@@ -48,11 +48,8 @@ class GraphTarget:
 
 def rs_from_metadata(metadata: Mapping[str, str]) -> tuple[int, ...]:
     """Resolved per-layer r of an exported graph, from its `vidtldr.*` metadata (read_metadata)."""
-    if "schedule" not in metadata:
-        raise VidTLDRError(
-            "the graph has no vidtldr schedule metadata: was it exported by vidtldr?"
-        )
-    return tuple(int(row["r"]) for row in json.loads(metadata["schedule"])["layers"])
+    schedule = recorded_schedule(dict(metadata), "the graph")
+    return tuple(row["r"] for row in schedule.get("layers", []))
 
 
 def iter_batches(clips: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -62,7 +59,7 @@ def iter_batches(clips: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarra
     for batch in clips:
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 5:
-            raise VidTLDRError(f"clips must be (N, 3, T, H, W), got shape {batch.shape}")
+            raise InputError(f"clips must be (N, 3, T, H, W), got shape {batch.shape}")
         yield batch
 
 
@@ -83,7 +80,7 @@ def runner_outputs(target: GraphTarget, video: np.ndarray, output: str) -> np.nd
             chunk = np.concatenate([chunk, pad])
         result = target.runner.run(chunk)
         if output not in result:
-            raise VidTLDRError(
+            raise InputError(
                 f"{target.label} has no output {output!r} (outputs: {', '.join(result)})"
             )
         parts.append(np.asarray(result[output])[:n])

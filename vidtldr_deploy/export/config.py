@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from vidtldr_deploy.constants import EXPORT_MERGE_IMPLS as MERGE_IMPLS
-from vidtldr_deploy.constants import PRECISIONS
-from vidtldr_deploy.errors import InputError, ProblemCollector, VidTLDRError
+from vidtldr_deploy.constants import Precision
+from vidtldr_deploy.errors import InputError, ProblemCollector
 from vidtldr_deploy.export.metadata import check_graph_form, check_opset
 
 if sys.version_info >= (3, 11):
@@ -87,10 +87,10 @@ class ExportConfig:
             out.append(
                 f"--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {self.merge_impl!r}"
             )
-        if self.precision not in PRECISIONS:
-            out.append(
-                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+        try:
+            Precision.parse(self.precision)
+        except InputError as err:
+            out.append(str(err))
         out.extend(_tolerance_problems(self.tolerances))
         for check in (
             lambda: check_opset(self.opset),
@@ -116,22 +116,22 @@ class ExportConfig:
 def load_export_config(path: str | Path) -> ExportConfig:
     path = Path(path)
     if not path.exists():
-        raise VidTLDRError(f"config {path} does not exist")
+        raise InputError(f"config {path} does not exist")
     if path.is_dir():
-        raise VidTLDRError(f"config {path} is a directory: give an export config .toml file")
+        raise InputError(f"config {path} is a directory: give an export config .toml file")
     try:
         data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise VidTLDRError(f"config {path} is not valid TOML: {err}") from err
+        raise InputError(f"config {path} is not valid TOML: {err}") from err
     except OSError as err:
-        raise VidTLDRError(f"config {path} cannot be read: {err.strerror or err}") from err
+        raise InputError(f"config {path} cannot be read: {err.strerror or err}") from err
     if isinstance(data.get("export"), dict):
         data = data["export"]
     # Accept a flat file or one with an [export] table (taken above).
     allowed = {f.name for f in fields(ExportConfig)}
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise VidTLDRError(
+        raise InputError(
             f"config {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
     return ExportConfig(**data).check(f"config {path}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import RuntimeFailure
 
 DOMAIN = "vidtldr"  # = export.onnx_functions.DOMAIN (not imported: keeps onnxscript out of here)
 ISLAND_OPS = ("Saliency", "Merge")
@@ -222,7 +222,7 @@ def merge_hidden_inputs(model: onnx.ModelProto) -> list[str]:
     found = []
     for island in order:
         if len(entering[island]) != 1:
-            raise VidTLDRError(
+            raise RuntimeFailure(
                 f"cannot tell the hidden state entering {island}: candidates {entering[island]}"
             )
         found.append(entering[island][0])

@@ -4,12 +4,13 @@ read back by validation, profiling, the engine build and serving (docs/design.md
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import onnx
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.constants import DOMAIN, META_PREFIX, MergeImpl
+from vidtldr_deploy.constants import DOMAIN, META_PREFIX, MergeImpl, Precision
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
 
@@ -106,6 +107,127 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
         for p in model.metadata_props
         if p.key.startswith(META_PREFIX)
     }
+
+
+@dataclass(frozen=True)
+class GraphDescription:
+    """What an exported graph says about itself, read and checked once (`describe_graph`): every
+    command that opens a graph reads these fields, never the raw metadata strings."""
+
+    path: Path
+    arch: str
+    model: str  # what reports call it
+    frames: int
+    input_shape: tuple[int, ...]  # (B, 3, T, H, W)
+    spec: str  # the schedule as it was asked for
+    rs: tuple[int, ...]  # resolved per-layer r
+    schedule: dict  # the recorded schedule, as MergeSchedule.to_dict wrote it
+    precision: Precision
+    merge_impl: str
+    graph_form: str
+    local_functions: bool
+    checkpoint: str  # recorded source: a path, or demo:<arch>:seed<N>
+    checkpoint_sha256: str
+    outputs: tuple[str, ...]
+    metadata: dict[str, str] = field(repr=False)  # the raw `vidtldr.*` strings, for reports
+
+    @property
+    def batch(self) -> int:
+        return self.input_shape[0]
+
+
+def describe_graph(path: str | Path) -> GraphDescription:
+    """Read an exported graph's description (no weights loaded); a missing, unreadable or
+    non-vidtldr file, or a malformed field, is an InputError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"ONNX file {path} does not exist")
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf decode errors have no common base
+        raise InputError(f"{path} is not a readable ONNX file: {err}") from err
+    return description_from_metadata(read_metadata(graph), path)
+
+
+def _tampered(path, key: str, value: object, expected: str) -> InputError:
+    text = str(value)
+    shown = text if len(text) <= 60 else text[:60] + "..."
+    return InputError(
+        f"{path}: metadata vidtldr.{key} = {shown!r} is not {expected}: the graph's metadata "
+        f"was edited or damaged; re-export it with vidtldr export"
+    )
+
+
+def description_from_metadata(meta: dict[str, str], path: str | Path) -> GraphDescription:
+    """Each field checked: a graph is a file anyone can edit, and a tampered value must be a named
+    error (exit 2), not a crash."""
+    if "arch" not in meta:
+        raise InputError(
+            f"{path} carries no vidtldr metadata: validate graphs written by vidtldr-export"
+        )
+    raw = meta.get("frames", "")
+    if not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
+        raise _tampered(path, "frames", raw, "a positive frame count")
+    frames = int(raw)
+    try:
+        shape = json.loads(meta.get("input_shape", ""))
+    except ValueError:
+        shape = None
+    if not (isinstance(shape, list) and len(shape) == 5
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):  # fmt: skip
+        raise _tampered(path, "input_shape", meta.get("input_shape", ""), "[B, 3, T, H, W]")
+    if shape[2] != frames:
+        raise _tampered(path, "frames", raw, f"the input shape's {shape[2]} frames")
+    schedule = recorded_schedule(meta, path)
+    try:
+        precision = Precision.parse(
+            meta.get("precision", "fp32"), tuple(p.value for p in Precision)
+        )
+    except InputError:
+        raise _tampered(path, "precision", meta.get("precision"), "a precision") from None
+    merge_impl = meta.get("merge_impl", "onnx")
+    try:
+        MergeImpl.parse(merge_impl)
+    except InputError:
+        raise _tampered(path, "merge_impl", merge_impl, "onnx or plugin") from None
+    try:
+        outputs = json.loads(meta.get("outputs", "[]"))
+    except ValueError:
+        outputs = None
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        raise _tampered(path, "outputs", meta.get("outputs"), "a JSON list of output names")
+    return GraphDescription(
+        path=Path(path), arch=meta["arch"], model=meta.get("model") or meta["arch"],
+        frames=frames, input_shape=tuple(shape), spec=schedule["spec"],
+        rs=tuple(row["r"] for row in schedule.get("layers", [])), schedule=schedule, precision=precision,
+        merge_impl=merge_impl, graph_form=meta.get("graph_form", "portable"),
+        local_functions=meta.get("local_functions") != "false",
+        checkpoint=meta.get("checkpoint", ""), checkpoint_sha256=meta.get("checkpoint_sha256", ""),
+        outputs=tuple(outputs), metadata=dict(meta),
+    )  # fmt: skip
+
+
+def recorded_schedule(meta: dict[str, str], path: str | Path) -> dict:
+    """The `vidtldr.schedule` entry, checked: a "spec" string and layers with a whole r each."""
+    text = meta.get("schedule", "")
+    if not text:
+        raise InputError(f"{path} has no vidtldr schedule metadata: was it exported by vidtldr?")
+    try:
+        schedule = json.loads(text) if len(text) <= 1_000_000 else None
+    except ValueError:
+        schedule = None
+    if not isinstance(schedule, dict) or not isinstance(schedule.get("spec"), str):
+        raise _tampered(path, "schedule", text, 'JSON with a "spec" string')
+    layers = schedule.get("layers", [])
+    if not isinstance(layers, list) or not all(
+        isinstance(row, dict)
+        and isinstance(row.get("r"), int)
+        and not isinstance(row["r"], bool)
+        and row["r"] >= 0
+        for row in layers
+    ):
+        raise _tampered(path, "schedule", text, "layers with a whole r each")
+    return schedule
 
 
 def require_local_functions(meta: dict[str, str], path: object) -> None:

@@ -13,7 +13,7 @@ import onnx
 import torch
 
 from vidtldr_deploy.constants import DOMAIN, DOMAIN_VERSION, INPUT_NAME, META_PREFIX, MergeImpl
-from vidtldr_deploy.errors import VidTLDRError, plain_text
+from vidtldr_deploy.errors import InputError, RuntimeFailure, plain_text
 from vidtldr_deploy.export import onnx_functions
 from vidtldr_deploy.export.metadata import (
     ExportSpec,
@@ -54,7 +54,7 @@ def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx
     check_opset(spec.opset)
     check_graph_form(spec.graph_form, spec.merge_impl)
     if len(spec.schedule.layers) != model.cfg.depth:
-        raise VidTLDRError("the schedule was resolved for another depth than this model's")
+        raise InputError("the schedule was resolved for another depth than this model's")
     side = model.cfg.img_size
     dummy = torch.randn(spec.batch, 3, spec.frames, side, side)
     with model.scheduled(spec.schedule.rs, impl):
@@ -64,7 +64,7 @@ def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx
         except Exception as err:  # the exporter raises many types; the user needs the cause
             if _interrupted(err):  # Ctrl-C inside the exporter is an interruption, not a failure
                 raise KeyboardInterrupt from err
-            raise VidTLDRError(f"ONNX export failed: {_export_cause(err)}") from err
+            raise RuntimeFailure(f"ONNX export failed: {_export_cause(err)}") from err
     if impl is MergeImpl.CUSTOM:
         apply_graph_form(proto, spec.graph_form, spec.opset)
     for key, value in spec.metadata(model).items():

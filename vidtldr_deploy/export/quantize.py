@@ -37,12 +37,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.constants import META_PREFIX, Precision
+from vidtldr_deploy.errors import InputError, RuntimeFailure
 from vidtldr_deploy.export.merge_islands import (
     island_nodes,
     merge_island_violations,
     residual_feeders,
 )
+from vidtldr_deploy.export.metadata import read_metadata
 from vidtldr_deploy.files import atomic_output
 
 QUANT_PRECISIONS = ("int8",)
@@ -52,7 +54,6 @@ DEFAULT_RANDOM_CLIPS = 4
 # Random calibration clips are drawn with the run's seed + this, so they never equal its validation
 # or timing clips (drawn with the seed itself).
 CALIBRATION_SEED_OFFSET = 1000
-META_PREFIX = "vidtldr."  # = export.onnx_export.META_PREFIX
 RANDOM_CLIPS_WARNING = (
     "no calibration clips given: calibrated on {count} seeded random clips, so the activation "
     "scales are meaningless for real video (they fit noise) and this INT8 graph's accuracy on real "
@@ -87,24 +88,20 @@ class QuantizeSettings:
 
     def check(self) -> QuantizeSettings:
         if self.precision == "fp8":
-            raise VidTLDRError(
+            raise InputError(
                 "--precision fp8 is not produced by this tool: ONNX Runtime's quantizer writes FP8 "
                 "Q/DQ only at opset >= 19 (these graphs are opset 18) and its CPU calibration "
                 "cannot check an FP8 engine's numerics. Use --precision int8, or quantize to FP8 "
                 "with NVIDIA ModelOpt on a GPU of compute capability >= 8.9"
             )
-        if self.precision not in QUANT_PRECISIONS:
-            raise VidTLDRError(
-                f"quantization precision must be one of {', '.join(QUANT_PRECISIONS)}, "
-                f"got {self.precision!r}"
-            )
+        Precision.parse(self.precision, QUANT_PRECISIONS, "quantization precision")
         if self.calibration_method not in CALIBRATION_METHODS:
-            raise VidTLDRError(
+            raise InputError(
                 f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, "
                 f"got {self.calibration_method!r}"
             )
         if self.random_clips < 1:
-            raise VidTLDRError(f"random calibration clips must be >= 1, got {self.random_clips}")
+            raise InputError(f"random calibration clips must be >= 1, got {self.random_clips}")
         return self
 
     def to_dict(self) -> dict:
@@ -188,10 +185,10 @@ def static_input(model: onnx.ModelProto) -> tuple[str, tuple[int, ...]]:
     constants = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in constants]
     if len(inputs) != 1:
-        raise VidTLDRError(f"expected one graph input, found {len(inputs)}")
+        raise InputError(f"expected one graph input, found {len(inputs)}")
     dims = inputs[0].type.tensor_type.shape.dim
     if not dims or any(not d.HasField("dim_value") for d in dims):
-        raise VidTLDRError(f"graph input {inputs[0].name!r} has no static shape: export it again")
+        raise InputError(f"graph input {inputs[0].name!r} has no static shape: export it again")
     return inputs[0].name, tuple(d.dim_value for d in dims)
 
 
@@ -254,7 +251,7 @@ def calibration_clips(
         for i, clip in enumerate(clips):
             clip = np.asarray(clip)
             if tuple(clip.shape) != tuple(shape):
-                raise VidTLDRError(
+                raise InputError(
                     f"calibration clip {i} has shape {tuple(clip.shape)}, but the graph takes "
                     f"{tuple(shape)}: decode clips at the exported frame count, size and batch"
                 )
@@ -382,28 +379,30 @@ def quantize_graph(
     try:
         source = onnx.load(str(onnx_path))
     except FileNotFoundError as err:
-        raise VidTLDRError(f"ONNX file {onnx_path} does not exist") from err
-    meta = {p.key.removeprefix(META_PREFIX): p.value for p in source.metadata_props}
-    if meta.get("precision", "fp32") != "fp32":
-        raise VidTLDRError(f"{onnx_path} is already {meta['precision']}: quantize the fp32 export")
+        raise InputError(f"ONNX file {onnx_path} does not exist") from err
+    meta = read_metadata(source)
+    if meta.get("precision", "fp32") != Precision.FP32:
+        raise InputError(f"{onnx_path} is already {meta['precision']}: quantize the fp32 export")
     input_name, shape = static_input(source)
     arrays, calibration, notes = calibration_clips(
         shape, clips, clips_description, settings.random_clips, settings.seed
     )
     nodes, kept = nodes_to_quantize(source, settings)
     if not nodes:
-        raise VidTLDRError(f"{onnx_path} has no MatMul/Conv with weights to quantize")
+        raise InputError(f"{onnx_path} has no MatMul/Conv with weights to quantize")
     reader = clip_reader(input_name, arrays)
     with tempfile.TemporaryDirectory(prefix="vidtldr-int8-") as tmp:
         raw = Path(tmp) / "quantized.onnx"
         _ort_quantize(onnx_path, raw, reader, settings, nodes)
         model = onnx.load(str(raw))
     if reader.reads != len(arrays):
-        raise VidTLDRError(f"the calibrator read {reader.reads} of {len(arrays)} calibration clips")
+        raise RuntimeFailure(
+            f"the calibrator read {reader.reads} of {len(arrays)} calibration clips"
+        )
     reattached = _reattach_functions(model, source)
     violations = merge_island_violations(model)
     if violations and check_islands:
-        raise VidTLDRError(
+        raise RuntimeFailure(
             "quantization put Q/DQ on a merge island's path (the islands must stay fp32):\n  "
             + "\n  ".join(violations[:8])
         )

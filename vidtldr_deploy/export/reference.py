@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnx
-
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import InputError, VidTLDRError
-from vidtldr_deploy.export.metadata import read_metadata
+from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.export.metadata import GraphDescription, describe_graph
 from vidtldr_deploy.models.source import DEMO_PREFIX, LoadedModel, load_source
 
 
@@ -22,31 +19,42 @@ class GraphReference:
     schedule: MergeSchedule
     input_shape: tuple[int, ...]
     metadata: dict[str, str]
+    description: GraphDescription | None = None
 
 
 def reference_for_graph(
-    onnx_path: str | Path,
+    onnx_path: str | Path | GraphDescription,
     checkpoint: str | None = None,
     unsafe_load: bool = False,
     ckpt_frames: int | None = None,
 ) -> GraphReference:
-    """Read an exported graph's metadata and load the matching PyTorch model."""
-    try:
-        graph = onnx.load(str(onnx_path), load_external_data=False)
-    except FileNotFoundError as err:
-        raise VidTLDRError(f"ONNX file {onnx_path} does not exist") from err
-    except Exception as err:  # protobuf decode errors have no common base
-        raise VidTLDRError(f"{onnx_path} is not a readable ONNX file: {err}") from err
-    meta = read_metadata(graph)
-    if "arch" not in meta:
-        raise VidTLDRError(
-            f"{onnx_path} carries no vidtldr metadata: validate graphs written by vidtldr-export"
+    """Load the PyTorch model an exported graph (its path or its description) records."""
+    desc = onnx_path if isinstance(onnx_path, GraphDescription) else describe_graph(onnx_path)
+    source = check_recorded_checkpoint(desc, checkpoint, unsafe_load)
+    expected = desc.checkpoint_sha256 or None
+    loaded = load_source(
+        source, arch=desc.arch, frames=desc.frames, ckpt_frames=ckpt_frames,
+        unsafe_load=unsafe_load, expected_sha256=expected,
+    )  # fmt: skip
+    if expected and loaded.sha256 != expected:
+        raise InputError(
+            f"checkpoint {loaded.label} (sha256 {loaded.sha256[:12]}) is not the one {desc.path} "
+            f"was exported from (sha256 {expected[:12]}): pass the same checkpoint"
         )
-    frames, shape, spec = _recorded_geometry(meta, onnx_path)
-    recorded = meta.get("checkpoint", "")
+    loaded.check_memory(desc.batch)
+    schedule = loaded.schedule(desc.spec)
+    return GraphReference(loaded, schedule, desc.input_shape, desc.metadata, desc)
+
+
+def check_recorded_checkpoint(
+    desc: GraphDescription, checkpoint: str | None = None, unsafe_load: bool = False
+) -> str:
+    """The checkpoint a graph is compared with (`--checkpoint`, else the one it records), checked
+    against the graph's record before any file is read; returns it."""
+    onnx_path, recorded = desc.path, desc.checkpoint
     source = checkpoint or recorded
     if not source:
-        raise VidTLDRError(f"pass --checkpoint: {onnx_path} was exported from a checkpoint file")
+        raise InputError(f"pass --checkpoint: {onnx_path} was exported from a checkpoint file")
     if unsafe_load and not checkpoint:
         # A graph is data anyone can edit: the file it names is never unpickled on its word alone.
         raise InputError(
@@ -56,61 +64,15 @@ def reference_for_graph(
         )
     demo_recorded = recorded.startswith(DEMO_PREFIX)
     if not checkpoint and not demo_recorded and not Path(source).exists():
-        raise VidTLDRError(f"pass --checkpoint: {source} (recorded at export) is not here")
+        raise InputError(f"pass --checkpoint: {source} (recorded at export) is not here")
     if checkpoint and demo_recorded and checkpoint != recorded:
         raise InputError(
             f"{onnx_path} was exported from {recorded} (the built-in demo), not {checkpoint}: "
             f"leave --checkpoint out to validate it against the demo"
         )
-    expected = meta.get("checkpoint_sha256") or None
-    loaded = load_source(
-        source, arch=meta["arch"], frames=frames, ckpt_frames=ckpt_frames,
-        unsafe_load=unsafe_load, expected_sha256=expected,
-    )  # fmt: skip
-    if expected and loaded.sha256 != expected:
-        raise VidTLDRError(
-            f"checkpoint {loaded.label} (sha256 {loaded.sha256[:12]}) is not the one {onnx_path} "
-            f"was exported from (sha256 {expected[:12]}): pass the same checkpoint"
-        )
-    if not expected and not source.startswith(DEMO_PREFIX):
+    if not desc.checkpoint_sha256 and not source.startswith(DEMO_PREFIX):
         raise InputError(
             f"{onnx_path} records no checkpoint sha256 but {source} is a checkpoint file: the graph "
             f"was exported from the demo or its metadata was edited; re-export it"
         )
-    loaded.check_memory(shape[0])
-    schedule = loaded.schedule(spec)
-    return GraphReference(loaded, schedule, shape, meta)
-
-
-def _tampered(onnx_path, key: str, value: str, expected: str) -> InputError:
-    shown = value if len(value) <= 60 else value[:60] + "..."
-    return InputError(
-        f"{onnx_path}: metadata vidtldr.{key} = {shown!r} is not {expected}: the graph's metadata "
-        f"was edited or damaged; re-export it with vidtldr export"
-    )
-
-
-def _recorded_geometry(meta: dict[str, str], onnx_path) -> tuple[int, tuple[int, ...], str]:
-    """frames, input shape and schedule spec from the metadata, each checked: a graph is a file
-    anyone can edit, and a tampered value must be a named error, not a crash."""
-    raw = meta.get("frames", "")
-    if not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
-        raise _tampered(onnx_path, "frames", raw, "a positive frame count")
-    frames = int(raw)
-    try:
-        shape = json.loads(meta.get("input_shape", ""))
-    except ValueError:
-        shape = None
-    if not (isinstance(shape, list) and len(shape) == 5
-            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):  # fmt: skip
-        raise _tampered(onnx_path, "input_shape", meta.get("input_shape", ""), "[B, 3, T, H, W]")
-    if shape[2] != frames:
-        raise _tampered(onnx_path, "frames", raw, f"the input shape's {shape[2]} frames")
-    text = meta.get("schedule", "")
-    try:
-        schedule = json.loads(text) if len(text) <= 1_000_000 else None
-    except ValueError:
-        schedule = None
-    if not isinstance(schedule, dict) or not isinstance(schedule.get("spec"), str):
-        raise _tampered(onnx_path, "schedule", text, 'JSON with a "spec" string')
-    return frames, tuple(shape), schedule["spec"]
+    return source

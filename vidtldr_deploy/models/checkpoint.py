@@ -41,7 +41,7 @@ def _unwrap(obj, path: Path) -> StateDict:
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors
-    raise VidTLDRError(
+    raise InputError(
         f"{path} holds no state dict (found {type(obj).__name__}): expected a dict of tensors, "
         f"or one under 'model', 'module' or 'state_dict'"
     )
@@ -262,11 +262,11 @@ def infer_architecture(ckpt: Checkpoint) -> Architecture:
         return next((a for a in matches if not a.tiny), matches[0])
     names = ", ".join(a.name for a in list_architectures())
     if not matches:
-        raise VidTLDRError(
+        raise InputError(
             f"{ckpt.path} matches no known architecture by its keys and shapes; pass --arch "
             f"(one of {names}) to see which keys differ"
         )
-    raise VidTLDRError(
+    raise InputError(
         f"{ckpt.path} fits several architectures ({', '.join(a.name for a in matches)}): "
         f"pass --arch to choose"
     )
@@ -321,7 +321,7 @@ def load_model(
             lines.append(f"  the checkpoint fits --arch {other.name}")
         except VidTLDRError:
             lines.append("  check --arch and that this is the right checkpoint")
-        raise VidTLDRError("\n".join(lines))
+        raise InputError("\n".join(lines))
     check_finite(ckpt, converted)
     # A Hugging Face config records the frame count the checkpoint was trained with; `is None`, so
     # an explicit --frames 0 is refused rather than replaced.

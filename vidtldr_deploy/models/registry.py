@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.vit import MergeViT, ViTConfig
 
 StateDict = dict[str, torch.Tensor]
@@ -57,7 +57,7 @@ def register(arch: Architecture) -> Architecture:
 
 def get_architecture(name: str) -> Architecture:
     if name not in _REGISTRY:
-        raise VidTLDRError(
+        raise InputError(
             f"unknown architecture {name!r}: choose one of {', '.join(sorted(_REGISTRY))}"
         )
     return _REGISTRY[name]

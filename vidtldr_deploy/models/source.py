@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.checkpoint import infer_architecture, load_model, read_checkpoint
 from vidtldr_deploy.models.memory import check_memory
 from vidtldr_deploy.models.presets import schedule_for
@@ -74,12 +74,10 @@ def load_source(
             try:
                 arch, seed = parts[1], int(parts[2].removeprefix("seed"))
             except (IndexError, ValueError) as err:
-                raise VidTLDRError(
-                    f"demo source {checkpoint!r} is not demo:<arch>:seed<N>"
-                ) from err
+                raise InputError(f"demo source {checkpoint!r} is not demo:<arch>:seed<N>") from err
         spec = get_architecture(arch or DEMO_ARCH)
         if not spec.tiny:
-            raise VidTLDRError(
+            raise InputError(
                 f"the demo runs tiny architectures only; {spec.name} needs a real checkpoint"
             )
         torch.manual_seed(seed)

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import torch
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.registry import Architecture, StateDict, register
 from vidtldr_deploy.models.vit import ViTConfig
 
@@ -135,7 +135,7 @@ def convert_videomae(raw: Mapping[str, torch.Tensor]) -> tuple[StateDict, list[s
 def _square(value, name: str) -> int:
     if isinstance(value, (list, tuple)):
         if len(value) != 2 or value[0] != value[1]:
-            raise VidTLDRError(
+            raise InputError(
                 f"VideoMAE {name} {list(value)} is not square: only square sizes are supported"
             )
         value = value[0]
@@ -168,15 +168,15 @@ def config_from_hf(hf_config: Mapping) -> ViTConfig:
     if "qkv_bias" in hf_config:  # older transformers spelled it qkv_bias
         hf["qv_bias"] = hf_config["qkv_bias"]
     if hf["hidden_act"] != "gelu":
-        raise VidTLDRError(
+        raise InputError(
             f"VideoMAE hidden_act {hf['hidden_act']!r} is not supported: MergeViT uses exact GELU "
             f"('gelu')"
         )
     dim, heads = int(hf["hidden_size"]), int(hf["num_attention_heads"])
     if dim % heads:
-        raise VidTLDRError(f"VideoMAE hidden_size {dim} is not a multiple of {heads} heads")
+        raise InputError(f"VideoMAE hidden_size {dim} is not a multiple of {heads} heads")
     if int(hf.get("num_channels", 3)) != 3:
-        raise VidTLDRError(f"VideoMAE num_channels {hf['num_channels']} is not supported: only 3")
+        raise InputError(f"VideoMAE num_channels {hf['num_channels']} is not supported: only 3")
     return ViTConfig(
         img_size=_square(hf["image_size"], "image_size"),
         patch_size=_square(hf["patch_size"], "patch_size"),
@@ -202,7 +202,7 @@ def adapt_videomae(cfg: ViTConfig, state: StateDict, hf_config: dict | None) -> 
     has_head = "head.weight" in state
     has_pool_norm = "pool_norm.weight" in state
     if has_head and not has_pool_norm:
-        raise VidTLDRError(
+        raise InputError(
             "this VideoMAE classifier was trained with use_mean_pooling=False: it classifies from "
             "token 0 (after videomae.layernorm), and token merging does not keep token 0, so it "
             "cannot be merged. Use a mean-pooling classifier (use_mean_pooling=True, with fc_norm) "

@@ -21,7 +21,7 @@ from vidtldr_deploy.core import ops
 from vidtldr_deploy.core.flops import token_count
 from vidtldr_deploy.core.merge import bipartite_merge
 from vidtldr_deploy.core.saliency import saliency_from_qk
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ class MergeViT(nn.Module):
     ) -> MergeViT:
         """Merge rs[i] tokens in block i from now on (MergeImpl or any of its spellings)."""
         if len(rs) != self.cfg.depth:
-            raise VidTLDRError(f"schedule has {len(rs)} layers, model has {self.cfg.depth}")
+            raise InputError(f"schedule has {len(rs)} layers, model has {self.cfg.depth}")
         self.merge_impl = MergeImpl.parse(merge_impl)
         self.rs = [int(r) for r in rs]
         return self
@@ -256,14 +256,14 @@ class MergeViT(nn.Module):
 def check_input_geometry(cfg: ViTConfig, frames: int) -> None:
     """Refuse frame counts and image sizes the architecture cannot take, saying what it can."""
     if not _is_int(frames):
-        raise VidTLDRError(f"--frames must be a whole number, got {frames!r}")
+        raise InputError(f"--frames must be a whole number, got {frames!r}")
     if frames < cfg.tubelet or frames % cfg.tubelet:
-        raise VidTLDRError(
+        raise InputError(
             f"--frames {frames} does not fit tubelet size {cfg.tubelet}: "
             f"use a positive multiple of {cfg.tubelet}"
         )
     if cfg.img_size % cfg.patch_size:
-        raise VidTLDRError(
+        raise InputError(
             f"image size {cfg.img_size} is not a multiple of patch size {cfg.patch_size}"
         )
 
@@ -277,7 +277,7 @@ def check_ckpt_frames(ckpt_frames) -> None:
     if ckpt_frames is None:
         return
     if not _is_int(ckpt_frames) or ckpt_frames < 1:
-        raise VidTLDRError(
+        raise InputError(
             f"--ckpt-frames must be a positive number of frames (the checkpoint's training clip "
             f"length, e.g. 8), got {ckpt_frames!r}"
         )

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtldr_deploy.constants import DEMO_SCHEDULE
+from vidtldr_deploy.constants import DEMO_SCHEDULE, Precision
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import InputError, VidTLDRError, with_note
 from vidtldr_deploy.export.config import ExportConfig
 from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError, has_local_functions
 from vidtldr_deploy.export.onnx_export import export_onnx
@@ -28,6 +28,7 @@ from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
 from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
+from vidtldr_deploy.target import resolve_target
 from vidtldr_deploy.validate.check import validate_runner
 from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.int8 import Int8Validation
@@ -115,7 +116,6 @@ class ExportOutcome:
 class CheckedRequest:
     onnx_path: Path
     engine_path: Path | None
-    spec_text: str
     plugins: Path | None  # the plugin library, resolved once for the run (None: none needed)
 
 
@@ -136,8 +136,14 @@ def check_request(request: ExportRequest) -> CheckedRequest:
         {f"--inputs {p}": p for p in request.inputs or []},
         reports=("--report", "the engine's report"),
     )  # fmt: skip
-    spec_text = schedule_spec(cfg.schedule, request.checkpoint)
+    resolve_target(request.checkpoint)  # a missing checkpoint is named before anything else
     check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
+    if engine_path is None and Precision.parse(cfg.precision) is Precision.FP16:
+        raise InputError(
+            f"--precision fp16 is a TensorRT engine's precision; the ONNX graph is always written in "
+            f"fp32: use -o {onnx_path.with_suffix('.plan')} for an fp16 engine, or --precision fp32 "
+            "for the graph alone"
+        )
     plugins = None
     if engine_path is not None:
         from vidtldr_deploy.runtime.tensorrt.plugins import check_engine_build
@@ -145,10 +151,11 @@ def check_request(request: ExportRequest) -> CheckedRequest:
         try:  # before the minutes of export and validation an engine build could not use
             plugins = check_engine_build(cfg.merge_impl, request.plugins)
         except VidTLDRError as err:
-            raise type(err)(
-                f"{err}\nNo engine can be built here; to export the ONNX graph alone, use -o {onnx_path}"
+            raise with_note(
+                err,
+                f"No engine can be built here; to export the ONNX graph alone, use -o {onnx_path}",
             ) from None
-    return CheckedRequest(onnx_path, engine_path, spec_text, plugins)
+    return CheckedRequest(onnx_path, engine_path, plugins)
 
 
 def check_graph_form_request(
@@ -179,7 +186,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     events = events or ExportEvents()
     cfg = request.config
     checked = check_request(request)
-    onnx_path, engine_path, spec_text = checked.onnx_path, checked.engine_path, checked.spec_text
+    onnx_path, engine_path = checked.onnx_path, checked.engine_path
     with events.status(f"loading {request.checkpoint}"):
         loaded = load_source(
             request.checkpoint,
@@ -192,7 +199,8 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     events.info(loaded.description)
     model = loaded.model
     loaded.check_memory(cfg.batch)  # before an export whose graph no runtime could then run
-    resolved = loaded.schedule(spec_text)
+    # Asked for once the checkpoint has loaded: a corrupt one is named first.
+    resolved = loaded.schedule(schedule_spec(cfg.schedule, request.checkpoint))
     for note in resolved.notes:
         events.info(f"note: {note}")
     events.loaded(loaded, resolved, cfg.batch)
@@ -316,8 +324,8 @@ def build_and_validate(
             plugin_library=plugin_library, timing_cache=timing_cache, metadata=metadata, log=note,
         )  # fmt: skip
     except VidTLDRError as err:
-        raise VidTLDRError(
-            f"{err}\nNo engine was written; the ONNX graph is kept at {onnx_path}."
+        raise with_note(
+            err, f"No engine was written; the ONNX graph is kept at {onnx_path}."
         ) from None
     result = EngineBuild(engine_path, sidecar_path(engine_path), sidecar, notes=notes)
     if inputs:

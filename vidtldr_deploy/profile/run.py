@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.constants import PRECISIONS, MergeImpl
+from vidtldr_deploy.constants import MergeImpl, Precision
 from vidtldr_deploy.core.flops import count_flops
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
@@ -54,8 +54,7 @@ class ProfileSettings:
         return merge_impl_for(self.runtime, self.merge_impl)
 
     def check(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise InputError(f"--precision must be fp32 or fp16, got {self.precision!r}")
+        Precision.parse(self.precision)
         if self.runtime == "onnxruntime" and self.precision not in ("fp32", "int8"):
             raise InputError(
                 "--runtime onnxruntime runs exported graphs in fp32 or INT8 Q/DQ: use --precision "

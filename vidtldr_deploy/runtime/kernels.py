@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure
 from vidtldr_deploy.runtime.plugin_build import find_kernel_library
 
 _DTYPES = {torch.float32: 0, torch.float16: 1}
@@ -59,12 +59,12 @@ def load_library(path: Path | str | None = None) -> ctypes.CDLL:
             try:
                 lib = _declare(ctypes.CDLL(str(resolved)))
             except (OSError, AttributeError) as exc:
-                raise VidTLDRError(
+                raise EnvironmentProblem(
                     f"could not load {resolved}: {exc}; rebuild it with `vidtldr build-plugins`"
                 ) from exc
             abi = lib.vidtldr_abi_version()
             if abi != _EXPECTED_ABI:
-                raise VidTLDRError(
+                raise EnvironmentProblem(
                     f"{resolved} has kernel ABI {abi}, this package expects {_EXPECTED_ABI}; "
                     "rebuild it with `vidtldr build-plugins`"
                 )
@@ -74,16 +74,16 @@ def load_library(path: Path | str | None = None) -> ctypes.CDLL:
 
 def _check_cuda(name: str, t: torch.Tensor, dtypes: tuple[torch.dtype, ...]) -> None:
     if not isinstance(t, torch.Tensor) or not t.is_cuda:
-        raise VidTLDRError(f"{name} must be a CUDA tensor (the vid-TLDR kernels run on the GPU)")
+        raise InputError(f"{name} must be a CUDA tensor (the vid-TLDR kernels run on the GPU)")
     if t.dtype not in dtypes:
         names = ", ".join(str(d).replace("torch.", "") for d in dtypes)
-        raise VidTLDRError(f"{name} must be {names}, got {str(t.dtype).replace('torch.', '')}")
+        raise InputError(f"{name} must be {names}, got {str(t.dtype).replace('torch.', '')}")
 
 
 def _raise_on_error(lib: ctypes.CDLL, status: int, op: str) -> None:
     if status != 0:
         message = lib.vidtldr_error_string(status).decode()
-        raise VidTLDRError(f"vid-TLDR {op} kernel failed: {message} (code {status})")
+        raise RuntimeFailure(f"vid-TLDR {op} kernel failed: {message} (code {status})")
 
 
 def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p:
@@ -97,7 +97,7 @@ def saliency(
     _check_cuda("q", q, tuple(_DTYPES))
     _check_cuda("k", k, (q.dtype,))
     if q.dim() != 4 or q.shape != k.shape or q.device != k.device:
-        raise VidTLDRError(
+        raise InputError(
             f"q and k must share one (B, H, N, D) shape and device, got {tuple(q.shape)}, {tuple(k.shape)}"
         )
     lib = load_library(library)
@@ -142,22 +142,20 @@ def merge(
     """
     _check_cuda("x", x, tuple(_DTYPES))
     if x.dim() != 3:
-        raise VidTLDRError(f"x must be (B, N, C), got {tuple(x.shape)}")
+        raise InputError(f"x must be (B, N, C), got {tuple(x.shape)}")
     B, N, C = (int(s) for s in x.shape)
     r = int(r)
     if not 0 <= r <= N // 2:
-        raise VidTLDRError(
+        raise InputError(
             f"r = {r} is outside [0, N // 2] = [0, {N // 2}]; resolve and clamp it first"
         )
     _check_cuda("score", score, (torch.float32, torch.float16, torch.bfloat16))
     if tuple(score.shape) != (B, N) or score.device != x.device:
-        raise VidTLDRError(
-            f"score must be (B, N) = {(B, N)} on {x.device}, got {tuple(score.shape)}"
-        )
+        raise InputError(f"score must be (B, N) = {(B, N)} on {x.device}, got {tuple(score.shape)}")
     if size is not None:
         _check_cuda("size", size, (torch.float32, torch.float16, torch.bfloat16))
         if tuple(size.shape) != (B, N) or size.device != x.device:
-            raise VidTLDRError(
+            raise InputError(
                 f"size must be (B, N) = {(B, N)} on {x.device}, got {tuple(size.shape)}"
             )
         size = size.float().contiguous()

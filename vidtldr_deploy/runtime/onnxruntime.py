@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 
 from vidtldr_deploy.constants import MERGE_OPS
-from vidtldr_deploy.errors import EnvironmentProblem, InputError, VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure
 from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.breakdown import Breakdown
 
@@ -63,7 +63,7 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as err:  # ORT raises its own exception types per failure
             explain_graph_form(self.path)  # a graph written for TensorRT only: say so by name
-            raise VidTLDRError(f"ONNX Runtime could not load {self.path}: {err}") from err
+            raise RuntimeFailure(f"ONNX Runtime could not load {self.path}: {err}") from err
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = tuple(self.session.get_inputs()[0].shape)
         self._session_outputs = [o.name for o in self.session.get_outputs()]
@@ -99,7 +99,7 @@ class OnnxRuntimeRunner(Runner):
         except Exception as err:  # noqa: BLE001 - ORT raises its own types (Fail, RuntimeException)
             lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
             detail = lines[0] if lines else type(err).__name__
-            raise VidTLDRError(
+            raise RuntimeFailure(
                 f"ONNX Runtime failed running {self.path}: {detail}. Check the graph with "
                 f"`vidtldr validate {self.path}`, or re-export it"
             ) from err

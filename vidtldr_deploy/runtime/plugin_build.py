@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure, VidTLDRError
 
 ENV_PLUGIN_DIR = "VIDTLDR_PLUGIN_DIR"
 KERNEL_LIBRARY = "vidtldr_kernels"
@@ -73,7 +73,7 @@ def _find_library(name: str, path: Path | str | None, what: str, extra_hint: str
             f"${ENV_PLUGIN_DIR}" if os.environ.get(ENV_PLUGIN_DIR) else "the default build folder"
         )
     )
-    raise VidTLDRError(
+    raise EnvironmentProblem(
         f"{what} ({filename}) not found in {source} (looked at: {', '.join(searched)}); "
         f"{build_command_hint()}{extra_hint}, or point {ENV_PLUGIN_DIR} at the folder that holds it."
     )
@@ -105,9 +105,9 @@ def _run(cmd: list[str], step: str, env: dict[str, str]) -> str:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
     except OSError as exc:  # cmake vanished or is not executable
-        raise VidTLDRError(f"could not run {cmd[0]} for the {step} step: {exc}") from exc
+        raise EnvironmentProblem(f"could not run {cmd[0]} for the {step} step: {exc}") from exc
     if proc.returncode != 0:
-        raise VidTLDRError(
+        raise RuntimeFailure(
             f"plugin {step} failed (exit code {proc.returncode}): {' '.join(cmd)}\n"
             f"--- cmake output (tail) ---\n{_tail(proc.stdout)}"
         )
@@ -142,14 +142,14 @@ def build_plugins(
     """
     cmake = shutil.which("cmake")
     if cmake is None:
-        raise VidTLDRError(
+        raise EnvironmentProblem(
             "cmake not found on PATH; install CMake >= 3.18 (`pip install cmake` or your package manager) "
             "and a CUDA toolkit with nvcc, then retry"
         )
     source = Path(source_dir) if source_dir is not None else DEFAULT_SOURCE_DIR
     build = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
     if not (source / "CMakeLists.txt").is_file():
-        raise VidTLDRError(
+        raise InputError(
             f"--source-dir {source} has no CMakeLists.txt: pass the plugins/ folder of vidtldr-deploy as --source-dir"
         )
     build.mkdir(parents=True, exist_ok=True)
@@ -161,7 +161,7 @@ def build_plugins(
     if tensorrt_root is not None:
         root = Path(tensorrt_root)
         if not root.is_dir():
-            raise VidTLDRError(
+            raise InputError(
                 f"TensorRT root {root} is not a folder (expected include/ and lib/ inside)"
             )
         configure += [f"-DTENSORRT_ROOT={root}", "-DVIDTLDR_BUILD_PLUGINS=ON"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure, VidTLDRError
 from vidtldr_deploy.files import check_input_file
 
 DEFAULT_URL = "localhost:8000"
@@ -25,7 +25,7 @@ def _http():
         import tritonclient.http as httpclient
         from tritonclient.utils import np_to_triton_dtype
     except ImportError as err:
-        raise VidTLDRError(
+        raise EnvironmentProblem(
             "the Triton client needs tritonclient: pip install 'vidtldr-deploy[triton]'"
         ) from err
     return httpclient, np_to_triton_dtype
@@ -109,8 +109,13 @@ def infer(
         client = httpclient.InferenceServerClient(
             url=url, connection_timeout=timeout_s, network_timeout=timeout_s
         )
-        with _deadline(timeout_s):
-            meta = client.get_model_metadata(model)
+        try:
+            with _deadline(timeout_s):
+                meta = client.get_model_metadata(model)
+        except gevent.Timeout:
+            raise
+        except Exception as err:  # connection refused, an unknown model: the URL or name is wrong
+            raise InputError(f"Triton at {url}, model {model!r}: {err}") from None
         names = [o["name"] for o in meta.get("outputs", [])]
         outputs: dict[str, np.ndarray] = {}
         latencies = []
@@ -123,13 +128,13 @@ def infer(
             outputs = {n: result.as_numpy(n) for n in names}
     except VidTLDRError:
         raise
-    except gevent.Timeout:
-        raise VidTLDRError(
+    except gevent.Timeout:  # the server (or the network to it) does not answer: not a bug here
+        raise EnvironmentProblem(
             f"Triton at {url}, model {model!r}: no complete answer within {timeout_s:g} s: check "
             "the server, or raise --timeout"
         ) from None
-    except Exception as err:  # connection refused, HTTP errors, server-side errors: name them
-        raise VidTLDRError(f"Triton at {url}, model {model!r}: {err}") from None
+    except Exception as err:  # the server failed running the model: name it
+        raise RuntimeFailure(f"Triton at {url}, model {model!r}: {err}") from None
     finally:
         if client is not None:
             client.close()

@@ -103,10 +103,10 @@ def describe_plan(path: Path) -> ModelSource:
     try:
         sidecar = sc.read_sidecar(path)
     except VidTLDRError as err:
-        raise VidTLDRError(f"{path}: a .plan needs its sidecar to be served. {err}") from None
+        raise InputError(f"{path}: a .plan needs its sidecar to be served. {err}") from None
     problems = sc.check_sidecar(sidecar, {"engine_sha256": sha256_file(path)})
     if problems:
-        raise VidTLDRError(f"{path}: {problems[0]}")
+        raise InputError(f"{path}: {problems[0]}")
 
     def specs(table: dict) -> tuple[tc.TensorSpec, ...]:
         return tuple(
@@ -166,11 +166,11 @@ def describe_onnx(path: Path) -> ModelSource:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # onnx raises DecodeError, OSError, ...: the user needs the cause
-        raise VidTLDRError(f"{path} is not an ONNX model: {err}") from None
+        raise InputError(f"{path} is not an ONNX model: {err}") from None
     if any(
         t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer
     ):  # Triton's repository holds model.onnx alone; its weights must be inside
-        raise VidTLDRError(
+        raise InputError(
             f"{path} keeps its weights in external data files: re-save it as one file "
             "(onnx.save(onnx.load(path), out)) before serving it"
         )
@@ -198,15 +198,14 @@ def describe_onnx(path: Path) -> ModelSource:
 
 def describe_target(path: str | Path) -> ModelSource:
     path = Path(path)
-    if path.name.endswith(".plan.json"):
-        raise VidTLDRError(f"{path} is a sidecar: pass the engine {path.name[:-5]} itself")
+    sc.refuse_sidecar(path)
     if not path.is_file():
-        raise VidTLDRError(f"{path} does not exist (TARGET: an engine .plan or an exported .onnx)")
+        raise InputError(f"{path} does not exist (TARGET: an engine .plan or an exported .onnx)")
     if path.suffix == ".plan":
         return describe_plan(path)
     if path.suffix == ".onnx":
         return describe_onnx(path)
-    raise VidTLDRError(f"{path}: expected an engine .plan (with its .plan.json) or an .onnx graph")
+    raise InputError(f"{path}: expected an engine .plan (with its .plan.json) or an .onnx graph")
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -215,7 +214,7 @@ def describe_target(path: str | Path) -> ModelSource:
 def model_names(sources: Sequence[ModelSource], name: str | None, ensemble: bool) -> list[str]:
     """--name for one target, else the file stems; every derived name checked, no duplicates."""
     if name is not None and len(sources) != 1:
-        raise VidTLDRError(
+        raise InputError(
             f"--name names one model, but {len(sources)} targets were given: leave it out to "
             "name each model after its file"
         )
@@ -227,7 +226,7 @@ def model_names(sources: Sequence[ModelSource], name: str | None, ensemble: bool
         for n in derived:
             tc.check_model_name(n)
             if n in taken:
-                raise VidTLDRError(
+                raise InputError(
                     f"two targets make the model name {n!r} ({taken[n]} and {src.path}): "
                     "rename a file, or build them into separate repositories with --name"
                 )
@@ -266,7 +265,7 @@ def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path
     try:
         library = plugin_build.find_plugin_library(plugins)
     except VidTLDRError as err:
-        raise VidTLDRError(
+        raise InputError(
             f"{needing[0].path} holds vidtldr plugin layers, so Triton must load "
             f"libvidtldr_plugins.so built for TensorRT {needing[0].tensorrt_version}: {err} Or "
             "pass --plugins PATH."
@@ -275,14 +274,14 @@ def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path
     digest = sha256_file(library)
     for src in needing:
         if src.plugin_sha256 and src.plugin_sha256 != digest:
-            raise VidTLDRError(
+            raise InputError(
                 f"plugin library {library} (sha256 {digest[:12]}) is not the one {src.path} was "
                 f"built with (sha256 {src.plugin_sha256[:12]}): pass that library with --plugins, "
                 "or rebuild the engine with this one"
             )
     versions = sorted({s.tensorrt_version for s in needing if s.tensorrt_version})
     if len(versions) > 1:
-        raise VidTLDRError(
+        raise InputError(
             f"the plans were built with different TensorRT versions ({', '.join(versions)}): one "
             "Triton container has one TensorRT; build them into separate repositories"
         )
@@ -303,7 +302,7 @@ def _check_options(opts: RepositoryOptions) -> None:
 
 def _settings(src: ModelSource, opts: RepositoryOptions) -> tc.ModelSettings:
     if src.platform == tc.PLATFORM_PLAN and opts.device != "gpu":
-        raise VidTLDRError(f"{src.path}: a TensorRT engine runs on the GPU only; drop --device cpu")
+        raise InputError(f"{src.path}: a TensorRT engine runs on the GPU only; drop --device cpu")
     params = {k: v for k, v in src.info.items() if v}
     params["repository_toolkit_version"] = __version__
     return tc.ModelSettings(opts.instances, KINDS[opts.device], opts.warmup, params)
@@ -334,10 +333,10 @@ def _write_ensemble(
     root: Path, name: str, src: ModelSource, opts: RepositoryOptions
 ) -> list[BuiltModel]:
     if len(src.inputs) != 1:
-        raise VidTLDRError(f"{src.path}: --ensemble needs a model with one video input")
+        raise InputError(f"{src.path}: --ensemble needs a model with one video input")
     video = src.inputs[0]
     if len(video.shape) != 5 or any(d < 1 for d in video.shape):
-        raise VidTLDRError(
+        raise InputError(
             f"{src.path}: --ensemble needs a static (B, 3, T, H, W) input, got {list(video.shape)}"
         )
     pre_name, ens_name = name + PREPROCESS_SUFFIX, name + ENSEMBLE_SUFFIX
@@ -525,7 +524,7 @@ def build_repository(
 ) -> RepositoryResult:
     """Write the Triton repository `out` for `targets` (see the module docstring)."""
     if not targets:
-        raise VidTLDRError("give at least one TARGET (.plan with its sidecar, or .onnx)")
+        raise InputError("give at least one TARGET (.plan with its sidecar, or .onnx)")
     out = Path(out)
     _check_options(opts)
     _prepare_output(out, opts.force, targets)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError
 
 PLATFORM_PLAN = "tensorrt_plan"
 PLATFORM_ONNX = "onnxruntime_onnx"
@@ -55,7 +55,7 @@ def model_config_pb2():
     try:
         from tritonclient.grpc import model_config_pb2 as pb2
     except ImportError as err:
-        raise VidTLDRError(
+        raise EnvironmentProblem(
             "Triton's model configuration schema comes with tritonclient: "
             "pip install 'vidtldr-deploy[triton]' (or pip install 'tritonclient[grpc,http]')"
         ) from err
@@ -64,7 +64,7 @@ def model_config_pb2():
 
 def check_model_name(name: str) -> str:
     if not NAME_RE.match(name) or name.isdigit():
-        raise VidTLDRError(f"model name {name!r} is not accepted: {NAME_RULE}; pass --name")
+        raise InputError(f"model name {name!r} is not accepted: {NAME_RULE}; pass --name")
     return name
 
 
@@ -78,14 +78,14 @@ def triton_dtype_from_sidecar(dtype: str) -> str:
     try:
         return _SIDECAR_DTYPES[str(dtype).lower()]
     except KeyError:
-        raise VidTLDRError(f"engine tensor dtype {dtype!r} has no Triton data type") from None
+        raise InputError(f"engine tensor dtype {dtype!r} has no Triton data type") from None
 
 
 def triton_dtype_from_onnx(elem_type_name: str) -> str:
     try:
         return _ONNX_DTYPES[elem_type_name]
     except KeyError:
-        raise VidTLDRError(f"ONNX element type {elem_type_name} has no Triton data type") from None
+        raise InputError(f"ONNX element type {elem_type_name} has no Triton data type") from None
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def choose_batching(
     if not dynamic_batch:
         if max_queue_delay_us is not None:
             batch = inputs[0].shape[0] if inputs and inputs[0].shape else "?"
-            raise VidTLDRError(
+            raise InputError(
                 f"{label}: --max-queue-delay-us needs a model that Triton can batch (a dynamic "
                 f"first dimension), but this one has a static batch of {batch}: Triton serves it "
                 "with max_batch_size 0 and no dynamic batcher. Serve concurrent requests with "
@@ -131,9 +131,9 @@ def choose_batching(
             )
         return Batching(max_batch_size=0)
     if max_batch_size < 1:
-        raise VidTLDRError(f"{label}: --max-batch-size must be >= 1 for a dynamic-batch graph")
+        raise InputError(f"{label}: --max-batch-size must be >= 1 for a dynamic-batch graph")
     if max_queue_delay_us is not None and max_queue_delay_us < 0:
-        raise VidTLDRError("--max-queue-delay-us must be >= 0")
+        raise InputError("--max-queue-delay-us must be >= 0")
     return Batching(max_batch_size=max_batch_size, max_queue_delay_us=max_queue_delay_us)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vidtldr_deploy.core.flops import count_flops
-from vidtldr_deploy.errors import InputError, VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.vit import ViTConfig
 from vidtldr_deploy.tune.cost_model import BlockCostModel
 
@@ -27,18 +27,18 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise VidTLDRError(f"budget kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+            raise InputError(f"budget kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if not math.isfinite(self.value):  # inf would also be written to reports as Infinity
             flag = {"flops": "--target-flops", "speedup": "--target-speedup"}.get(
                 self.kind, "--target-latency-ms"
             )
             raise InputError(f"{flag} must be a finite number, got {self.value}")
         if self.kind == "flops" and not 0 < self.value < 1:
-            raise VidTLDRError(f"--target-flops must be in (0, 1), got {self.value}")
+            raise InputError(f"--target-flops must be in (0, 1), got {self.value}")
         if self.kind == "speedup" and not self.value > 1:
-            raise VidTLDRError(f"--target-speedup must be > 1, got {self.value}")
+            raise InputError(f"--target-speedup must be > 1, got {self.value}")
         if self.kind == "latency_ms" and not self.value > 0:
-            raise VidTLDRError(f"--target-latency-ms must be > 0, got {self.value}")
+            raise InputError(f"--target-latency-ms must be > 0, got {self.value}")
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "value": self.value}
@@ -85,7 +85,7 @@ def cost_for(
 ) -> Cost:
     if budget.kind == "latency_ms":
         if cost_model is None:
-            raise VidTLDRError("a latency target needs a block cost model (fit_block_cost)")
+            raise InputError("a latency target needs a block cost model (fit_block_cost)")
         return LatencyCost(cost_model, n_tokens)
     return FlopsCost(cfg, frames)
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.vit import MergeViT
 
 TimeBlock = Callable[[int], "float | Sequence[float]"]  # ms, or the ms of repeated runs
@@ -56,7 +56,7 @@ def fit_block_cost(
     median where time_block gives repeated runs (their spread is recorded)."""
     counts = sorted({int(n) for n in token_counts if n > 0})
     if len(counts) < 3:
-        raise VidTLDRError(f"fitting a quadratic needs 3 or more token counts, got {counts}")
+        raise InputError(f"fitting a quadratic needs 3 or more token counts, got {counts}")
     runs = [np.atleast_1d(np.asarray(time_block(n), dtype=np.float64)) for n in counts]
     ms = [float(np.median(r)) for r in runs]
     spread = max(float(np.subtract(*np.percentile(r, [75, 25])) / m) if m > 0 else 0.0

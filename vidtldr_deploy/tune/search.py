@@ -35,7 +35,7 @@ import torch
 from vidtldr_deploy.core.flops import count_flops
 from vidtldr_deploy.core.merge import resolve_r
 from vidtldr_deploy.core.schedule import resolve_schedule
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.evaluate import metrics
 from vidtldr_deploy.evaluate.targets import iter_batches, primary_output, schedule_string
 from vidtldr_deploy.models.presets import PRESETS
@@ -314,14 +314,14 @@ def tune(
     bound = limit(budget, cost((0,) * depth))
     cheapest = cost(cands.max_completion((), n_tokens, depth, depth, 0.5))
     if cheapest > bound:
-        raise VidTLDRError(
+        raise InputError(
             f"no schedule meets {budget.kind} {budget.value}: even merging half the tokens in "
             f"every layer costs {cheapest:.4g} {cost.unit} against a limit of {bound:.4g}"
         )
     video = calibration_batch(clips, model)
     names = tuple(names) if names is not None else tuple(f"clip{i}" for i in range(len(video)))
     if len(names) != len(video):
-        raise VidTLDRError(f"{len(video)} calibration clips but {len(names)} names")
+        raise InputError(f"{len(video)} calibration clips but {len(names)} names")
     runner = PrefixRunner(model, video, options.cache_mib << 20)
     fit, skipped = cands.fitting_presets(
         PRESETS.get(arch, {}) if presets is None else presets,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vidtldr_deploy.core.merge import plan_merge
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import RuntimeFailure
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ def merge_decisions(
         if ids is None:
             ids = np.tile(np.arange(n), (b, 1))
         if ids.shape != (b, n):
-            raise VidTLDRError(f"merge layer {layer}: hidden state {x.shape} after {ids.shape} ids")
+            raise RuntimeFailure(
+                f"merge layer {layer}: hidden state {x.shape} after {ids.shape} ids"
+            )
         plan = plan_merge(torch.from_numpy(np.asarray(x, dtype=np.float32)), r)
         a_ids, b_ids = ids[:, ::2], ids[:, 1::2]
         src = np.take_along_axis(a_ids, plan.sources.numpy(), 1)

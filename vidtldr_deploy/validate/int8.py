@@ -23,7 +23,7 @@ from vidtldr_deploy.validate.compare import compare_merge_decisions, compare_val
 from vidtldr_deploy.validate.decisions import LayerAgreement, overall_agreement
 from vidtldr_deploy.validate.inputs import InputBatches
 from vidtldr_deploy.validate.result import ValidationResult
-from vidtldr_deploy.validate.run import inputs_description, run_validation
+from vidtldr_deploy.validate.run import ValidationRuns, inputs_description, run_validation
 from vidtldr_deploy.validate.tolerances import DEFAULT_TOLERANCES, Tolerances
 
 # Proposed INT8 bounds on the gating outputs (pooled / logits) against PyTorch fp32 merged. Measured
@@ -84,9 +84,19 @@ def validate_low_precision(
         runs, target=target, loaded=loaded, schedule=schedule, tolerances=tolerances,
         precision=precision, inputs=inputs_description(inputs, inputs_label),
     )  # fmt: skip
+    return judge_merge_decisions(runs, validation, schedule, min_agreement)
+
+
+def judge_merge_decisions(
+    runs: ValidationRuns,
+    validation: ValidationResult,
+    schedule: MergeSchedule,
+    min_agreement: float = MIN_DECISION_AGREEMENT,
+) -> Int8Validation:
+    """The outputs' verdict joined with the merge decisions' agreement (runs with merge inputs)."""
     decisions = compare_merge_decisions(runs.reference, runs.runtime, schedule)
     return Int8Validation(
-        validation, decisions, overall_agreement(decisions), min_agreement, target
+        validation, decisions, overall_agreement(decisions), min_agreement, validation.target
     )
 
 

@@ -14,9 +14,6 @@ from vidtldr_deploy.cli.console import guarded, info, out, status
 from vidtldr_deploy.cli.results import show_warnings, write_report_files
 from vidtldr_deploy.errors import InputError
 
-GRAPH_SUFFIXES = (".onnx", ".plan")
-
-
 TRIVIAL_FACTOR = (
     4  # R@k over fewer than k x this many clips says little: a random ranking scores high
 )
@@ -123,12 +120,11 @@ def evaluate_command(
         evaluate,
         load_labels,
         plot_drift,
-        rs_from_metadata,
     )
     from vidtldr_deploy.files import check_input_file, check_outputs
     from vidtldr_deploy.models.presets import presets_for
-    from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.pipelines.export import is_demo
+    from vidtldr_deploy.target import resolve_target
 
     check_outputs({"--report": report, "--plot": plot},
                   {"the target": Path(target), "--labels": labels,
@@ -136,42 +132,26 @@ def evaluate_command(
     if labels is not None:
         check_input_file(labels, "--labels")  # missing, a folder, a FIFO or a device
     label_map = load_labels(labels) if labels is not None else None
-    is_graph = Path(target).suffix.lower() in GRAPH_SUFFIXES
-    if is_graph and (schedules or arch or frames):
-        raise InputError(
-            f"{target} fixes its schedule, architecture and frames: --schedule/--arch/--frames apply to checkpoints and 'demo'"
-        )
+    resolved = resolve_target(target)  # an engine's sidecar and graph checked here
+    resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames)
 
     runner = None
-    if is_graph:
-        from vidtldr_deploy.export.reference import reference_for_graph
-        from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
-        graph = (
-            Path(target)
-            if Path(target).suffix.lower() == ".onnx"
-            else Path(target).with_suffix(".onnx")
-        )
+    if resolved.kind.exported:
         with status(f"loading {target} and rebuilding its PyTorch model from the metadata"):
-            ref = reference_for_graph(graph, None, unsafe_load, ckpt_frames)
+            ref = resolved.reference(None, unsafe_load, ckpt_frames)
         loaded = ref.loaded
-        if Path(target).suffix.lower() == ".plan":
-            from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
-            runner = TensorRTRunner(Path(target))
-        else:
-            runner = OnnxRuntimeRunner(graph)
+        runner = resolved.open_runner()
         targets = [
             GraphTarget(
                 runner,
-                tuple(rs_from_metadata(ref.metadata)),
+                resolved.graph.rs,
                 label=f"{Path(target).name} ({runner.name})",
-                batch=ref.input_shape[0],
+                batch=resolved.graph.batch,
             )
         ]
     else:
         with status(f"loading {target}"):
-            loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
+            loaded = resolved.load(arch, frames, ckpt_frames, unsafe_load, seed)
         wanted = list(schedules or [])
         if not wanted:
             wanted = [DEMO_SCHEDULE] if is_demo(target) else list(presets_for(loaded.arch))

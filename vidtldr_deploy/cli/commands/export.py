@@ -11,7 +11,7 @@ import typer
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.commands.clip_args import InputArgs
 from vidtldr_deploy.cli.console import guarded, info, out, status
-from vidtldr_deploy.cli.results import show_validation, write_report_files
+from vidtldr_deploy.cli.results import show_merge_agreement, show_validation, write_report_files
 from vidtldr_deploy.errors import CheckFailed
 
 
@@ -129,11 +129,7 @@ def export_command(
     def validated(result, report_path, extra):
         show_validation(result)
         if "merge_decisions" in extra:
-            agreement = extra["merge_decisions"]
-            out.print(
-                f"merge decisions agreeing with fp32: {agreement['agreement']:.1%} "
-                f"(at least {agreement['min_agreement']:.0%} required)", highlight=False,
-            )  # fmt: skip
+            show_merge_agreement(extra["merge_decisions"])
         write_report_files(report_path, {**result.to_dict(), **extra})
 
     events = ExportEvents(status=status, info=info, loaded=loaded, validated=validated)

@@ -95,11 +95,11 @@ def profile_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vidtldr_deploy.files import check_outputs
-    from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.pipelines.export import schedule_spec
     from vidtldr_deploy.profile.run import ProfileInputs, ProfileSettings, run_profile
     from vidtldr_deploy.report import plots, tables
     from vidtldr_deploy.report.cells import run_facts
+    from vidtldr_deploy.target import TargetKind, resolve_target
 
     settings = ProfileSettings(
         runtime=runtime, device=device, batch=1 if batch is None else batch, iterations=iterations, warmup=warmup,
@@ -109,37 +109,22 @@ def profile_command(
     )  # fmt: skip
     check_outputs({"--report": json_path, "--plot": plot},
                   {"the target": Path(target), **{f"--calib {p}": p for p in calib or []}})  # fmt: skip
-    suffix = Path(target).suffix.lower()
+    resolved_target = resolve_target(target)  # an engine's sidecar and graph checked here
     merged_onnx = merged_plan = None
-    if suffix in (".onnx", ".plan"):
-        if arch or frames or schedule or ckpt_frames:
-            raise InputError(
-                f"{target} fixes the architecture, frames and schedule: --arch/--frames/--schedule "
-                "apply to checkpoints and 'demo' only"
-            )
-        if suffix == ".plan":
+    if resolved_target.kind.exported:
+        resolved_target.refuse_model_flags(
+            arch=arch, frames=frames, schedule=schedule, ckpt_frames=ckpt_frames
+        )
+        if resolved_target.kind is TargetKind.ENGINE:
             if runtime != "tensorrt":
                 raise InputError(
                     f"{target} is a TensorRT engine: use --runtime tensorrt --device cuda"
                 )
-            settings.check()  # TensorRT installed, CUDA device
-            onnx_path = Path(target).with_suffix(".onnx")
-            if not onnx_path.exists():
-                raise InputError(
-                    f"{target}: the graph it was built from ({onnx_path}) is not beside it; the "
-                    "profile rebuilds the PyTorch model and FLOPs from the graph's metadata"
-                )
             merged_plan = Path(target)
-            from vidtldr_deploy.runtime.tensorrt.sidecar import require_graph_match
-
-            require_graph_match(merged_plan, onnx_path)  # the metadata read next must be its graph
-        else:
-            onnx_path = Path(target)
-        settings.check()
-        from vidtldr_deploy.export.reference import reference_for_graph
-
+        onnx_path = resolved_target.graph_path
+        settings.check()  # TensorRT installed, CUDA device
         with status(f"loading {onnx_path} and rebuilding its PyTorch model from the metadata"):
-            ref = reference_for_graph(onnx_path, None, unsafe_load, None)
+            ref = resolved_target.reference(None, unsafe_load, None)
         graph_batch = ref.input_shape[0]
         if batch is not None and batch != graph_batch:
             raise InputError(
@@ -148,17 +133,16 @@ def profile_command(
             )
         settings.batch = graph_batch
         if runtime != "torch":
-            settings.merge_impl = ref.metadata.get("merge_impl", "onnx")
+            settings.merge_impl = resolved_target.graph.merge_impl
         loaded, resolved = ref.loaded, ref.schedule
         merged_onnx = onnx_path
     else:
         if baseline is not None:
             raise InputError("--baseline applies to a .plan target only")
         settings.check()
-        spec_text = schedule_spec(schedule, target)
-        with status(f"loading {target}"):
-            loaded = load_source(target, arch, frames, ckpt_frames, unsafe_load, seed)
-        resolved = loaded.schedule(spec_text)
+        with status(f"loading {target}"):  # a broken checkpoint is named before the schedule
+            loaded = resolved_target.load(arch, frames, ckpt_frames, unsafe_load, seed)
+        resolved = loaded.schedule(schedule_spec(schedule, target))
     loaded.check_memory(settings.batch)
     info(loaded.description)
     for note in resolved.notes:

@@ -13,7 +13,13 @@ from vidtldr_deploy.cli.results import write_report_files
 
 
 def schedule_command(
-    arch: Annotated[str, typer.Option("--arch", help="Architecture name.")],
+    arch: Annotated[
+        str,
+        typer.Option(
+            "--arch",
+            help="Architecture name, or a model: a checkpoint, a Hugging Face folder, 'demo' or an exported .onnx (its own sizes and FLOPs).",
+        ),
+    ],
     schedule: opt.Schedule = None,
     frames: opt.Frames = None,
     as_json: Annotated[
@@ -28,19 +34,26 @@ def schedule_command(
     from vidtldr_deploy.models.registry import get_architecture
     from vidtldr_deploy.models.vit import check_input_geometry
     from vidtldr_deploy.report.tables import schedule_table
+    from vidtldr_deploy.target import TargetKind, resolve_target
 
     check_outputs({"--report": report})
-    spec = get_architecture(arch)
-    cfg = spec.config
-    frames = spec.default_frames if frames is None else frames
+    target = resolve_target(arch, architectures=True)
+    if target.kind is TargetKind.ARCHITECTURE:
+        spec = get_architecture(arch)
+        cfg, name, family = spec.config, spec.name, spec.name
+        frames = spec.default_frames if frames is None else frames
+    else:  # a model: its own sizes (a custom-size folder is not its family's registered size)
+        target.refuse_model_flags(frames=frames, schedule=schedule)
+        loaded = target.load(frames=frames)
+        cfg, name, family, frames = loaded.model.cfg, loaded.name, loaded.arch, loaded.frames
+        if target.graph is not None:
+            schedule = target.graph.spec
     check_input_geometry(cfg, frames)
-    resolved = schedule_for(
-        schedule or "none", spec.name, cfg.depth, token_count(cfg, frames), frames
-    )
+    resolved = schedule_for(schedule or "none", family, cfg.depth, token_count(cfg, frames), frames)
     flops = count_flops(cfg, frames, resolved)
     data = {
         "kind": "schedule",
-        "arch": spec.name,
+        "arch": name,
         "frames": frames,
         "spec": resolved.spec,
         "layers": resolved.to_dict()["layers"],
@@ -60,9 +73,7 @@ def schedule_command(
         print(json.dumps(data))
         return
     out.print(
-        schedule_table(
-            resolved.to_dict(), f"{spec.name}, {frames} frames, schedule {resolved.spec!r}"
-        )
+        schedule_table(resolved.to_dict(), f"{name}, {frames} frames, schedule {resolved.spec!r}")
     )
     for note in resolved.notes:
         out.print(f"note: {note}", markup=False, highlight=False)

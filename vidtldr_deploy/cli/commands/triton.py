@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidtldr_deploy.cli.console import console, guarded, out
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.serve.client import DEFAULT_TIMEOUT_S
 
 
@@ -131,9 +131,9 @@ def triton_client_command(
     from vidtldr_deploy.serve import client
 
     if (inputs is None) == (not video):
-        raise VidTLDRError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
+        raise InputError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
     if not 0 < timeout < float("inf"):
-        raise VidTLDRError(f"--timeout must be a positive number of seconds, got {timeout}")
+        raise InputError(f"--timeout must be a positive number of seconds, got {timeout}")
     if video:
         requests = [client.video_inputs(video)]
     else:

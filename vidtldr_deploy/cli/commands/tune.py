@@ -83,7 +83,10 @@ def _show_presets(data: dict, arch: str) -> None:
 @opt.argument_group("clip_args", ClipArgs)
 def tune_command(
     checkpoint: Annotated[
-        str, typer.Argument(help="Checkpoint file, Hugging Face folder, or 'demo'.")
+        str,
+        typer.Argument(
+            help="Checkpoint file, Hugging Face folder, 'demo', or an exported .onnx/.plan (tunes the model it was exported from)."
+        ),
     ],
     clip_args: ClipArgs = None,
     target_flops: Annotated[
@@ -146,8 +149,8 @@ def tune_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vidtldr_deploy.files import check_outputs
-    from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.target import resolve_target
     from vidtldr_deploy.tune import (
         SearchOptions,
         plot_pareto,
@@ -170,8 +173,13 @@ def tune_command(
                 "timer so far; use --runtime torch, or --target-flops / --target-speedup"
             )
         check_device(runtime, device)
+    target = resolve_target(checkpoint)
+    if target.kind.exported:  # a graph fixes one schedule: tune searches its recorded model's
+        target.refuse_model_flags(arch=arch, frames=frames)
+        checkpoint = target.recorded_source("tune")
+        info(f"tuning the model {target.text} was exported from: {checkpoint}")
     with status(f"loading {checkpoint}"):
-        loaded = load_source(checkpoint, arch, frames, ckpt_frames, unsafe_load, seed)
+        loaded = target.load(arch, frames, ckpt_frames, unsafe_load, seed)
     info(loaded.description)
     decoding, advance = clip_progress()
     stream = clip_args.stream(loaded.model, loaded.arch, advance)

@@ -13,7 +13,7 @@ import typer
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.commands.clip_args import InputArgs
 from vidtldr_deploy.cli.console import guarded, info, status
-from vidtldr_deploy.cli.results import show_validation, write_report_files
+from vidtldr_deploy.cli.results import show_merge_agreement, show_validation, write_report_files
 from vidtldr_deploy.errors import InputError
 
 REFERENCE_PREFIX = "reference/"  # --save-outputs keys of the PyTorch reference's outputs
@@ -67,26 +67,6 @@ def check_validate_outputs(model: Path, inputs, report, save_inputs, save_output
     check_outputs({"--report": report, "--save-inputs": save_inputs, "--save-outputs": save_outputs},
                   {("the engine" if model.suffix == ".plan" else "the graph"): model,
                    **{f"--inputs {p}": p for p in inputs or []}})  # fmt: skip
-
-
-def open_runner(model: Path, runtime: str, device: str, plugins: Path | None):
-    if runtime == "tensorrt":
-        from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
-        return TensorRTRunner(model, plugin_library=plugins)
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
-    return OnnxRuntimeRunner(model, device)
-
-
-def engine_graph(model: Path) -> Path:
-    onnx_path = model.with_suffix(".onnx")
-    if not onnx_path.exists():
-        raise InputError(
-            f"{model}: the graph it was built from ({onnx_path}) is not beside it; validation "
-            "rebuilds the PyTorch reference from the graph's metadata"
-        )
-    return onnx_path
 
 
 @opt.argument_group("flags", opt.ToleranceFlags)
@@ -144,8 +124,9 @@ def validate_command(
 ) -> None:
     """Run an exported graph (ONNX Runtime) or engine (TensorRT) and compare it with the PyTorch
     model (same schedule)."""
-    from vidtldr_deploy.export.reference import reference_for_graph
+    from vidtldr_deploy.constants import Precision
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.target import resolve_target
     from vidtldr_deploy.validate.compare import compare_validation
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
     from vidtldr_deploy.validate.run import run_validation
@@ -154,16 +135,13 @@ def validate_command(
     inputs = clips.paths
     check_inputs_exist(model, inputs)
     check_validate_outputs(model, inputs, report, save_inputs, save_outputs)
+    target = resolve_target(model)  # the engine's sidecar and graph, the graph's description
     check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
-    precision, graph = "fp32", model
-    if runtime == "tensorrt":
-        from vidtldr_deploy.runtime.tensorrt.sidecar import read_sidecar
-
-        graph = engine_graph(model)
-        precision = read_sidecar(model).get("precision", "fp32")
+    precision = target.precision
+    int8_graph = precision is Precision.INT8 and runtime == "onnxruntime"
     tolerances = opt.tolerances_for(precision, flags)
     with status("loading the graph and its PyTorch reference"):
-        ref = reference_for_graph(graph, checkpoint, unsafe_load, ckpt_frames)
+        ref = target.reference(checkpoint, unsafe_load, ckpt_frames)
     info(f"{ref.loaded.description}; schedule {ref.schedule.spec!r}")
     batches = make_inputs(ref.input_shape, seed, num_inputs, inputs, arch=ref.loaded.arch,
                           **clips.options())  # fmt: skip
@@ -174,20 +152,28 @@ def validate_command(
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
     with (
         status(f"running {runtime} ({device}) and PyTorch"),
-        open_runner(model, runtime, device, plugins) as runner,
+        target.open_runner(runtime, device, plugins, merge_inputs=int8_graph) as runner,
     ):
-        runs = run_validation(runner, ref.loaded, ref.schedule, batches)
+        runs = run_validation(runner, ref.loaded, ref.schedule, batches, merge_inputs=int8_graph)
     result = compare_validation(
         runs, target=str(model), loaded=ref.loaded, schedule=ref.schedule, tolerances=tolerances,
         precision=precision, inputs=batches.label, strict_tokens=strict_tokens,
     )  # fmt: skip
+    extra: dict = {}
+    if int8_graph:  # as the export judges it: INT8 tolerances and merge-decision agreement
+        from vidtldr_deploy.validate.int8 import judge_merge_decisions
+
+        int8 = judge_merge_decisions(runs, result, ref.schedule)
+        extra = {"merge_decisions": int8.to_dict()["merge_decisions"], "passed": int8.passed}
     show_validation(result)
+    if extra:
+        show_merge_agreement(extra["merge_decisions"])
     if save_outputs is not None:
         save_arrays(save_outputs, output_arrays(runs))
         info(f"outputs: {save_outputs} ({REFERENCE_PREFIX}<name>: the PyTorch reference)")
     skipped = {"warnings": batches.warnings} if batches.warnings else {}
-    write_report_files(report, {**result.to_dict(), "device": device, **skipped})
-    if not result.passed:
+    write_report_files(report, {**result.to_dict(), "device": device, **skipped, **extra})
+    if not extra.get("passed", result.passed):
         raise typer.Exit(1)
 
 

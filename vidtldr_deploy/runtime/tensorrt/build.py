@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from vidtldr_deploy.constants import DOMAIN as PLUGIN_DOMAIN
-from vidtldr_deploy.constants import PLUGIN_NAMESPACE, PLUGIN_VERSION, PRECISIONS
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.constants import PLUGIN_NAMESPACE, PLUGIN_VERSION, Precision
+from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.runtime.tensorrt.environment import (
@@ -194,7 +194,7 @@ def read_graph(onnx_path: Path, metadata: dict | None) -> GraphToBuild:
     try:
         model = onnx.load(str(onnx_path))
     except Exception as err:  # protobuf decode errors have no common base
-        raise VidTLDRError(f"{onnx_path} is not a readable ONNX file: {err}") from err
+        raise InputError(f"{onnx_path} is not a readable ONNX file: {err}") from err
     nodes = _vidtldr_nodes(model)
     return GraphToBuild(
         onnx_path, model, dict(metadata) if metadata is not None else read_metadata(model),
@@ -205,16 +205,15 @@ def read_graph(onnx_path: Path, metadata: dict | None) -> GraphToBuild:
 def check_build_request(
     onnx_path: Path, engine_path: Path, precision: str, workspace_mib: int | None
 ) -> None:
-    if precision not in PRECISIONS:
-        raise VidTLDRError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    precision = Precision.parse(precision)
     if not onnx_path.is_file():
-        raise VidTLDRError(f"ONNX file {onnx_path} does not exist")
+        raise InputError(f"ONNX file {onnx_path} does not exist")
     if not engine_path.parent.is_dir():
-        raise VidTLDRError(
+        raise InputError(
             f"output directory {engine_path.parent} does not exist: create it or choose another -o path"
         )
     if workspace_mib is not None and workspace_mib <= 0:
-        raise VidTLDRError(f"--workspace must be a positive number of MiB, got {workspace_mib}")
+        raise InputError(f"--workspace must be a positive number of MiB, got {workspace_mib}")
 
 
 def load_plugins(trt, graph: GraphToBuild, plugin_library: str | Path | None) -> Path | None:
@@ -227,7 +226,7 @@ def load_plugins(trt, graph: GraphToBuild, plugin_library: str | Path | None) ->
     missing = [op for op, ok in registered_plugin_ops(trt, graph.ops).items() if not ok]
     if missing:
         op = missing[0]
-        raise VidTLDRError(
+        raise EnvironmentProblem(
             f"the graph holds {PLUGIN_DOMAIN}::{op} nodes, but no TensorRT plugin creator "
             f"{op!r} (namespace {PLUGIN_NAMESPACE!r}, version {PLUGIN_VERSION!r}) is registered "
             f"after loading {plugin_path}: rebuild the plugin library for this TensorRT "
@@ -259,12 +258,12 @@ def parse_network(
     if not parser.parse(model.SerializeToString(), str(graph.path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         detail = "\n".join(f"  {e}" for e in errors[:8]) or "  (no parser error recorded)"
-        raise VidTLDRError(
+        raise RuntimeFailure(
             f"TensorRT's ONNX parser rejected {graph.path}:\n{detail}{errors_tail(logger.messages)}"
         )
     plugin_layers = sum(1 for layer in _layers(network) if layer.type == trt.LayerType.PLUGIN_V3)
     if graph.nodes and plugin_layers < graph.nodes:
-        raise VidTLDRError(
+        raise EnvironmentProblem(
             f"{graph.path} holds {graph.nodes} {PLUGIN_DOMAIN} nodes but the parsed network has only "
             f"{plugin_layers} plugin layers: the plugin library {plugin_path} was not used"
         )
@@ -356,7 +355,7 @@ def build_serialized(
     log(f"building the TensorRT {trt.__version__} engine ({plan.precision}) from {parsed.source}")
     serialized = parsed.builder.build_serialized_network(parsed.network, config)
     if serialized is None:
-        raise VidTLDRError(
+        raise RuntimeFailure(
             f"TensorRT could not build an engine from {parsed.source}{errors_tail(parsed.messages)}"
         )
     return memoryview(serialized), config, cache_reused

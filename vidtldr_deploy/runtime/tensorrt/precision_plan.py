@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.runtime.tensorrt.quantized import QuantizedBuildPlan
 
 PLUGIN = "plugin"
@@ -109,17 +109,17 @@ def plan_precision(
         )  # fmt: skip
     if precision == "fp32":
         if graph_has_half:
-            raise VidTLDRError(
+            raise InputError(
                 f"{graph} carries fp16 tensors, and a strongly typed build keeps them: pass "
                 "--precision fp16"
             )
         # fp32 means fp32: validated against PyTorch fp32, so no TF32 rounding either
         return PrecisionPlan(precision, strongly, (), tf32)
     if precision != "fp16":
-        raise VidTLDRError(f"no precision plan for {precision!r}")
+        raise InputError(f"no precision plan for {precision!r}")
     if features.strongly_typed_only:
         if not graph_has_half:
-            raise VidTLDRError(
+            raise InputError(
                 f"TensorRT {features.version} networks are always strongly typed: the precision "
                 f"comes from the ONNX graph, and {graph} is fp32. Build with --precision fp32, "
                 "use TensorRT 10 for an fp16 engine from this graph, or convert the graph to mixed "

@@ -20,9 +20,10 @@ from typing import Any
 
 import onnx
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.constants import Precision
+from vidtldr_deploy.errors import EnvironmentProblem, InputError
 
-QUANTIZED_PRECISIONS = ("int8", "fp8")
+QUANTIZED_PRECISIONS = tuple(p.value for p in Precision if p.quantized)
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
 
@@ -95,30 +96,26 @@ def quantized_build_plan(
 ) -> QuantizedBuildPlan:
     """Network and builder flags for an engine of `precision` from a graph whose Q/DQ produce
     `qdq_types` (graph_qdq_types), on a GPU of `compute_capability` ("8.9" or (8, 9))."""
-    if precision not in QUANTIZED_PRECISIONS:
-        raise VidTLDRError(
-            f"quantized precision must be one of {', '.join(QUANTIZED_PRECISIONS)}, "
-            f"got {precision!r}"
-        )
+    Precision.parse(precision, QUANTIZED_PRECISIONS, "quantized precision")
     strongly_typed_only = _major(trt) >= 11 or not hasattr(trt.BuilderFlag, "FP16")
     version = getattr(trt, "__version__", "?")
     if precision == "fp8":
         cc = _cc(compute_capability)
         if cc is None or cc < FP8_MIN_COMPUTE_CAPABILITY:
             where = "an unknown GPU" if cc is None else f"compute capability {cc[0]}.{cc[1]}"
-            raise VidTLDRError(
+            raise InputError(
                 f"--precision fp8 needs a GPU of compute capability >= 8.9 (Ada, Hopper or later); "
                 f"this is {where}: use --precision int8"
             )
         if not hasattr(trt, "DataType") or not hasattr(trt.DataType, "FP8"):
-            raise VidTLDRError(f"TensorRT {version} has no FP8 support: use --precision int8")
+            raise EnvironmentProblem(f"TensorRT {version} has no FP8 support: use --precision int8")
         if not any(t.startswith("float8") for t in qdq_types):
-            raise VidTLDRError(
+            raise InputError(
                 "--precision fp8 needs a graph with FP8 Q/DQ (e.g. from NVIDIA ModelOpt, keeping "
                 "the vidtldr Saliency/Merge islands fp32); this toolkit writes INT8 Q/DQ only"
             )
     elif "int8" not in qdq_types:
-        raise VidTLDRError(
+        raise InputError(
             "--precision int8 needs a graph with explicit INT8 Q/DQ: quantize the fp32 export "
             "first (vidtldr_deploy.export.quantize.quantize_graph)"
         )
@@ -129,7 +126,7 @@ def quantized_build_plan(
         return QuantizedBuildPlan(precision, False, (), clear, notes)
     flag = "INT8" if precision == "int8" else "FP8"
     if not hasattr(trt.BuilderFlag, flag):
-        raise VidTLDRError(f"TensorRT {version} has no BuilderFlag.{flag}")
+        raise EnvironmentProblem(f"TensorRT {version} has no BuilderFlag.{flag}")
     notes.append(
         f"TensorRT {version}: weakly typed network with BuilderFlag.{flag} (explicit "
         "quantization); no FP16 flag, so layers without Q/DQ, merge islands included, run fp32"

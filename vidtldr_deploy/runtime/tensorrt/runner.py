@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.errors import InputError, RuntimeFailure, VidTLDRError
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.breakdown import Breakdown, from_named_times
@@ -31,7 +31,7 @@ def _torch_dtype(trt, torch, dtype):
              "uint8": torch.uint8}  # fmt: skip
     name = dtype_name(trt, dtype)
     if name not in table:
-        raise VidTLDRError(f"engine I/O type {name} is not supported by the TensorRT runner")
+        raise InputError(f"engine I/O type {name} is not supported by the TensorRT runner")
     return table[name]
 
 
@@ -53,7 +53,7 @@ class TensorRTRunner(Runner):
         trt = require_tensorrt()
         torch = torch_cuda()
         if not self.engine_path.is_file():
-            raise VidTLDRError(f"engine {self.engine_path} does not exist")
+            raise InputError(f"engine {self.engine_path} does not exist")
         self.sidecar = sc.read_sidecar(self.engine_path)
         plugin_path = self._checked_against_machine(trt)
         if plugin_path is not None:
@@ -95,12 +95,12 @@ class TensorRTRunner(Runner):
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:
-            raise VidTLDRError(
+            raise RuntimeFailure(
                 f"TensorRT {trt.__version__} could not load {self.engine_path}{errors_tail(messages)}"
             )
         self.context = self.engine.create_execution_context()
         if self.context is None:
-            raise VidTLDRError(
+            raise RuntimeFailure(
                 f"could not create an execution context for {self.engine_path}{errors_tail(messages)}"
             )
 
@@ -116,7 +116,7 @@ class TensorRTRunner(Runner):
             name = self.engine.get_tensor_name(i)
             shape = tuple(self.engine.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise VidTLDRError(
+                raise InputError(
                     f"{self.engine_path}: tensor {name} has a dynamic shape {shape}; "
                     "vidtldr engines are static"
                 )
@@ -129,7 +129,7 @@ class TensorRTRunner(Runner):
             else:
                 self.output_names.append(name)
         if len(self.input_names) != 1:
-            raise VidTLDRError(
+            raise InputError(
                 f"{self.engine_path} has inputs {self.input_names}; expected one (video)"
             )
         self.input_name = self.input_names[0]
@@ -140,7 +140,7 @@ class TensorRTRunner(Runner):
             raise self.inactive()
         torch = self._torch
         if tuple(video.shape) != self.input_shape:
-            raise VidTLDRError(
+            raise InputError(
                 f"input shape {tuple(video.shape)} does not match the engine's static input "
                 f"{self.input_shape}"
             )
@@ -150,7 +150,7 @@ class TensorRTRunner(Runner):
                 torch.from_numpy(np.ascontiguousarray(video)).to(dst.dtype), non_blocking=False
             )
             if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise VidTLDRError(f"TensorRT failed to run {self.engine_path}")
+                raise RuntimeFailure(f"TensorRT failed to run {self.engine_path}")
             outs = {name: self.buffers[name].float().cpu() for name in self.output_names}
         self.stream.synchronize()
         return {name: t.numpy() for name, t in outs.items()}
@@ -175,7 +175,9 @@ class TensorRTRunner(Runner):
             context.set_tensor_address(name, buf.data_ptr())
         for _ in range(max(1, iterations)):
             if not context.execute_async_v3(self.stream.cuda_stream):
-                raise VidTLDRError(f"TensorRT failed to run {self.engine_path} under the profiler")
+                raise RuntimeFailure(
+                    f"TensorRT failed to run {self.engine_path} under the profiler"
+                )
             self.stream.synchronize()
         times = {k: v / max(1, iterations) for k, v in profiler.times.items()}
         del context

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.errors import VidTLDRError
+from vidtldr_deploy.constants import Precision
+from vidtldr_deploy.errors import EnvironmentProblem, InputError
 from vidtldr_deploy.files import atomic_output, sha256_bytes, sha256_file
 
 FORMAT = "vidtldr-engine-sidecar"
@@ -159,40 +160,46 @@ def write_engine_and_sidecar(
     return sidecar
 
 
+def refuse_sidecar(path: Path) -> None:
+    """An engine's `.plan.json` given where the engine itself is meant."""
+    if path.name.endswith(".plan.json"):
+        raise InputError(f"{path} is a sidecar: pass the engine {path.name[:-5]} itself")
+
+
 def read_sidecar(engine_path: str | Path) -> dict:
     """Read `X.plan.json` for `X.plan` (or the .json itself); missing or corrupt is a clear error."""
     engine_path = Path(engine_path)
     path = engine_path if engine_path.name.endswith(".plan.json") else sidecar_path(engine_path)
     if not path.exists():
-        raise VidTLDRError(
+        raise InputError(
             f"{path} is missing: an engine never travels without its .plan.json (it records the "
             "TensorRT version, GPU and plugin library the engine was built for). Copy it along with "
             "the engine, or rebuild the engine on this device with vidtldr-export ... -o X.plan"
         )
     if path.is_dir():
-        raise VidTLDRError(f"{path} is a directory, not the engine's sidecar file: remove it and "
+        raise InputError(f"{path} is a directory, not the engine's sidecar file: remove it and "
                            "rebuild the engine with vidtldr-export ... -o X.plan")  # fmt: skip
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise VidTLDRError(
+        raise InputError(
             f"{path} is not valid JSON ({err}): the sidecar is corrupt; rebuild the engine with "
             "vidtldr-export ... -o X.plan"
         ) from err
     except OSError as err:
-        raise VidTLDRError(f"{path} cannot be read: {err.strerror or err}") from err
+        raise InputError(f"{path} cannot be read: {err.strerror or err}") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise VidTLDRError(f'{path} is not a vidtldr engine sidecar (no "format": "{FORMAT}")')
+        raise InputError(f'{path} is not a vidtldr engine sidecar (no "format": "{FORMAT}")')
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise VidTLDRError(
+        raise InputError(
             f"{path} lacks {', '.join(missing)}: rebuild the engine to get a complete sidecar"
         )
     version = data["format_version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise _malformed(path, "format_version", version, "a positive whole number")
     if version > FORMAT_VERSION:
-        raise VidTLDRError(
+        raise InputError(
             f"{path} has sidecar format {version}, newer than this toolkit reads "
             f"({FORMAT_VERSION}): upgrade vidtldr-deploy (the engine was built by {data['toolkit_version']})"
         )
@@ -202,12 +209,56 @@ def read_sidecar(engine_path: str | Path) -> dict:
         raise _malformed(
             path, "compute_capability", data["compute_capability"], 'like "8.6"'
         ) from None
-    # A blank engine_sha256 or TensorRT version is refused by check_sidecar when the engine loads.
+    _check_fields(data, path)
+    # A blank engine_sha256 is refused by check_sidecar when the engine loads.
     return data
 
 
-def _malformed(path: Path, key: str, value: Any, expected: str) -> VidTLDRError:
-    return VidTLDRError(
+def _check_fields(data: dict, path: Path) -> None:
+    """Every field a command reads, of the type it is read as: a damaged or edited sidecar is an
+    InputError naming the field, never a crash further on."""
+    version = data["tensorrt_version"]
+    if not isinstance(version, str) or not version.strip():
+        raise _malformed(path, "tensorrt_version", version, 'a TensorRT version like "10.7.0"')
+    try:
+        data["precision"] = Precision.parse(data["precision"], tuple(p.value for p in Precision))
+    except InputError:
+        raise _malformed(path, "precision", data["precision"], "fp32, fp16, int8 or fp8") from None
+    for key in ("inputs", "outputs"):
+        _check_tensors(path, key, data[key])
+    layers = data.get("plugin_layers", 0)
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
+        raise _malformed(path, "plugin_layers", layers, "a whole number of layers")
+    if data["schedule"] is not None and not isinstance(data["schedule"], dict):
+        raise _malformed(path, "schedule", data["schedule"], "the schedule as a JSON object")
+    for key in (
+        "cuda_version",
+        "gpu_name",
+        "onnx_sha256",
+        "engine_sha256",
+        "plugin_library_sha256",
+    ):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise _malformed(path, key, data[key], "text or null")
+
+
+def _check_tensors(path: Path, key: str, table: Any) -> None:
+    if not isinstance(table, dict) or not table:
+        raise _malformed(path, key, table, 'a non-empty {"name": {"shape": [...], "dtype": ...}}')
+    for name, spec in table.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+        ):
+            raise _malformed(path, f"{key}.{name}.shape", shape, "a list of positive dimensions")
+        if not isinstance(spec.get("dtype"), str):
+            raise _malformed(
+                path, f"{key}.{name}.dtype", spec.get("dtype"), 'a type like "float32"'
+            )
+
+
+def _malformed(path: Path, key: str, value: Any, expected: str) -> InputError:
+    return InputError(
         f"{path}: {key} {value!r} is not {expected}: the sidecar is damaged or edited; rebuild the "
         "engine with vidtldr-export ... -o X.plan"
     )
@@ -322,18 +373,20 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
 
 
 def require_sidecar_match(sidecar: dict, runtime: dict, engine_path: str | Path) -> None:
-    """Raise VidTLDRError listing every mismatch between the sidecar and this machine."""
+    """Raise EnvironmentProblem listing every mismatch between the sidecar and this machine."""
     problems = check_sidecar(sidecar, runtime)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
-        raise VidTLDRError(f"{engine_path} cannot run here:\n{lines}")
+        raise EnvironmentProblem(f"{engine_path} cannot run here:\n{lines}")
 
 
-def require_graph_match(engine_path: str | Path, onnx_path: str | Path) -> None:
+def require_graph_match(
+    engine_path: str | Path, onnx_path: str | Path, sidecar: dict | None = None
+) -> None:
     """The .onnx read beside an engine must be the graph it was built from (its sha256 in the
     sidecar): its metadata rebuilds the PyTorch model the engine is compared with."""
-    sidecar = read_sidecar(engine_path)
+    sidecar = read_sidecar(engine_path) if sidecar is None else sidecar
     runtime = {"onnx_sha256": sha256_file(onnx_path), "onnx": str(onnx_path)}
     problems = [p for p in check_sidecar(sidecar, runtime) if str(onnx_path) in p]
     if problems:
-        raise VidTLDRError(f"{engine_path}: {problems[0]}")
+        raise InputError(f"{engine_path}: {problems[0]}")
