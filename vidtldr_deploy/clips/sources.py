@@ -10,7 +10,6 @@ import numpy as np
 
 from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.files import check_input_file
-from vidtldr_deploy.models.memory import LIMIT_ENV, memory_limit_bytes
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -142,6 +141,9 @@ def _declared(path: Path, key: str | None = None) -> tuple[tuple[int, ...], np.d
 def _check_declared(path: Path, headers: list[tuple[tuple[int, ...], np.dtype]]) -> None:
     """Refuse, before loading, arrays of Python objects and arrays whose declared size is over
     the memory limit (a small compressed file can declare terabytes of zeros)."""
+    # Here, not at the top: the serving preprocessor imports clips without torch (models/ has it).
+    from vidtldr_deploy.models.memory import LIMIT_ENV, memory_limit_bytes
+
     total = 0
     for shape, dtype in headers:
         if dtype.hasobject:
