@@ -203,7 +203,7 @@ def test_labels_are_checked_against_the_model_and_the_clips():
 def test_labels_for_an_encoder_are_refused_on_the_command_line(cli, videos, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("clip0.mp4,1\n")
-    r = cli("evaluate", "demo", "--clips", videos, "-s", "0.25x2", "--labels", labels)
+    r = cli("evaluate", "demo-random", "--clips", videos, "-s", "0.25x2", "--labels", labels)
     assert r.exit_code == 2 and "encoder" in _text(r) and "decoding" not in _text(r)
 
 
