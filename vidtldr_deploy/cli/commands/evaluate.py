@@ -11,7 +11,7 @@ import typer
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
 from vidtldr_deploy.cli.console import guarded, info, out, status
-from vidtldr_deploy.cli.results import write_report_files
+from vidtldr_deploy.cli.results import show_warnings, write_report_files
 from vidtldr_deploy.errors import InputError
 
 TRIVIAL_FACTOR = (
@@ -141,11 +141,12 @@ def evaluate_command(
     from vidtldr_deploy.evaluate import (
         GraphTarget,
         MethodSchedule,
+        check_classifier,
         evaluate,
         load_labels,
         plot_drift,
     )
-    from vidtldr_deploy.files import check_outputs
+    from vidtldr_deploy.files import check_input_file, check_outputs
     from vidtldr_deploy.models.presets import presets_for
     from vidtldr_deploy.models.source import is_demo
     from vidtldr_deploy.target import TargetKind, resolve_target
@@ -153,8 +154,8 @@ def evaluate_command(
     check_outputs({"--report": report, "--plot": plot},
                   {"the target": Path(target), "--labels": labels,
                    **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
-    if labels is not None and not labels.is_file():
-        raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
+    if labels is not None:
+        check_input_file(labels, "--labels")  # missing, a folder, a FIFO or a device
     label_map = load_labels(labels) if labels is not None else None
     resolved = resolve_target(target)  # an engine's sidecar and graph checked here
     resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames, method=methods)
@@ -207,6 +208,8 @@ def evaluate_command(
             for spec in wanted
         ]
     info(loaded.description)
+    if label_map is not None:
+        check_classifier(loaded.model.cfg.num_classes)  # before any clip is decoded
     progress, advance = clip_progress(f"evaluating {len(targets)} schedule(s)")
     # clips decoded and run a batch at a time: memory does not grow with them
     with (
@@ -217,14 +220,17 @@ def evaluate_command(
         if label_map is None and demo_labels is not None:
             label_map = load_labels(demo_labels)
         stream = clip_args.stream(loaded.model, loaded.arch, advance)
+        roots = [p for p in clip_args.paths if p.is_dir()]
         result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,
-                          targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
+                          targets, arch=loaded.arch, labels=label_map, label_roots=roots,
+                          target_label=target)  # fmt: skip
     show_clips(stream)
+    show_warnings(list(result.warnings))
     data = result.to_dict()
     data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
     data["inputs"] = stream.label
-    if stream.warnings():
-        data["warnings"] = stream.warnings()
+    if stream.warnings() or result.warnings:
+        data["warnings"] = stream.warnings() + list(result.warnings)
     out.print(_evaluate_table(data))
     for note in _table_notes(data):
         info(f"note: {note}")

@@ -9,9 +9,9 @@ import typer
 
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
-from vidtldr_deploy.cli.console import console, guarded, info, out, status
-from vidtldr_deploy.cli.results import write_report_files
-from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.cli.console import console, error, guarded, info, out, status
+from vidtldr_deploy.cli.results import show_warnings, write_report_files
+from vidtldr_deploy.errors import EXIT_INTERRUPTED, InputError
 
 LATENCY_RUNTIMES = ("torch", "openvino")  # runtimes with a per-block timer (tune/cost_model.py)
 
@@ -294,10 +294,19 @@ def tune_command(
         plot_pareto(data, plot)
         info(f"plot: {plot}")
     if write_config is not None:
-        write_tuned_config(write_config, data, loaded.arch)
-        info(
-            f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
-        )
+        if data["meets_budget"]:
+            write_tuned_config(write_config, data, loaded.arch)
+            info(
+                f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
+            )
+        else:
+            show_warnings(
+                [f"no schedule met the budget: --write-config {write_config} not written"]
+            )
+    if data["interrupted"]:
+        error("interrupted: the schedule above (and any report or config written) is the best "
+              "found so far that meets the budget")  # fmt: skip
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def register(app: typer.Typer) -> None:
