@@ -153,7 +153,7 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
         progress("building the merged TensorRT engine", 1)
         plans["merged"] = workdir / "merged.plan"
         sidecar = build_engine(Path(onnx_path), plans["merged"], precision=settings.precision)
-        plugins["merged"] = sidecar.get("plugin_library")
+        plugins["merged"] = sidecar.plugin_library
     if plans["baseline"] is None:
         base_onnx = export_temp_onnx(
             inputs.loaded,

@@ -113,34 +113,31 @@ def describe_plan(path: Path) -> ModelSource:
             for n, s in table.items()
         )
 
-    needs_plugin = (
-        bool(sidecar.get("plugin_library_sha256")) or int(sidecar.get("plugin_layers") or 0) > 0
-    )
     info = {
         "source": path.name,
-        "toolkit_version": str(sidecar.get("toolkit_version") or ""),
-        "arch": str(sidecar.get("arch") or ""),
-        "merge_impl": str(sidecar.get("merge_impl") or ""),
-        "schedule": _json_or_none(sidecar.get("schedule")),
-        "precision": str(sidecar.get("precision") or ""),
-        "tensorrt_version": str(sidecar.get("tensorrt_version") or ""),
-        "cuda_version": str(sidecar.get("cuda_version") or ""),
-        "gpu_name": str(sidecar.get("gpu_name") or ""),
-        "compute_capability": str(sidecar.get("compute_capability") or ""),
-        "engine_sha256": str(sidecar.get("engine_sha256") or ""),
-        "onnx_sha256": str(sidecar.get("onnx_sha256") or ""),
-        "checkpoint_sha256": str(sidecar.get("checkpoint_sha256") or ""),
-        "plugin_library_sha256": str(sidecar.get("plugin_library_sha256") or ""),
+        "toolkit_version": sidecar.toolkit_version or "",
+        "arch": sidecar.arch or "",
+        "merge_impl": sidecar.merge_impl or "",
+        "schedule": _json_or_none(sidecar.schedule),
+        "precision": sidecar.precision.value,
+        "tensorrt_version": sidecar.tensorrt_version,
+        "cuda_version": sidecar.cuda_version or "",
+        "gpu_name": sidecar.gpu_name or "",
+        "compute_capability": sidecar.compute_capability or "",
+        "engine_sha256": sidecar.engine_sha256 or "",
+        "onnx_sha256": sidecar.onnx_sha256 or "",
+        "checkpoint_sha256": sidecar.checkpoint_sha256 or "",
+        "plugin_library_sha256": sidecar.plugin_library_sha256 or "",
     }
     return ModelSource(
         path=path,
         platform=tc.PLATFORM_PLAN,
-        inputs=specs(sidecar["inputs"]),
-        outputs=specs(sidecar["outputs"]),
+        inputs=specs(sidecar.inputs),
+        outputs=specs(sidecar.outputs),
         info=info,
-        needs_plugin=needs_plugin,
-        plugin_sha256=sidecar.get("plugin_library_sha256"),
-        tensorrt_version=str(sidecar["tensorrt_version"]),
+        needs_plugin=sidecar.has_plugin_layers,
+        plugin_sha256=sidecar.plugin_library_sha256,
+        tensorrt_version=sidecar.tensorrt_version,
     )
 
 

@@ -47,7 +47,7 @@ class Target:
     kind: TargetKind
     path: Path | None = None  # the file or folder; None for the demo and an architecture name
     graph: GraphDescription | None = None  # an exported graph's description (GRAPH, ENGINE)
-    sidecar: dict | None = None  # the engine's sidecar, checked (ENGINE)
+    sidecar: sc.EngineSidecar | None = None  # the engine's sidecar, checked (ENGINE)
 
     @property
     def graph_path(self) -> Path | None:
@@ -57,7 +57,7 @@ class Target:
     def precision(self) -> Precision:
         """What the target computes in: the engine's build, the graph's Q/DQ, else fp32."""
         if self.sidecar is not None:
-            return Precision(self.sidecar["precision"])
+            return self.sidecar.precision
         return self.graph.precision if self.graph is not None else Precision.FP32
 
     @property
