@@ -9,6 +9,7 @@ import os
 import pytest
 
 from vidtldr_deploy import __version__
+from vidtldr_deploy.constants import Precision
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 
@@ -337,3 +338,27 @@ def test_failed_rebuild_keeps_the_previous_pair(tmp_path):
 def test_missing_output_directory(tmp_path):
     with pytest.raises(VidTLDRError, match="does not exist"):
         sc.write_engine_and_sidecar(tmp_path / "nope" / "e.plan", ENGINE, make(tmp_path))
+
+
+def test_typed_sidecar_keeps_the_json_on_disk(tmp_path):
+    """The typed record writes the keys, order and values sidecars have always had, and reading
+    then rewriting a sidecar gives the same bytes (unknown keys from a newer writer kept)."""
+    engine_path = tmp_path / "engine.plan"
+    sc.write_engine_and_sidecar(engine_path, ENGINE, make(tmp_path))
+    path = sc.sidecar_path(engine_path)
+    data = json.loads(path.read_text())
+    assert list(data) == [
+        "format", "format_version", "toolkit_version", "created", "tensorrt_version",
+        "cuda_version", "gpu_name", "compute_capability", "precision", "inputs", "outputs",
+        "arch", "merge_impl", "schedule", "checkpoint", "checkpoint_sha256", "onnx",
+        "onnx_sha256", "plugin_library", "plugin_library_sha256", "plugin_layers",
+        "engine_sha256", "build",
+    ]  # fmt: skip
+    assert data["precision"] == "fp16" and data["compute_capability"] == "8.0"
+    data["added_later"] = {"x": 1}
+    text = json.dumps(data, indent=2) + "\n"
+    path.write_text(text)
+    back = sc.read_sidecar(engine_path)
+    assert back.precision is Precision.FP16 and back.extra == {"added_later": {"x": 1}}
+    sc.write_sidecar(engine_path, back)
+    assert path.read_text() == text

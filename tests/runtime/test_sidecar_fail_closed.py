@@ -29,7 +29,9 @@ def _sidecar(tmp_path, **overrides) -> sc.EngineSidecar:
 def _written(tmp_path, data) -> object:
     engine = tmp_path / "e.plan"
     engine.write_bytes(ENGINE)
-    sc.sidecar_path(engine).write_text(json.dumps(data if isinstance(data, dict) else data.to_dict()))
+    sc.sidecar_path(engine).write_text(
+        json.dumps(data if isinstance(data, dict) else data.to_dict())
+    )
     return engine
 
 

@@ -12,7 +12,6 @@ Three layers of tests:
 from __future__ import annotations
 
 import dataclasses
-
 import importlib.util
 import subprocess
 import sys

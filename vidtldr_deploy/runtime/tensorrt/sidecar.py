@@ -431,9 +431,7 @@ def check_sidecar(sidecar: EngineSidecar, runtime: dict) -> list[str]:
     return problems
 
 
-def require_sidecar_match(
-    sidecar: EngineSidecar, runtime: dict, engine_path: str | Path
-) -> None:
+def require_sidecar_match(sidecar: EngineSidecar, runtime: dict, engine_path: str | Path) -> None:
     """Raise EnvironmentProblem listing every mismatch between the sidecar and this machine."""
     problems = check_sidecar(sidecar, runtime)
     if problems:
