@@ -60,7 +60,6 @@ class Precision(str, Enum):
 DEMO_SCHEDULE = "0.25x2"
 
 PRECISIONS = ("fp32", "fp16", "int8")  # what export, build and profile take
-RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
 
 

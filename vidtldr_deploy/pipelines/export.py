@@ -25,7 +25,7 @@ from vidtldr_deploy.export.quantize import QuantizeResult
 from vidtldr_deploy.files import check_outputs
 from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
 from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
-from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+from vidtldr_deploy.runtime.registry import RunnerOptions, open_runner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
 from vidtldr_deploy.runtime.tensorrt.sidecar import EngineSidecar, sidecar_path
 from vidtldr_deploy.target import resolve_target
@@ -251,7 +251,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     elif request.validate:
         with (
             events.status("validating: ONNX Runtime against PyTorch"),
-            OnnxRuntimeRunner(onnx_path) as runner,
+            open_runner("onnxruntime", onnx_path) as runner,
         ):
             outcome.validation = validate_runner(
                 runner, str(onnx_path), loaded, resolved, clips, request.graph_tolerances,
@@ -328,11 +328,9 @@ def build_and_validate(
         ) from None
     result = EngineBuild(engine_path, sidecar_path(engine_path), sidecar, notes=notes)
     if inputs:
-        from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
         # the library the build resolved and loaded, not a second search
-        built_with = sidecar.plugin_library
-        with TensorRTRunner(engine_path, plugin_library=built_with) as runner:
+        options = RunnerOptions(plugins=sidecar.plugin_library)
+        with open_runner("tensorrt", engine_path, options) as runner:
             result.validation = validate_runner(
                 runner, str(engine_path), loaded, schedule, inputs, tolerances,
                 precision=precision, inputs_label=inputs_label, strict_tokens=strict_tokens,

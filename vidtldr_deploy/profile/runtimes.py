@@ -1,6 +1,8 @@
-"""How each runtime gets the two models a profile times: the merged one and its unmerged baseline,
-as Runners. One opener per runtime, in one table: adding a runtime adds an entry here and a runner
-module under runtime/, and nothing else in profiling changes."""
+"""How each runtime gets the two models a profile times: the merged one and its unmerged baseline
+(exported, quantized or built here when the target is a model), as Runners. One preparation per
+runtime, in one table (`OPENERS`); each opens its runners through the one runner table,
+runtime/registry.py, where a runtime itself is registered. Adding a runtime to profiling adds an
+entry there and one here, and nothing else in profiling changes."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from vidtldr_deploy.core.schedule import MergeSchedule, unmerged_schedule
 from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.runtime.base import Runner
+from vidtldr_deploy.runtime.registry import RunnerOptions, ScheduledModel, open_runner
 
 # The flag's vocabulary per runtime (the model's for torch, the graph's for the exported runtimes)
 # and the default: the custom ops, which are what the fast paths run.
@@ -54,20 +57,16 @@ def export_temp_onnx(
 
 
 def _open_torch(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
-    from vidtldr_deploy.runtime.pytorch import TorchRunner
-
-    model, rs = inputs.loaded.model, inputs.schedule.rs
+    model, rs = inputs.loaded.model, tuple(inputs.schedule.rs)
+    options = RunnerOptions(settings.device, precision=settings.precision, merge_impl=impl,
+                            compile_model=settings.compile)  # fmt: skip
     return {
-        label: TorchRunner(
-            model, schedule_rs, impl, settings.device, settings.precision, settings.compile
-        )
-        for label, schedule_rs in (("merged", rs), ("baseline", [0] * len(rs)))
+        label: open_runner("torch", ScheduledModel(model, schedule_rs), options)
+        for label, schedule_rs in (("merged", rs), ("baseline", (0,) * len(rs)))
     }
 
 
 def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
     merged = inputs.merged_onnx
     if merged is None:
         done = progress(f"exporting the merged model to ONNX ({impl.export_name} merge)", 1)
@@ -98,10 +97,8 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
                 graphs["merged"], workdir / "merged_int8.onnx", clips, inputs, settings
             )
         done()
-    return {
-        label: OnnxRuntimeRunner(path, settings.device, threads=settings.threads)
-        for label, path in graphs.items()
-    }
+    options = RunnerOptions(settings.device, threads=settings.threads)
+    return {label: open_runner("onnxruntime", path, options) for label, path in graphs.items()}
 
 
 def _is_int8(path: Path) -> bool:
@@ -142,7 +139,6 @@ def quantize_temp(src: Path, dst: Path, clips, inputs, settings) -> Path:
 
 def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
     from vidtldr_deploy.runtime.tensorrt.build import build_engine
-    from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
 
     plans = {"merged": inputs.merged_plan, "baseline": inputs.baseline_plan}
     plugins: dict[str, str | None] = {}  # the library each engine built here was built with
@@ -166,7 +162,7 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
         plans["baseline"] = workdir / "baseline.plan"
         build_engine(base_onnx, plans["baseline"], precision=settings.precision)
     return {
-        label: TensorRTRunner(Path(plan), plugin_library=plugins.get(label))
+        label: open_runner("tensorrt", Path(plan), RunnerOptions(plugins=plugins.get(label)))
         for label, plan in plans.items()
     }
 

@@ -23,6 +23,8 @@ from vidtldr_deploy.export.reference import (
 )
 from vidtldr_deploy.models.registry import get_architecture
 from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
+from vidtldr_deploy.runtime import registry
+from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 
 GRAPH_SUFFIX, ENGINE_SUFFIX = ".onnx", ".plan"
@@ -59,12 +61,6 @@ class Target:
         if self.sidecar is not None:
             return self.sidecar.precision
         return self.graph.precision if self.graph is not None else Precision.FP32
-
-    @property
-    def default_runtime(self) -> str:
-        return {TargetKind.ENGINE: "tensorrt", TargetKind.GRAPH: "onnxruntime"}.get(
-            self.kind, "torch"
-        )
 
     def refuse_model_flags(self, **flags: object) -> None:
         """An exported graph fixes its schedule, architecture and frames: flags for them refused."""
@@ -109,21 +105,14 @@ class Target:
         return load_source(self.text, arch, frames, ckpt_frames, unsafe_load, seed)
 
     def open_runner(
-        self, runtime: str | None = None, device: str = "cpu", plugins=None, threads=None,
-        merge_inputs: bool = False,
-    ):  # fmt: skip
-        """A runner for an exported target (imports its runtime only now; it activates on
-        entering). merge_inputs: an ONNX Runtime runner also returns each merge's hidden input."""
-        runtime = runtime or self.default_runtime
-        if runtime == "tensorrt":
-            from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
-            return TensorRTRunner(self.path, plugin_library=plugins)
-        from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(
-            self.graph_path, device, threads=threads, merge_inputs=merge_inputs
-        )
+        self, runtime: str | None = None, options: registry.RunnerOptions | None = None
+    ) -> Runner:
+        """A runner for an exported target, opened by the one table (runtime/registry.py; its
+        runtime imported only now, activated on entering): the engine for a runtime that reads
+        engines, the graph for one that reads graphs; a runtime that reads neither is refused."""
+        runtime, _ = registry.choose_runtime(self.kind.value, runtime, None, self.text)
+        source = self.path if self.kind is TargetKind.ENGINE else self.graph_path
+        return registry.open_runner(runtime, source, options)
 
 
 def resolve_target(text: str | Path, architectures: bool = False) -> Target:
@@ -138,14 +127,20 @@ def resolve_target(text: str | Path, architectures: bool = False) -> Target:
             get_architecture(text)  # an unknown name is refused with the list of names
             return Target(text, TargetKind.ARCHITECTURE)
         raise InputError(f"{path} does not exist: give a checkpoint, a model folder or 'demo'")
-    suffix = path.suffix.lower()
-    if suffix == ENGINE_SUFFIX:
+    kind = exported_kind(path)
+    if kind is TargetKind.ENGINE:
         return _engine(text, path)
-    if suffix == GRAPH_SUFFIX:
+    if kind is TargetKind.GRAPH:
         return Target(text, TargetKind.GRAPH, path, describe_graph(path))
     if path.is_dir():
         return Target(text, TargetKind.HF_FOLDER, path)
     return Target(text, TargetKind.CHECKPOINT, path)
+
+
+def exported_kind(path: str | Path) -> TargetKind | None:
+    """An engine or a graph by its file name; None for anything else."""
+    suffix = Path(path).suffix.lower()
+    return {ENGINE_SUFFIX: TargetKind.ENGINE, GRAPH_SUFFIX: TargetKind.GRAPH}.get(suffix)
 
 
 def _engine(text: str, path: Path) -> Target:

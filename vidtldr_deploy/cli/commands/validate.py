@@ -43,19 +43,16 @@ def output_arrays(runs) -> dict[str, np.ndarray]:
 def resolve_runtime(model: Path, runtime: str | None, device: str | None) -> tuple[str, str]:
     """The runtime and device for a target: an engine runs in TensorRT on CUDA, a graph in ONNX
     Runtime (CPU by default, CUDA through its CUDA execution provider)."""
-    suffix = model.suffix.lower()
-    if suffix not in (".onnx", ".plan"):
+    from vidtldr_deploy.runtime.registry import choose_runtime
+    from vidtldr_deploy.target.resolver import TargetKind, exported_kind
+
+    kind = exported_kind(model)
+    if kind is None:
         raise InputError(f"{model}: expected an .onnx graph or a .plan engine from vidtldr export")
-    default = "tensorrt" if suffix == ".plan" else "onnxruntime"
-    runtime = runtime or default
-    if runtime not in ("onnxruntime", "tensorrt"):
-        raise InputError(f"--runtime must be onnxruntime or tensorrt, got {runtime!r}")
-    if runtime != default:
-        fix = ("validate the .onnx beside it with --runtime onnxruntime" if suffix == ".plan"
-               else f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) and "
-                    "validate the .plan")  # fmt: skip
-        raise InputError(f"{model} runs in {default}, not {runtime}: {fix}")
-    return runtime, device or ("cuda" if runtime == "tensorrt" else "cpu")
+    fix = {TargetKind.ENGINE: "validate the .onnx beside it with --runtime onnxruntime",
+           TargetKind.GRAPH: f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) "
+                             "and validate the .plan"}[kind] if runtime in ("onnxruntime", "tensorrt") else ""  # fmt: skip
+    return choose_runtime(kind.value, runtime, device, str(model), fix)
 
 
 def check_validate_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
@@ -126,6 +123,7 @@ def validate_command(
     model (same schedule)."""
     from vidtldr_deploy.constants import Precision
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.runtime.registry import RunnerOptions
     from vidtldr_deploy.target import resolve_target
     from vidtldr_deploy.validate.compare import compare_validation
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
@@ -152,7 +150,9 @@ def validate_command(
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
     with (
         status(f"running {runtime} ({device}) and PyTorch"),
-        target.open_runner(runtime, device, plugins, merge_inputs=int8_graph) as runner,
+        target.open_runner(
+            runtime, RunnerOptions(device, plugins=plugins, merge_inputs=int8_graph)
+        ) as runner,
     ):
         runs = run_validation(runner, ref.loaded, ref.schedule, batches, merge_inputs=int8_graph)
     result = compare_validation(
