@@ -97,12 +97,9 @@ def _json_or_none(value) -> str:
     return "" if value is None else tc.json_param(value)
 
 
-def describe_plan(path: Path) -> ModelSource:
-    """An engine is described by its sidecar only: nothing here can deserialise it."""
-    try:
-        sidecar = sc.read_sidecar(path)
-    except VidTLDRError as err:
-        raise InputError(f"{path}: a .plan needs its sidecar to be served. {err}") from None
+def describe_plan(path: Path, sidecar: sc.EngineSidecar) -> ModelSource:
+    """An engine is described by its sidecar only (read and checked by the target resolver):
+    nothing here can deserialise it."""
     problems = sc.check_sidecar(sidecar, {"engine_sha256": sha256_file(path)})
     if problems:
         raise InputError(f"{path}: {problems[0]}")
@@ -193,15 +190,14 @@ def describe_onnx(path: Path) -> ModelSource:
 
 
 def describe_target(path: str | Path) -> ModelSource:
-    path = Path(path)
-    sc.refuse_sidecar(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist (TARGET: an engine .plan or an exported .onnx)")
-    if path.suffix == ".plan":
-        return describe_plan(path)
-    if path.suffix == ".onnx":
-        return describe_onnx(path)
-    raise InputError(f"{path}: expected an engine .plan (with its .plan.json) or an .onnx graph")
+    """A TARGET opened by the target resolver (target/resolver.py, `resolve_served`): an engine's
+    sidecar, and the graph beside it where there is one, are checked as every command checks them."""
+    from vidtldr_deploy.target import TargetKind, resolve_served
+
+    target = resolve_served(path)
+    if target.kind is TargetKind.ENGINE:
+        return describe_plan(target.path, target.sidecar)
+    return describe_onnx(target.path)
 
 
 # --- names ---------------------------------------------------------------------------------------

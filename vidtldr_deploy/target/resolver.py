@@ -143,13 +143,42 @@ def exported_kind(path: str | Path) -> TargetKind | None:
     return {ENGINE_SUFFIX: TargetKind.ENGINE, GRAPH_SUFFIX: TargetKind.GRAPH}.get(suffix)
 
 
-def _engine(text: str, path: Path) -> Target:
+def resolve_served(text: str | Path) -> Target:
+    """A target to serve (`vidtldr triton`): an engine with its sidecar, checked like every
+    command's, and the graph beside it checked against the sidecar when it is there (a server
+    needs the engine alone, so a missing graph is no refusal: `graph` is then None); or an .onnx
+    graph, its vidtldr description checked when it has one (Triton serves any ONNX graph)."""
+    from vidtldr_deploy.export.metadata import read_metadata
+
+    path = Path(text)
+    sc.refuse_sidecar(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist (TARGET: an engine .plan or an exported .onnx)")
+    kind = exported_kind(path)
+    if kind is TargetKind.ENGINE:
+        return _engine(str(text), path, graph_required=False)
+    if kind is TargetKind.GRAPH:
+        import onnx
+
+        try:
+            meta = read_metadata(onnx.load(str(path), load_external_data=False))
+        except Exception:  # unreadable: the server's own reader names the cause
+            meta = {}
+        graph = describe_graph(path) if "arch" in meta else None
+        return Target(str(text), TargetKind.GRAPH, path, graph)
+    raise InputError(f"{path}: expected an engine .plan (with its .plan.json) or an .onnx graph")
+
+
+def _engine(text: str, path: Path, graph_required: bool = True) -> Target:
     """An engine never travels alone: its sidecar, and the graph it was built from beside it (its
-    metadata rebuilds the PyTorch reference, the schedule and the FLOPs)."""
+    metadata rebuilds the PyTorch reference, the schedule and the FLOPs; `graph_required=False`:
+    checked against the sidecar only when it is there)."""
     if not path.is_file():
         raise InputError(f"{path} is not an engine file")
     sidecar = sc.read_sidecar(path)
     graph = path.with_suffix(GRAPH_SUFFIX)
+    if not graph.is_file() and not graph_required:
+        return Target(text, TargetKind.ENGINE, path, None, sidecar)
     if not graph.is_file():
         raise InputError(
             f"{path}: the graph it was built from ({graph}) is not beside it; its metadata "

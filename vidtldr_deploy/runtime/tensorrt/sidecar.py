@@ -231,9 +231,10 @@ def read_sidecar(engine_path: str | Path) -> EngineSidecar:
     path = engine_path if engine_path.name.endswith(".plan.json") else sidecar_path(engine_path)
     if not path.exists():
         raise InputError(
-            f"{path} is missing: an engine never travels without its .plan.json (it records the "
-            "TensorRT version, GPU and plugin library the engine was built for). Copy it along with "
-            "the engine, or rebuild the engine on this device with vidtldr-export ... -o X.plan"
+            f"{path} is missing: an engine never travels without its .plan.json, and needs its "
+            "sidecar to be run or served (it records the TensorRT version, GPU and plugin library "
+            "the engine was built for). Copy it along with the engine, or rebuild the engine on "
+            "this device with vidtldr-export ... -o X.plan"
         )
     if path.is_dir():
         raise InputError(f"{path} is a directory, not the engine's sidecar file: remove it and "
