@@ -71,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--near-merges", default="fp32", choices=["fp32", "int8", "both"])
     ap.add_argument("--workdir", default=None, help="keep the graphs here (default: a temp dir)")
     ap.add_argument("--json", default="benchmarks/results/int8_ort_cpu.json")
+    ap.add_argument("--smoke", action="store_true", help="umt-tiny, one iteration, one clip (CI)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.arch, args.schedule, args.iterations, args.warmup = "umt-tiny", "0.25x2", 1, 0
+        args.calibration_clips, args.eval_clips = 1, 1
     if args.msrvtt:
         args.frames, args.schedule = 12, "msrvtt"
 

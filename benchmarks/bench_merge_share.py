@@ -23,7 +23,16 @@ import time
 import torch
 from _common import cuda_missing, machine, print_table, random_model, write_json
 
-from vidtldr_deploy.profile import prepare_torch_model, torch_breakdown
+from vidtldr_deploy.runtime.pytorch import TorchRunner, hooks_breakdown
+
+
+def prepare(model, rs, precision: str):
+    """A private copy of `model` on the GPU with schedule `rs` and the vidtldr custom ops."""
+    return TorchRunner(model, rs, "custom_op", "cuda", precision).model
+
+
+def breakdown(model, video, layers, iterations: int) -> dict:
+    return hooks_breakdown(model, video, layers, "cuda", iterations).to_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,10 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         {**row, "r": 0, "tokens_in": layers[0]["tokens_in"], "tokens_out": layers[0]["tokens_in"]}
         for row in layers
     ]
-    merged = prepare_torch_model(loaded.model, schedule.rs, "cuda", args.precision, "custom_op")
-    unmerged = prepare_torch_model(
-        loaded.model, [0] * len(schedule.rs), "cuda", args.precision, "custom_op"
-    )
+    merged = prepare(loaded.model, schedule.rs, args.precision)
+    unmerged = prepare(loaded.model, [0] * len(schedule.rs), args.precision)
     status = torch_cuda_ops.status()
     if not status["kernels"]:
         print(
@@ -66,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     for batch in args.batches:
         side = loaded.model.cfg.img_size
         video = torch.randn((batch, 3, args.frames, side, side), generator=gen).to("cuda", dtype)
-        base = torch_breakdown(unmerged, video, base_layers, "cuda", args.iterations)
+        base = breakdown(unmerged, video, base_layers, args.iterations)
         base_total = base["parts"]["total"]
         for label, ctx in (
             ("reference maths", torch_cuda_ops.reference_maths),
             ("CUDA kernels", contextlib.nullcontext),
         ):
             with ctx():
-                bd = torch_breakdown(merged, video, layers, "cuda", args.iterations)
+                bd = breakdown(merged, video, layers, args.iterations)
             p = bd["parts"]
             results.append(
                 {"batch": batch, "path": label, "merged": bd, "unmerged_total_ms": base_total}

@@ -19,7 +19,8 @@ import time
 
 from _common import machine, print_table, random_model, strip_samples, write_json
 
-from vidtldr_deploy.profile import STATS, ProfileInputs, ProfileSettings, run_profile
+from vidtldr_deploy.profile.run import ProfileInputs, ProfileSettings, run_profile
+from vidtldr_deploy.profile.stats import STATS
 
 TARGET_FRACTION = 0.7
 
@@ -36,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-layers", action="store_true", help="skip the ONNX Runtime per-op profile")
     ap.add_argument("--json", default="benchmarks/results/ort_cpu.json")
+    ap.add_argument("--smoke", action="store_true", help="umt-tiny, one iteration (CI)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.arch, args.schedule, args.iterations, args.warmup = "umt-tiny", "0.25x2", 1, 0
 
     t0 = time.perf_counter()
     loaded = random_model(args.arch, args.frames, args.seed)
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = run_profile(
         ProfileInputs(loaded, schedule, f"{args.arch} (random weights)"), settings, progress
-    )
+    ).to_dict()
 
     ideal = report["flops"]["ideal_speedup"]
     sp = report["speedup"]

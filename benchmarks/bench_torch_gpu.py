@@ -23,7 +23,7 @@ import time
 import torch
 from _common import cuda_missing, machine, print_table, random_model, strip_samples, write_json
 
-from vidtldr_deploy.profile import ProfileInputs, ProfileSettings, run_profile
+from vidtldr_deploy.profile.run import ProfileInputs, ProfileSettings, run_profile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 torch._dynamo.reset()
                 rep = run_profile(
                     ProfileInputs(loaded, schedule, f"{args.arch} (random weights)"), settings
-                )
+                ).to_dict()
                 reports.append(strip_samples(rep))
                 b, m = rep["baseline"], rep["merged"]
                 rows.append([

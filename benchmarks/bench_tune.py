@@ -39,7 +39,10 @@ def main() -> None:
         "--videos", action="store_true", help="decode real video files instead of arrays"
     )
     p.add_argument("-o", "--output", default="bench_tune.json")
+    p.add_argument("--smoke", action="store_true", help="umt-tiny, two clips, beam 1 (CI)")
     args = p.parse_args()
+    if args.smoke:
+        args.arch, args.clips, args.beam_width = "umt-tiny", 2, 1
     torch.set_num_threads(args.threads)
     loaded = random_model(args.arch, args.frames)
     model = peaked(loaded.model)

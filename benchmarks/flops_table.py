@@ -18,8 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from vidtldr_deploy.core.flops import count_flops, token_count
-from vidtldr_deploy.core.schedule import PRESETS
-from vidtldr_deploy.models.presets import schedule_for
+from vidtldr_deploy.models.presets import PRESETS, schedule_for
 from vidtldr_deploy.models.registry import get_architecture
 
 

@@ -9,8 +9,9 @@
 #   bash benchmarks/gpu_checks.sh inspect   # Nsight Compute sections, compute-sanitizer memcheck/racecheck
 #   bash benchmarks/gpu_checks.sh models    # bench_torch_gpu (eager + compile, b1/b8), bench_merge_share
 #
-# DRY_RUN=1 prints each step's command and time limit instead of running it (checks the script
-# where there is no GPU). It uses the Python packages already on the machine (no network): the
+# DRY_RUN=1 prints each step's command and time limit instead of running it, and imports every
+# Python module the step would run (benchmarks/dry_imports.py); it exits 1 if any import fails
+# (checks the script where there is no GPU). It uses the Python packages already on the machine (no network): the
 # package itself is installed without dependencies. A step that fails is logged and the next one
 # still runs; in `quick` every step's limit is also cut to what is left of the 8-minute budget.
 set -u
@@ -25,6 +26,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" # works even where the edita
 # The whole `quick` run stays under 8 minutes: steps get at most what is left of this budget.
 budget="${GPU_CHECKS_BUDGET_S:-450}"
 dry="${DRY_RUN:-0}"
+dry_failed=0
 
 # step NAME LIMIT CMD...: run CMD with a time limit, output to $out/$LOG.log (LOG defaults to NAME;
 # set LOG to group several steps in one file, which keeps `quick` at 8 files or fewer).
@@ -42,6 +44,7 @@ step() {
     fi
     echo "== $name (limit ${limit} s): $*"
     if [ "$dry" = 1 ]; then
+        python3 benchmarks/dry_imports.py "$@" || dry_failed=1
         return
     fi
     local start=$SECONDS
@@ -64,7 +67,7 @@ build_kernels() {
         return
     fi
     # cmake when present (the supported build), else the same kernel library straight from nvcc.
-    if command -v cmake >/dev/null; then
+    if [ "$dry" = 1 ] || command -v cmake >/dev/null; then
         step build 300 python3 -c "from vidtldr_deploy.runtime.plugin_build import build_plugins; print(build_plugins(build_dir='$VIDTLDR_PLUGIN_DIR', cuda_archs='$(arch)'))"
     else
         mkdir -p "$VIDTLDR_PLUGIN_DIR"
@@ -95,7 +98,7 @@ inspect)
     build_kernels
     # What bounds each kernel (gpu_notes.md has the floors): speed of light, pipes, occupancy,
     # at UMT-B's first merge layer, batch 1, fp16, one launch of each kernel after a warm-up call.
-    if command -v ncu >/dev/null; then
+    if [ "$dry" = 1 ] || command -v ncu >/dev/null; then
         step ncu_kernels 240 ncu --clock-control none --kernel-name 'regex:saliency|merge' --launch-skip 9 --launch-count 9 \
             --section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy \
             --section MemoryWorkloadAnalysis --section WarpStateStats python3 -c "
@@ -111,7 +114,7 @@ torch.cuda.synchronize()
 print('ok')"
     fi
     # The GPU's own race and memory checkers over small calls of both kernels (fp32 and fp16).
-    if command -v compute-sanitizer >/dev/null; then
+    if [ "$dry" = 1 ] || command -v compute-sanitizer >/dev/null; then
         for tool in memcheck racecheck; do
             step "sanitizer_$tool" 150 compute-sanitizer --tool "$tool" --error-exitcode 3 python3 -c "
 import torch
@@ -137,3 +140,5 @@ models)
     exit 2
     ;;
 esac
+[ "$dry" = 1 ] && exit "$dry_failed"
+exit 0

@@ -2,7 +2,7 @@
 that go with them, and fixtures several layers use (the demo model, its exported graphs, the CLI).
 
 Tests are grouped by the layer they test (tests/core, models, export, runtime, validate, profile,
-pipelines, cli, clips, serve, quantize, evaluate, tune, arch); support code every layer may import lives in
+pipelines, cli, clips, serve, quantize, evaluate, tune, benchmarks, arch); support code every layer may import lives in
 tests/support (the paper's algorithm as an oracle, the CUDA emulation, a fake TensorRT, videos)."""
 
 from __future__ import annotations
@@ -85,3 +85,20 @@ def cli():
 
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="session")
+def dynamic_graphs(tmp_path_factory, demo_source):
+    """The demo (schedule 0.25x2) exported with a dynamic batch 1..4 (--max-batch 4), per impl."""
+    from vidtldr_deploy.export.metadata import ExportSpec
+    from vidtldr_deploy.export.onnx_export import export_onnx
+
+    loaded = demo_source
+    folder = tmp_path_factory.mktemp("dynamic_graphs")
+    paths = {}
+    for impl in ("onnx", "plugin"):
+        spec = ExportSpec(loaded.arch, loaded.frames, 4, loaded.schedule("0.25x2"), impl,
+                          checkpoint=loaded.label, max_batch=4)  # fmt: skip
+        paths[impl] = folder / f"demo_dyn_{impl}.onnx"
+        export_onnx(loaded.model, spec, paths[impl])
+    return paths

@@ -212,7 +212,7 @@ def test_root_help_lists_whole_command_summaries_at_80_columns():
     assert "..." not in commands and max(map(len, text.splitlines())) <= 80
     joined = " ".join(commands.split())
     assert "compare it with the PyTorch model (same schedule)." in joined
-    assert "print outputs and latency." in joined
+    assert "print outputs, latency percentiles and throughput." in joined
 
 
 def test_version_on_both_apps(capsys, monkeypatch):

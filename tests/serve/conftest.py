@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,83 @@ def cli():
         return runner.invoke(app, [str(a) for a in args])
 
     return invoke
+
+
+# --- a real tritonserver (tests/serve/real_triton.py), one per test session ----------------------
+
+
+def real_repositories(cli, exported: dict[str, Path], fake_plans: dict[str, Path], root: Path):
+    """Every kind of repository `vidtldr triton` writes, each under its own folder of `root`."""
+    builds = {
+        "ensemble": (exported["cli"], "--name", "demo", "--device", "cpu", "--ensemble"),
+        "plugin_graph": (exported["plugin"], "--name", "demo_plugin"),
+        "plan": (fake_plans["plain"], "--name", "demo_plan"),
+        "plan_plugin": (fake_plans["plugin"], "--name", "demo_plan_plugin", "--plugins",
+                        fake_plans["library"]),
+        "standin": (exported["cli"], "--name", "demo_ort", "--device", "cpu", "--ensemble"),
+        # --max-batch 4: the dynamic batcher groups requests for 20 ms at most.
+        "dynamic": (exported["dynamic"], "--name", "demo_dyn", "--device", "cpu", "--ensemble",
+                    "--max-queue-delay-us", "20000"),
+    }  # fmt: skip
+    root.mkdir()
+    repos = {}
+    for key, (target, *args) in builds.items():
+        repos[key] = root / key
+        r = cli("triton", target, "-o", repos[key], *args)
+        assert r.exit_code == 0, r.output
+    from real_triton import use_ort_standin
+
+    use_ort_standin(repos["standin"], "demo_ort")
+    use_ort_standin(repos["dynamic"], "demo_dyn")
+    return repos
+
+
+@pytest.fixture(scope="session")
+def demo_graph(tmp_path_factory) -> Path:
+    """`vidtldr export demo` at batch 2, as a user writes it (validate can rebuild its reference)."""
+    from vidtldr_deploy.cli.main import app
+
+    path = tmp_path_factory.mktemp("demo_graph") / "demo.onnx"
+    args = ["export", "demo", "-o", str(path), "-b", str(BATCH), "-s", "0.25x2", "--no-validate"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    return path
+
+
+@pytest.fixture(scope="session")
+def triton_server(cli, exported, demo_graph, dynamic_graphs, tmp_path_factory):
+    """A real tritonserver over real_repositories(); installed first when CI is set, skipped with
+    the reason only outside CI (CI must run it: a missing piece fails there)."""
+    import real_triton
+    from triton_helpers import write_fake_plan
+
+    if real_triton.missing() and os.environ.get("CI"):
+        real_triton.install()
+    reason = real_triton.missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("real_triton")
+    library = root / "build" / "libvidtldr_plugins.so"
+    library.parent.mkdir()
+    library.write_bytes(b"\x7fELF fake plugin library")
+    plans = {
+        "plain": write_fake_plan(root, "plain"),
+        "plugin": write_fake_plan(root, "with_plugin", library),
+        "library": library,
+    }
+    repos = real_repositories(
+        cli,
+        {**exported, "cli": demo_graph, "dynamic": dynamic_graphs["onnx"]},
+        plans,
+        root / "repos",
+    )
+    (root / "server").mkdir()
+    server = real_triton.TritonServer(list(repos.values()), root / "server")
+    server.start()
+    server.repos = repos
+    try:
+        yield server
+    finally:
+        server.stop()

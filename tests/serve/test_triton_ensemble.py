@@ -44,7 +44,8 @@ def test_ensemble_configs(ensemble_repo, tmp_path):
     assert first.output_map["video"] == second.input_map["video"]
     assert set(second.output_map) == {o.name for o in engine.output}
     assert (ensemble_repo / "umt_ensemble" / "1").is_dir()
-    assert "pip install vidtldr-deploy av" in (ensemble_repo / "README.md").read_text()
+    readme = (ensemble_repo / "README.md").read_text()
+    assert "pip install --no-deps vidtldr-deploy" in readme and 'pip install "numpy<2"' in readme
     assert leftovers(tmp_path) == []
 
 
@@ -82,8 +83,11 @@ def preprocess_model(ensemble_repo, monkeypatch):
         value = float(len(data))
         return np.full((3, frames, 32, 32), value, dtype=np.float64)
 
+    from vidtldr_deploy.clips import ClipRecipe
+
     clips = types.ModuleType("vidtldr_deploy.clips")
     clips.decode_clip = decode_clip
+    clips.ClipRecipe = ClipRecipe
     monkeypatch.setitem(sys.modules, "vidtldr_deploy.clips", clips)
     return _initialized_model(ensemble_repo, monkeypatch, "umt_preprocess_model"), calls
 
@@ -121,7 +125,10 @@ def test_preprocess_decodes_a_batch(preprocess_model):
         out.name == "video" and video.shape == (BATCH, 3, 4, 32, 32) and video.dtype == np.float32
     )
     assert video[0].max() == 3 and video[1].min() == 6
-    assert [(c[1], c[2]) for c in calls] == [("umt-tiny", 4)] * 2  # recipe and frames from config
+    # The whole recipe and the frames come from the config, not from the model registry.
+    from vidtldr_deploy.clips.recipe import recipe_for
+
+    assert [(c[1], c[2]) for c in calls] == [(recipe_for("umt-tiny"), 4)] * 2
 
 
 def test_preprocess_errors_fail_only_their_request(preprocess_model):
@@ -136,7 +143,7 @@ def test_preprocess_errors_fail_only_their_request(preprocess_model):
 
 def test_preprocess_rejects_a_wrong_clip_shape(preprocess_model, monkeypatch):
     model, _ = preprocess_model
-    model.decode = lambda data, recipe, frames: np.zeros((3, frames, 16, 16))
+    model.decode = lambda data, frames: np.zeros((3, frames, 16, 16))
     (response,) = model.execute([_request([b"a", b"b"])])
     assert "decoded to [3, 4, 16, 16]" in str(response.error)
 
@@ -160,3 +167,23 @@ def test_preprocess_with_the_real_decoder_matches_the_clip_loader(
     got = response.output_tensors[0].as_numpy()
     want = np.stack([load_video_clip(v, recipe_for("umt-tiny"), 4) for v in videos])
     np.testing.assert_array_equal(got, want)
+
+
+def test_dynamic_batch_ensemble_batches_every_model(cli, dynamic_graphs, tmp_path):
+    repo = tmp_path / "repo"
+    args = ["--name", "dyn", "--ensemble", "--device", "cpu", "--max-queue-delay-us", "100"]
+    r = cli("triton", dynamic_graphs["plugin"], "-o", repo, *args)
+    assert r.exit_code == 0, r.output
+    configs = all_configs(repo)
+    engine, pre, ens = configs["dyn"], configs["dyn_preprocess"], configs["dyn_ensemble"]
+    # The graph's --max-batch 4 is every model's max_batch_size; dims leave the batch out.
+    assert engine.max_batch_size == pre.max_batch_size == ens.max_batch_size == 4
+    assert io_of(engine)["video"] == ("TYPE_FP32", [3, 4, 32, 32])
+    assert io_of(pre) == {"video_bytes": ("TYPE_STRING", [1]), "video": io_of(engine)["video"]}
+    assert io_of(ens)["video_bytes"] == ("TYPE_STRING", [1])
+    assert io_of(ens)["pooled"] == io_of(engine)["pooled"] == ("TYPE_FP32", [64])
+    for config in (engine, pre):
+        assert config.dynamic_batching.max_queue_delay_microseconds == 100
+    assert list(engine.model_warmup[0].inputs["video"].dims) == [3, 4, 32, 32]
+    r = cli("triton", dynamic_graphs["plugin"], "-o", tmp_path / "r2", "--max-batch-size", "8")
+    assert r.exit_code == 2 and not (tmp_path / "r2").exists()  # the graph takes at most 4

@@ -297,3 +297,23 @@ def test_model_name_rules():
     assert tc.name_from_stem("2024") == "m_2024"
     with pytest.raises(VidTLDRError):
         tc.check_model_name("")
+
+
+@pytest.mark.parametrize("form", ["trt", "trt-ep"])
+def test_graph_forms_without_local_functions_are_refused(cli, form, tmp_path):
+    """Triton's ONNX Runtime backend cannot run vidtldr nodes without their local functions."""
+    from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError
+    from vidtldr_deploy.export.onnx_export import export_onnx
+    from vidtldr_deploy.models.source import load_source
+    from vidtldr_deploy.serve.triton import build_repository
+
+    loaded = load_source("demo")
+    spec = ExportSpec(
+        loaded.arch, loaded.frames, BATCH, loaded.schedule("0.25x2"), "plugin", graph_form=form
+    )
+    graph = tmp_path / f"demo_{form}.onnx"
+    export_onnx(loaded.model, spec, graph)
+    with pytest.raises(GraphFormError):
+        build_repository([graph], tmp_path / "repo")
+    r = cli("triton", graph, "-o", tmp_path / "repo")
+    assert r.exit_code == 2 and not (tmp_path / "repo").exists()

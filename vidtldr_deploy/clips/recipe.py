@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, replace
 
 from vidtldr_deploy.errors import InputError, VidTLDRError
 
@@ -50,6 +51,20 @@ class ClipRecipe:
             f"{self.sampling}|{self.image_size}|{','.join(map(repr, self.mean))}|"
             f"{','.join(map(repr, self.std))}|{self.resize}|{self.crop}"
         )
+
+    def to_json(self) -> str:
+        """Every field, as text a Triton config parameter can carry (see from_json)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClipRecipe:
+        """The recipe to_json wrote: no model registry (and no torch) needed to read it back."""
+        try:
+            fields = json.loads(text)
+            fields["mean"], fields["std"] = tuple(fields["mean"]), tuple(fields["std"])
+            return cls(**fields)
+        except (ValueError, TypeError, KeyError) as err:
+            raise InputError(f"not a clip recipe: {text!r} ({err})") from None
 
     def describe(self) -> str:
         return f"{self.family} ({self.sampling} sampling, {self.image_size}px {self.crop} crop)"

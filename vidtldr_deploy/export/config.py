@@ -49,6 +49,7 @@ class ExportConfig:
     merge_impl: str = "onnx"
     opset: int = 18
     graph_form: str = "portable"  # export/metadata.py, GRAPH_FORMS
+    max_batch: int | None = None  # a dynamic batch 1..max_batch (ExportSpec.max_batch)
     precision: str = "fp32"
     workspace_mib: int | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
@@ -91,6 +92,12 @@ class ExportConfig:
             Precision.parse(self.precision)
         except InputError as err:
             out.append(str(err))
+        if self.max_batch is not None and (
+            not _is_int(self.max_batch) or not 2 <= self.max_batch <= MAX_BATCH
+        ):
+            out.append(
+                f"--max-batch must be a whole number in 2..{MAX_BATCH}, got {self.max_batch!r}"
+            )
         out.extend(_tolerance_problems(self.tolerances))
         for check in (
             lambda: check_opset(self.opset),

@@ -74,6 +74,9 @@ class ExportSpec:
     checkpoint: str = ""
     model: str = ""  # what reports call it, when not the registry name (a custom-size HF folder)
     graph_form: str = "portable"
+    # A dynamic batch dimension 1..max_batch (`batch` is then max_batch, what validation feeds);
+    # None: the static `batch`. Token counts stay static per clip either way.
+    max_batch: int | None = None
 
     @property
     def impl(self) -> MergeImpl:
@@ -97,6 +100,7 @@ class ExportSpec:
             "graph_form": self.graph_form,
             # Read by validation: without local functions ONNX Runtime cannot run the graph.
             "local_functions": "true" if has_local_functions(self.graph_form) else "false",
+            "max_batch": "" if self.max_batch is None else str(self.max_batch),
         }
 
 

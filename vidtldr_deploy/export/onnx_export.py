@@ -42,10 +42,23 @@ def _trace(model: MergeViT, dummy: torch.Tensor, spec: ExportSpec) -> onnx.Model
             output_names=list(model.output_names),
             opset_version=spec.opset,
             custom_translation_table=table,
+            dynamic_shapes=_dynamic_batch(spec),
             external_data=False,
             verbose=False,
         )
     return program.model_proto
+
+
+def _dynamic_batch(spec: ExportSpec) -> dict | None:
+    """The batch dimension as 1..max_batch for a dynamic-batch export (everything else static)."""
+    if spec.max_batch is None:
+        return None
+    return {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=spec.max_batch)}}
+
+
+def _trace_batch(spec: ExportSpec) -> int:
+    # A traced size of 1 would be specialised to a constant: trace a dynamic batch at 2.
+    return spec.batch if spec.max_batch is None else 2
 
 
 def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx.ModelProto:
@@ -56,7 +69,9 @@ def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx
     if len(spec.schedule.layers) != model.cfg.depth:
         raise InputError("the schedule was resolved for another depth than this model's")
     side = model.cfg.img_size
-    dummy = torch.randn(spec.batch, 3, spec.frames, side, side)
+    if spec.max_batch is not None and (spec.max_batch < 2 or spec.batch != spec.max_batch):
+        raise InputError(f"a dynamic batch needs max_batch >= 2 and batch == max_batch: {spec}")
+    dummy = torch.randn(_trace_batch(spec), 3, spec.frames, side, side)
     with model.scheduled(spec.schedule.rs, impl):
         model.eval()
         try:

@@ -138,6 +138,7 @@ def check_request(request: ExportRequest) -> CheckedRequest:
     )  # fmt: skip
     resolve_target(request.checkpoint)  # a missing checkpoint is named before anything else
     check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
+    check_max_batch_request(cfg, engine_path)
     if engine_path is None and Precision.parse(cfg.precision) is Precision.FP16:
         raise InputError(
             f"--precision fp16 is a TensorRT engine's precision; the ONNX graph is always written in "
@@ -156,6 +157,23 @@ def check_request(request: ExportRequest) -> CheckedRequest:
                 f"No engine can be built here; to export the ONNX graph alone, use -o {onnx_path}",
             ) from None
     return CheckedRequest(onnx_path, engine_path, plugins)
+
+
+def check_max_batch_request(cfg, engine_path: Path | None) -> None:
+    """--max-batch N: the graph takes 1..N clips, and every batch-sized thing is sized N."""
+    if cfg.max_batch is None:
+        return
+    if cfg.batch not in (1, cfg.max_batch):
+        raise InputError(
+            f"--batch {cfg.batch} and --max-batch {cfg.max_batch}: a dynamic-batch graph takes "
+            "1..max-batch clips; give --max-batch alone"
+        )
+    if engine_path is not None or cfg.precision != "fp32":
+        raise InputError(
+            "--max-batch exports a dynamic-batch ONNX graph in fp32; engines and INT8 graphs are "
+            "static-batch here: export with --batch, or use -o model.onnx"
+        )
+    cfg.batch = cfg.max_batch  # validation feeds (and memory is checked at) the largest batch
 
 
 def check_graph_form_request(
@@ -221,6 +239,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
         arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
         merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,
         checkpoint=loaded.label, graph_form=cfg.graph_form, model=loaded.name,
+        max_batch=cfg.max_batch,
     )  # fmt: skip
     t0 = time.perf_counter()
     outcome = ExportOutcome(loaded, resolved, onnx_path)

@@ -89,9 +89,15 @@ class OnnxRuntimeRunner(Runner):
     def run(self, video: np.ndarray) -> dict[str, np.ndarray]:
         if self.session is None:
             raise self.inactive()
-        if tuple(video.shape) != self.input_shape:
+        # A named (dynamic) dimension, the batch of a --max-batch export, takes any size: the
+        # graph runs any batch; its 1..N range is what Triton's max_batch_size is told.
+        fits = len(video.shape) == len(self.input_shape) and all(
+            not isinstance(want, int) or got == want
+            for got, want in zip(video.shape, self.input_shape)
+        )
+        if not fits:
             raise InputError(
-                f"input shape {tuple(video.shape)} does not match the graph's static input "
+                f"input shape {tuple(video.shape)} does not match the graph's input "
                 f"{self.input_shape}"
             )
         try:

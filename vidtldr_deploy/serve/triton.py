@@ -33,12 +33,40 @@ from vidtldr_deploy.serve import triton_config as tc
 
 REPO_FORMAT = "vidtldr-triton-repository"
 PLUGIN_FILENAME = "libvidtldr_plugins.so"
-BYTES_INPUT = "video_bytes"
+BYTES_INPUT = tc.BYTES_INPUT
 PREPROCESS_SUFFIX = "_preprocess"
 ENSEMBLE_SUFFIX = "_ensemble"
 CONTAINER_REPO = "/models"  # where docker/docker-compose.triton.yml mounts the repository
 KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 _PREPROCESS_TEMPLATE = Path(__file__).with_name("triton_preprocess.py")
+
+# What the `*_preprocess` models need in the Triton image, as the repository README says it.
+# Verified against tritonserver 2.51 (the 24.10 release) with its Python backend on the CPU.
+PREPROCESS_IMAGE_NEEDS = (
+    "## Ensemble: what the Triton image needs",
+    "",
+    "The `*_preprocess` models run in Triton's Python backend. Its stub embeds the image's",
+    "Python and imports from that interpreter's site-packages (PYTHONPATH does not reach it;",
+    "a virtualenv first on PATH when tritonserver starts does). They need no torch; the clip",
+    "recipe (sampling, frames, resize, crop, mean/std) is in their config.pbtxt parameters:",
+    "",
+    "```",
+    "pip install --no-deps vidtldr-deploy",
+    'pip install "numpy<2" av pillow',
+    "```",
+    "",
+    "numpy < 2: the Python backend of Triton 2.51 (24.10) and older crashes reading a BYTES",
+    "input with numpy 2. Check the image before serving:",
+    "",
+    "```",
+    'python3 -c "import sys, numpy, av, PIL, vidtldr_deploy.clips; '
+    "assert int(numpy.__version__.split('.')[0]) < 2, numpy.__version__; "
+    "assert 'torch' not in sys.modules; print('ok')\"",
+    "```",
+    "",
+    "and once the server is up: `curl -s localhost:8000/v2/models/NAME_preprocess/ready -o /dev/null"
+    " -w '%{http_code}'` prints 200.",
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +92,8 @@ class RepositoryOptions:
     name: str | None = None
     instances: int = 1
     device: str = "gpu"  # instance kind of ONNX models; plans always run on the GPU
-    max_batch_size: int = 8  # only for graphs with a dynamic first dimension
+    # Only for graphs with a dynamic first dimension; None: the graph's own --max-batch (or 8).
+    max_batch_size: int | None = None
     max_queue_delay_us: int | None = None
     force: bool = False
     ensemble: bool = False
@@ -154,7 +183,11 @@ def _onnx_specs(values) -> tuple[tc.TensorSpec, ...]:
 def describe_onnx(path: Path) -> ModelSource:
     import onnx
 
-    from vidtldr_deploy.export.metadata import read_metadata
+    from vidtldr_deploy.export.metadata import (
+        GraphFormError,
+        read_metadata,
+        require_local_functions,
+    )
 
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -169,6 +202,13 @@ def describe_onnx(path: Path) -> ModelSource:
         )
     initializers = {t.name for t in model.graph.initializer}
     meta = read_metadata(model)
+    try:
+        require_local_functions(meta, path)
+    except GraphFormError as err:
+        raise GraphFormError(
+            f"{err}. Triton's ONNX Runtime backend cannot load it either: serve the engine built "
+            "from it (.plan), or the --graph-form portable export"
+        ) from None
     info = {
         "source": path.name,
         "toolkit_version": meta.get("version", ""),
@@ -179,6 +219,7 @@ def describe_onnx(path: Path) -> ModelSource:
         "checkpoint": meta.get("checkpoint", ""),
         "checkpoint_sha256": meta.get("checkpoint_sha256", ""),
         "onnx_sha256": sha256_file(path),
+        "max_batch": meta.get("max_batch", ""),  # a dynamic batch's upper end (export --max-batch)
     }
     return ModelSource(
         path=path,
@@ -281,10 +322,26 @@ def _write_text(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _write_model(root: Path, name: str, src: ModelSource, opts: RepositoryOptions) -> BuiltModel:
-    batching = tc.choose_batching(
-        src.inputs, src.outputs, opts.max_batch_size, opts.max_queue_delay_us, str(src.path)
+DEFAULT_MAX_BATCH = 8  # a dynamic-batch graph that records no upper end
+
+
+def _batching(src: ModelSource, opts: RepositoryOptions) -> tc.Batching:
+    recorded = int(src.info.get("max_batch") or 0)
+    wanted = opts.max_batch_size
+    if wanted is None:
+        wanted = recorded or DEFAULT_MAX_BATCH
+    if recorded and wanted > recorded:
+        raise InputError(
+            f"--max-batch-size {wanted}: {src.path} takes at most {recorded} clips per batch "
+            f"(exported with --max-batch {recorded}); leave --max-batch-size out or lower it"
+        )
+    return tc.choose_batching(
+        src.inputs, src.outputs, wanted, opts.max_queue_delay_us, str(src.path)
     )
+
+
+def _write_model(root: Path, name: str, src: ModelSource, opts: RepositoryOptions) -> BuiltModel:
+    batching = _batching(src, opts)
     config = tc.model_config(
         name, src.platform, src.inputs, src.outputs, batching, _settings(src, opts), src.filename
     )
@@ -297,39 +354,61 @@ def _write_model(root: Path, name: str, src: ModelSource, opts: RepositoryOption
     )  # fmt: skip
 
 
+def _clip_recipe(src: ModelSource, height: int, width: int):
+    from vidtldr_deploy.clips.recipe import recipe_for
+
+    arch = src.info.get("arch", "")
+    if not arch:
+        raise InputError(
+            f"{src.path} records no architecture (vidtldr.arch), so the clip recipe of its "
+            "preprocessing model is unknown: --ensemble needs a graph exported by vidtldr"
+        )
+    if height != width:
+        raise InputError(f"{src.path}: --ensemble needs square frames, got {height}x{width}")
+    return recipe_for(arch, image_size=height)
+
+
 def _write_ensemble(
     root: Path, name: str, src: ModelSource, opts: RepositoryOptions
 ) -> list[BuiltModel]:
     if len(src.inputs) != 1:
         raise InputError(f"{src.path}: --ensemble needs a model with one video input")
     video = src.inputs[0]
-    if len(video.shape) != 5 or any(d < 1 for d in video.shape):
+    if len(video.shape) != 5 or any(d < 1 for d in video.shape[1:]):
         raise InputError(
-            f"{src.path}: --ensemble needs a static (B, 3, T, H, W) input, got {list(video.shape)}"
+            f"{src.path}: --ensemble needs a (B, 3, T, H, W) input, static but for a dynamic "
+            f"batch, got {list(video.shape)}"
         )
+    # A dynamic-batch graph: every model of the ensemble batches to the same max_batch_size.
+    batching = _batching(src, opts) if video.shape[0] < 1 else tc.Batching(0)
     pre_name, ens_name = name + PREPROCESS_SUFFIX, name + ENSEMBLE_SUFFIX
     batch, _, frames, height, width = video.shape
     params = {
         "engine_model": name,
         "arch": src.info.get("arch", ""),
-        "recipe": src.info.get("arch", ""),  # what vidtldr_deploy.clips samples/normalises by
+        # The whole recipe (sampling, size, crop, mean/std), so the Python backend reads it from
+        # its config instead of the model registry, which would need torch in the Triton image.
+        "recipe": _clip_recipe(src, height, width).to_json(),
         "input_shape": json.dumps(list(video.shape)),
         "frames": str(frames),
         "bytes_input": BYTES_INPUT,
     }
     settings = tc.ModelSettings(opts.instances, "KIND_CPU", False, params)
-    pre = tc.preprocess_config(pre_name, BYTES_INPUT, video, settings)
+    pre = tc.preprocess_config(pre_name, BYTES_INPUT, video, settings, batching)
     _write_text(root / pre_name / "config.pbtxt", tc.to_pbtxt(pre))
     _write_text(root / pre_name / "1" / "model.py", _PREPROCESS_TEMPLATE.read_text())
-    ens = tc.ensemble_config(ens_name, pre_name, name, BYTES_INPUT, video, src.outputs)
+    ens = tc.ensemble_config(ens_name, pre_name, name, BYTES_INPUT, video, src.outputs, batching)
     (root / ens_name / "1").mkdir(parents=True)  # Triton wants a version folder, even empty
     _write_text(root / ens_name / "config.pbtxt", tc.to_pbtxt(ens))
     return [
         BuiltModel(
-            pre_name, "python", str(src.path), 0,
+            pre_name, "python", str(src.path), batching.max_batch_size,
             (f"{pre_name}/config.pbtxt", f"{pre_name}/1/model.py"),
         ),
-        BuiltModel(ens_name, tc.PLATFORM_ENSEMBLE, str(src.path), 0, (f"{ens_name}/config.pbtxt",)),
+        BuiltModel(
+            ens_name, tc.PLATFORM_ENSEMBLE, str(src.path), batching.max_batch_size,
+            (f"{ens_name}/config.pbtxt",),
+        ),
     ]  # fmt: skip
 
 
@@ -414,13 +493,7 @@ def _readme(manifest: dict) -> str:
             "```",
         ]
     if any(m["platform"] == "python" for m in manifest["models"]):
-        lines += [
-            "",
-            "## Ensemble",
-            "",
-            "The `*_preprocess` models run in Triton's Python backend and import vidtldr_deploy:",
-            "`pip install vidtldr-deploy av` in the container (or an execution environment).",
-        ]
+        lines += ["", *PREPROCESS_IMAGE_NEEDS]
     return "\n".join(lines) + "\n"
 
 

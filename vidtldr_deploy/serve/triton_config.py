@@ -21,6 +21,7 @@ PLATFORM_ONNX = "onnxruntime_onnx"
 PLATFORM_ENSEMBLE = "ensemble"
 BACKEND_PYTHON = "python"
 PARAM_PREFIX = "vidtldr."
+BYTES_INPUT = "video_bytes"  # the encoded videos an ensemble takes (TYPE_STRING)
 
 # Triton's only hard rule is that a model's name is the name of its folder in the repository (the
 # config's `name` must match it), and every subfolder of the repository is loaded as a model. The
@@ -196,10 +197,7 @@ def model_config(
     config.instance_group.add(
         kind=pb2.ModelInstanceGroup.Kind.Value(settings.kind), count=settings.instances
     )
-    if batching.max_batch_size > 0:
-        config.dynamic_batching.SetInParent()  # batching is the reason to have a batch dim
-        if batching.max_queue_delay_us is not None:
-            config.dynamic_batching.max_queue_delay_microseconds = batching.max_queue_delay_us
+    _dynamic_batching(config, batching)  # batching is the reason to have a batch dim
     if settings.warmup:
         warm = _warmup(pb2, inputs, batching)
         if warm is not None:
@@ -208,25 +206,41 @@ def model_config(
     return config
 
 
+def _bytes_input(config, bytes_input: str, video: TensorSpec, batching: Batching, pb2) -> None:
+    """One encoded clip per batch entry: [B] for a static batch, [1] per entry when batching."""
+    dims = [1] if batching.max_batch_size > 0 else [video.shape[0]]
+    config.input.add(name=bytes_input, data_type=pb2.DataType.Value("TYPE_STRING"), dims=dims)
+
+
+def _dynamic_batching(config, batching: Batching) -> None:
+    if batching.max_batch_size > 0:
+        config.dynamic_batching.SetInParent()
+        if batching.max_queue_delay_us is not None:
+            config.dynamic_batching.max_queue_delay_microseconds = batching.max_queue_delay_us
+
+
 def preprocess_config(
     name: str,
     bytes_input: str,
     video: TensorSpec,
     settings: ModelSettings,
+    batching: Batching = Batching(0),
 ):
-    """The Python-backend model that decodes `B` encoded videos into the engine's input tensor."""
+    """The Python-backend model that decodes encoded videos into the engine's input tensor: `B`
+    per request for a static-batch engine, batched like the engine for a dynamic one."""
     pb2 = model_config_pb2()
-    config = pb2.ModelConfig(name=name, backend=BACKEND_PYTHON, max_batch_size=0)
-    config.input.add(
-        name=bytes_input, data_type=pb2.DataType.Value("TYPE_STRING"), dims=[video.shape[0]]
+    config = pb2.ModelConfig(
+        name=name, backend=BACKEND_PYTHON, max_batch_size=batching.max_batch_size
     )
+    _bytes_input(config, bytes_input, video, batching, pb2)
     config.output.add(
-        name=video.name, data_type=pb2.DataType.Value(video.dtype), dims=list(video.shape)
+        name=video.name, data_type=pb2.DataType.Value(video.dtype), dims=batching.dims(video.shape)
     )
     # Decoding is CPU work whatever device the engine runs on.
     config.instance_group.add(
         kind=pb2.ModelInstanceGroup.Kind.Value("KIND_CPU"), count=settings.instances
     )
+    _dynamic_batching(config, batching)
     _set_parameters(config, settings.parameters)
     return config
 
@@ -238,14 +252,15 @@ def ensemble_config(
     bytes_input: str,
     video: TensorSpec,
     outputs: tuple[TensorSpec, ...],
+    batching: Batching = Batching(0),
 ):
     """bytes -> NAME_preprocess -> NAME; the ensemble's outputs are the engine's."""
     pb2 = model_config_pb2()
-    config = pb2.ModelConfig(name=name, platform=PLATFORM_ENSEMBLE, max_batch_size=0)
-    config.input.add(
-        name=bytes_input, data_type=pb2.DataType.Value("TYPE_STRING"), dims=[video.shape[0]]
+    config = pb2.ModelConfig(
+        name=name, platform=PLATFORM_ENSEMBLE, max_batch_size=batching.max_batch_size
     )
-    _add_tensors(config.output, outputs, Batching(0), pb2)
+    _bytes_input(config, bytes_input, video, batching, pb2)
+    _add_tensors(config.output, outputs, batching, pb2)
     steps = config.ensemble_scheduling.step
     pre = steps.add(model_name=preprocess_name, model_version=-1)
     pre.input_map[bytes_input] = bytes_input

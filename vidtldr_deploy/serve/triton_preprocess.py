@@ -1,11 +1,12 @@
 """Triton Python-backend model: encoded videos (TYPE_STRING) -> the engine's `video` tensor.
 
 `vidtldr triton --ensemble` copies this file to `repo/NAME_preprocess/1/model.py`. It runs inside
-tritonserver's Python backend, whose environment needs `pip install vidtldr-deploy av` (PyAV
-decodes; vidtldr_deploy.clips samples frames and normalises them the way the model family was
-trained). Each request carries B encoded clips (B: the engine's static batch); the response is
-one float tensor (B, 3, T, H, W). Everything the model needs comes from its config.pbtxt
-`parameters` (vidtldr.input_shape, vidtldr.recipe, ...), so this file is the same for every model.
+tritonserver's Python backend, whose Python needs vidtldr-deploy (no dependencies: no torch),
+numpy, av and pillow (the repository README lists them). Each request carries B encoded clips (B:
+the engine's static batch, or 1..max_batch_size for a dynamic-batch engine, whose requests the
+dynamic batcher groups); the response is one float tensor (B, 3, T, H, W). Everything the
+model needs comes from its config.pbtxt `parameters`: the input shape and the whole clip recipe
+(vidtldr.recipe: sampling, size, crop, mean/std), so this file is the same for every model.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import triton_python_backend_utils as pb_utils  # provided by tritonserver's Pyt
 PARAM_PREFIX = "vidtldr."
 
 
-def _load_decoder():
-    """vidtldr_deploy.clips.decode_clip(bytes_or_path, recipe, frames) -> (3, T, H, W) array."""
-    from vidtldr_deploy.clips import decode_clip
+def _load_decoder(recipe_json: str):
+    """bytes -> (3, T, H, W) array by vidtldr_deploy.clips.decode_clip with the config's recipe."""
+    from vidtldr_deploy.clips import ClipRecipe, decode_clip
 
-    return decode_clip
+    recipe = ClipRecipe.from_json(recipe_json)
+    return lambda data, frames: decode_clip(data, recipe, frames)
 
 
 def _parameters(model_config: dict) -> dict[str, str]:
@@ -49,23 +51,22 @@ class TritonPythonModel:
         params = _parameters(config)
         self.input_name = params.get("bytes_input", "video_bytes")
         self.shape = tuple(json.loads(params["input_shape"]))  # (B, 3, T, H, W)
-        self.recipe = params.get("recipe") or params.get("arch", "")
         (output,) = config["output"]
         self.output_name = output["name"]
         self.dtype = pb_utils.triton_string_to_numpy(output["data_type"])
-        self.decode = _load_decoder()
+        self.decode = _load_decoder(params["recipe"])
 
     def _batch(self, encoded) -> np.ndarray:
         items = list(np.asarray(encoded, dtype=object).reshape(-1))
-        batch, _, frames, height, width = self.shape
-        if len(items) != batch:
+        batch, _, frames, height, width = self.shape  # batch -1: a dynamic batch, any count
+        if batch > 0 and len(items) != batch:
             raise ValueError(
                 f"this engine takes exactly {batch} clips per request, got {len(items)}: "
                 "pad the request (repeat a clip) or export with another --batch"
             )
         clips = []
         for i, item in enumerate(items):
-            clip = np.asarray(self.decode(clip_bytes(item), self.recipe, frames))
+            clip = np.asarray(self.decode(clip_bytes(item), frames))
             if clip.shape != (3, frames, height, width):
                 raise ValueError(
                     f"clip {i} decoded to {list(clip.shape)}, the engine takes "

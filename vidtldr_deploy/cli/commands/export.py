@@ -54,6 +54,14 @@ def export_command(
     opset: Annotated[
         Optional[int], typer.Option("--opset", help="ONNX opset, 18 to 20 (default 18).")
     ] = None,
+    max_batch: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-batch",
+            help="A dynamic batch dimension 1..N (ONNX graphs; token counts stay static per clip); "
+            "validation feeds batches of N. Default: the static --batch.",
+        ),
+    ] = None,
     graph_form: Annotated[
         Optional[str],
         typer.Option(
@@ -111,7 +119,7 @@ def export_command(
     cfg = base.override(
         arch=arch, frames=frames, ckpt_frames=ckpt_frames, batch=batch, schedule=schedule,
         merge_impl=merge_impl, opset=opset, precision=precision, workspace_mib=workspace,
-        graph_form=graph_form,
+        graph_form=graph_form, max_batch=max_batch,
     )  # fmt: skip
     request = ExportRequest(
         checkpoint=checkpoint, output=output, config=cfg,

@@ -40,12 +40,13 @@ def triton_command(
         ),
     ] = None,
     max_batch_size: Annotated[
-        int,
+        Optional[int],
         typer.Option(
             "--max-batch-size",
-            help="max_batch_size of graphs with a dynamic batch dimension (static batch: 0).",
+            help="max_batch_size of graphs with a dynamic batch dimension (default: the graph's "
+            "export --max-batch, else 8; static batch: 0).",
         ),
-    ] = 8,
+    ] = None,
     plugins: Annotated[
         Optional[Path],
         typer.Option(
@@ -121,17 +122,47 @@ def triton_client_command(
         int,
         typer.Option("--repeat", help="Send each request this many times (latency statistics)."),
     ] = 1,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", help="Workers sending at once (each its own connection)."),
+    ] = 1,
+    duration: Annotated[
+        Optional[float],
+        typer.Option("--duration", help="Send the requests in turn for this many seconds."),
+    ] = None,
+    requests: Annotated[
+        Optional[int],
+        typer.Option("--requests", help="Send this many requests in all (the requests in turn)."),
+    ] = None,
+    save_outputs: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--save-outputs", help="Write the outputs (batches in request order) as .npz."
+        ),
+    ] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--report", help="Write latency and throughput as JSON (and Markdown beside it)."
+        ),
+    ] = None,
 ) -> None:
-    """Send clips (or encoded videos to an ensemble) to Triton; print outputs and latency."""
+    """Send clips (or encoded videos to an ensemble) to Triton; print outputs, latency percentiles
+    and throughput. --concurrency/--duration/--requests make it a bounded load test."""
+    from vidtldr_deploy.cli.results import write_report_files
     from vidtldr_deploy.serve import client
 
     if (inputs is None) == (not video):
         raise InputError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
+    plan = client.LoadPlan(repeat, concurrency, duration, requests).check()
     if video:
-        requests = [client.video_inputs(video)]
+        batched = client.batches_inputs(client.model_metadata(model, url), client.BYTES_INPUT)
+        batches = [client.video_inputs(video, batched=batched)]
+        described = ", ".join(map(str, video))
     else:
-        requests = [client.tensor_inputs({input_name: a}) for a in client.load_clips(inputs)]
-    result = client.infer(model, requests, url=url, repeat=repeat)
+        batches = [client.tensor_inputs({input_name: a}) for a in client.load_clips(inputs)]
+        described = str(inputs)
+    result = client.infer(model, batches, url=url, plan=plan)
     for name, value in result.outputs.items():
         out.print(
             f"{name}: shape {list(value.shape)} {value.dtype}, "
@@ -141,11 +172,18 @@ def triton_client_command(
         )
     s = result.summary()
     out.print(
-        f"latency over {int(s['requests'])} requests: mean {s['mean_ms']:.2f} ms, "
-        f"p50 {s['p50_ms']:.2f} ms, "
-        f"p90 {s['p90_ms']:.2f} ms, min {s['min_ms']:.2f} ms, max {s['max_ms']:.2f} ms",
+        f"latency over {int(s['requests'])} requests ({int(s['concurrency'])} at a time, "
+        f"{s['throughput_rps']:.1f} req/s): mean {s['mean_ms']:.2f} ms, p50 {s['p50_ms']:.2f} ms, "
+        f"p90 {s['p90_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms, min {s['min_ms']:.2f} ms, "
+        f"max {s['max_ms']:.2f} ms",
         markup=False, highlight=False,
     )  # fmt: skip
+    if save_outputs is not None:
+        from vidtldr_deploy.cli.commands.validate import save_arrays
+
+        save_arrays(save_outputs, result.outputs)
+        console.print(f"outputs: {save_outputs}", markup=False, highlight=False)
+    write_report_files(report, client.load_report(result, model, url, described))
 
 
 def register(app: typer.Typer) -> None:
