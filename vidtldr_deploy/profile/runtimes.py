@@ -102,11 +102,10 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
 
 
 def _is_int8(path: Path) -> bool:
-    import onnx
+    from vidtldr_deploy.constants import Precision
+    from vidtldr_deploy.export.metadata import describe_graph
 
-    from vidtldr_deploy.export.metadata import read_metadata
-
-    return read_metadata(onnx.load(str(path), load_external_data=False)).get("precision") == "int8"
+    return describe_graph(path).precision is Precision.INT8
 
 
 def calibration_batches(inputs, settings):
