@@ -44,9 +44,9 @@ def test_static_exports_keep_a_static_batch(demo_graphs):
 
 
 def test_max_batch_is_checked_before_any_work(cli, tmp_path):
-    r = cli("export", "demo", "-o", tmp_path / "m.onnx", "--max-batch", "1")
+    r = cli("export", "demo-random", "-o", tmp_path / "m.onnx", "--max-batch", "1")
     assert r.exit_code == 2 and not (tmp_path / "m.onnx").exists()
-    r = cli("export", "demo", "-o", tmp_path / "m.onnx", "--max-batch", "4", "--batch", "2")
+    r = cli("export", "demo-random", "-o", tmp_path / "m.onnx", "--max-batch", "4", "--batch", "2")
     assert r.exit_code == 2
-    r = cli("export", "demo", "-o", tmp_path / "m.plan", "--max-batch", "4")
+    r = cli("export", "demo-random", "-o", tmp_path / "m.plan", "--max-batch", "4")
     assert r.exit_code == 2 and not list(tmp_path.iterdir())
