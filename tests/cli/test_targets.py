@@ -66,6 +66,24 @@ def test_an_engine_whose_graph_was_swapped_is_refused_word_for_word(cli, engine,
     assert "e.onnx" in messages.pop()
 
 
+def test_triton_refuses_a_swapped_graph_beside_an_engine_as_validate_does(cli, engine, tmp_path):
+    """vidtldr triton opens its TARGET through the resolver: the graph beside an engine is checked
+    against the sidecar, with validate's words; without a graph the engine alone is served."""
+    served = cli("triton", engine, "-o", tmp_path / "ok")
+    assert served.exit_code == 0, served.output  # the graph it was built from beside it
+    other = onnx.load(str(engine.with_suffix(".onnx")))
+    other.doc_string = "another graph"
+    onnx.save(other, str(engine.with_suffix(".onnx")))
+    refused = [cli("triton", engine, "-o", tmp_path / "repo"), cli("validate", engine)]
+    assert [r.exit_code for r in refused] == [InputError.exit_code] * 2
+    assert _error(refused[0]) == _error(refused[1])
+    assert not (tmp_path / "repo").exists()
+    engine.with_suffix(".onnx").unlink()
+    alone = cli("triton", engine, "-o", tmp_path / "alone")
+    assert alone.exit_code == 0, alone.output
+    assert (tmp_path / "alone" / "e" / "config.pbtxt").is_file()
+
+
 def test_an_engine_without_its_graph_is_refused_word_for_word(cli, engine, clip):
     engine.with_suffix(".onnx").unlink()
     results = _engine_refusals(cli, engine, clip)

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from vidtldr_deploy import __version__
+from vidtldr_deploy.constants import Precision
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 
@@ -37,7 +38,7 @@ PLUGIN_SHA = "ab" * 32
 ENGINE = b"\x00fake serialized engine\xff" * 10
 
 
-def make(tmp_path, **overrides) -> dict:
+def make(tmp_path, **overrides) -> sc.EngineSidecar:
     onnx_path = tmp_path / "engine.onnx"
     onnx_path.write_bytes(b"onnx bytes")
     kwargs = dict(
@@ -64,15 +65,15 @@ def make(tmp_path, **overrides) -> dict:
     return sc.make_sidecar(**kwargs)
 
 
-def runtime_like(sidecar: dict, **overrides) -> dict:
+def runtime_like(sidecar: sc.EngineSidecar, **overrides) -> dict:
     info = {
-        "tensorrt_version": sidecar["tensorrt_version"],
-        "cuda_version": sidecar["cuda_version"],
-        "gpu_name": sidecar["gpu_name"],
-        "compute_capability": sidecar["compute_capability"],
-        "plugin_library": sidecar["plugin_library"],
-        "plugin_library_sha256": sidecar["plugin_library_sha256"],
-        "engine_sha256": sidecar["engine_sha256"],
+        "tensorrt_version": sidecar.tensorrt_version,
+        "cuda_version": sidecar.cuda_version,
+        "gpu_name": sidecar.gpu_name,
+        "compute_capability": sidecar.compute_capability,
+        "plugin_library": sidecar.plugin_library,
+        "plugin_library_sha256": sidecar.plugin_library_sha256,
+        "engine_sha256": sidecar.engine_sha256,
     }
     info.update(overrides)
     return info
@@ -80,19 +81,19 @@ def runtime_like(sidecar: dict, **overrides) -> dict:
 
 def test_make_sidecar_records_every_design_field(tmp_path):
     s = make(tmp_path)
-    assert s["tensorrt_version"] == "10.3.0"
-    assert s["cuda_version"] == "12.6"
-    assert s["gpu_name"] == "NVIDIA A100-SXM4-80GB"
-    assert s["compute_capability"] == "8.0"
-    assert s["precision"] == "fp16"
-    assert s["inputs"] == {"video": {"shape": [1, 3, 8, 64, 64], "dtype": "float32"}}
-    assert s["outputs"]["pooled"] == {"shape": [1, 192], "dtype": "float32"}
-    assert s["schedule"] == SCHEDULE
-    assert s["onnx_sha256"] == hashlib.sha256(b"onnx bytes").hexdigest()
-    assert s["plugin_library_sha256"] == PLUGIN_SHA
-    assert s["toolkit_version"] == __version__
-    assert s["format"] == sc.FORMAT and s["format_version"] == sc.FORMAT_VERSION
-    assert json.loads(json.dumps(s)) == s  # JSON-clean
+    assert s.tensorrt_version == "10.3.0"
+    assert s.cuda_version == "12.6"
+    assert s.gpu_name == "NVIDIA A100-SXM4-80GB"
+    assert s.compute_capability == "8.0"
+    assert s.precision == "fp16"
+    assert s.inputs == {"video": {"shape": [1, 3, 8, 64, 64], "dtype": "float32"}}
+    assert s.outputs["pooled"] == {"shape": [1, 192], "dtype": "float32"}
+    assert s.schedule == SCHEDULE
+    assert s.onnx_sha256 == hashlib.sha256(b"onnx bytes").hexdigest()
+    assert s.plugin_library_sha256 == PLUGIN_SHA
+    assert s.toolkit_version == __version__
+    assert s.format == sc.FORMAT and s.format_version == sc.FORMAT_VERSION
+    assert json.loads(json.dumps(s.to_dict())) == s.to_dict()  # JSON-clean
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,7 @@ def test_round_trip_engine_and_sidecar(tmp_path):
     engine_path = tmp_path / "engine.plan"
     written = sc.write_engine_and_sidecar(engine_path, ENGINE, make(tmp_path))
     assert engine_path.read_bytes() == ENGINE
-    assert written["engine_sha256"] == hashlib.sha256(ENGINE).hexdigest()
+    assert written.engine_sha256 == hashlib.sha256(ENGINE).hexdigest()
     back = sc.read_sidecar(engine_path)
     assert back == written
     # reading by the .json path works too
@@ -135,7 +136,7 @@ def test_round_trip_engine_and_sidecar(tmp_path):
         "engine.plan.json",
     ]
     # the file on disk matches what the runner will hash
-    assert sc.sha256_file(engine_path) == written["engine_sha256"]
+    assert sc.sha256_file(engine_path) == written.engine_sha256
 
 
 def test_write_sidecar_alone_round_trips(tmp_path):
@@ -266,7 +267,7 @@ def test_foreign_json_is_rejected(tmp_path):
 
 
 def test_incomplete_sidecar_names_missing_keys(tmp_path):
-    s = make(tmp_path)
+    s = make(tmp_path).to_dict()
     del s["tensorrt_version"], s["plugin_library_sha256"]
     sc.sidecar_path(tmp_path / "e.plan").write_text(json.dumps(s))
     with pytest.raises(VidTLDRError, match="lacks tensorrt_version, plugin_library_sha256"):
@@ -274,7 +275,7 @@ def test_incomplete_sidecar_names_missing_keys(tmp_path):
 
 
 def test_newer_format_is_rejected(tmp_path):
-    s = make(tmp_path)
+    s = make(tmp_path).to_dict()
     s["format_version"] = sc.FORMAT_VERSION + 1
     sc.sidecar_path(tmp_path / "e.plan").write_text(json.dumps(s))
     with pytest.raises(VidTLDRError, match="newer than this toolkit reads"):
@@ -337,3 +338,27 @@ def test_failed_rebuild_keeps_the_previous_pair(tmp_path):
 def test_missing_output_directory(tmp_path):
     with pytest.raises(VidTLDRError, match="does not exist"):
         sc.write_engine_and_sidecar(tmp_path / "nope" / "e.plan", ENGINE, make(tmp_path))
+
+
+def test_typed_sidecar_keeps_the_json_on_disk(tmp_path):
+    """The typed record writes the keys, order and values sidecars have always had, and reading
+    then rewriting a sidecar gives the same bytes (unknown keys from a newer writer kept)."""
+    engine_path = tmp_path / "engine.plan"
+    sc.write_engine_and_sidecar(engine_path, ENGINE, make(tmp_path))
+    path = sc.sidecar_path(engine_path)
+    data = json.loads(path.read_text())
+    assert list(data) == [
+        "format", "format_version", "toolkit_version", "created", "tensorrt_version",
+        "cuda_version", "gpu_name", "compute_capability", "precision", "inputs", "outputs",
+        "arch", "merge_impl", "schedule", "checkpoint", "checkpoint_sha256", "onnx",
+        "onnx_sha256", "plugin_library", "plugin_library_sha256", "plugin_layers",
+        "engine_sha256", "build",
+    ]  # fmt: skip
+    assert data["precision"] == "fp16" and data["compute_capability"] == "8.0"
+    data["added_later"] = {"x": 1}
+    text = json.dumps(data, indent=2) + "\n"
+    path.write_text(text)
+    back = sc.read_sidecar(engine_path)
+    assert back.precision is Precision.FP16 and back.extra == {"added_later": {"x": 1}}
+    sc.write_sidecar(engine_path, back)
+    assert path.read_text() == text

@@ -13,7 +13,7 @@ from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 ENGINE = b"engine bytes"
 
 
-def _sidecar(tmp_path, **overrides) -> dict:
+def _sidecar(tmp_path, **overrides) -> sc.EngineSidecar:
     onnx_path = tmp_path / "e.onnx"
     onnx_path.write_bytes(b"graph")
     kwargs = dict(
@@ -29,7 +29,9 @@ def _sidecar(tmp_path, **overrides) -> dict:
 def _written(tmp_path, data) -> object:
     engine = tmp_path / "e.plan"
     engine.write_bytes(ENGINE)
-    sc.sidecar_path(engine).write_text(json.dumps(data))
+    sc.sidecar_path(engine).write_text(
+        json.dumps(data if isinstance(data, dict) else data.to_dict())
+    )
     return engine
 
 
@@ -37,14 +39,15 @@ def test_engine_sha256_is_required(tmp_path):
     s = _sidecar(tmp_path, engine_sha256=None)
     problems = sc.check_sidecar(s, {"engine_sha256": hashlib.sha256(ENGINE).hexdigest()})
     assert any("records no engine_sha256" in p for p in problems)
-    del s["engine_sha256"]
+    data = s.to_dict()
+    del data["engine_sha256"]
     with pytest.raises(VidTLDRError, match="lacks engine_sha256"):
-        sc.read_sidecar(_written(tmp_path, s))
+        sc.read_sidecar(_written(tmp_path, data))
 
 
 def test_blank_on_both_sides_fails(tmp_path):
     s = _sidecar(tmp_path, tensorrt_version="", compute_capability=None)
-    problems = sc.check_sidecar(s, {"engine_sha256": s["engine_sha256"], "tensorrt_version": "",
+    problems = sc.check_sidecar(s, {"engine_sha256": s.engine_sha256, "tensorrt_version": "",
                                     "compute_capability": None})  # fmt: skip
     assert any("TensorRT versions cannot be compared" in p for p in problems)
     assert any("GPU cannot be compared" in p for p in problems)
@@ -69,7 +72,7 @@ def test_graph_beside_the_engine_is_compared(tmp_path):
     ],
 )
 def test_malformed_fields_are_named(tmp_path, key, value, needle):
-    s = _sidecar(tmp_path)
+    s = _sidecar(tmp_path).to_dict()
     s[key] = value
     with pytest.raises(VidTLDRError, match=needle):
         sc.read_sidecar(_written(tmp_path, s))
@@ -97,5 +100,5 @@ def test_failed_engine_move_keeps_the_old_sidecar(tmp_path, monkeypatch):
     with pytest.raises((OSError, VidTLDRError)):
         sc.write_engine_and_sidecar(engine, b"new engine", _sidecar(tmp_path))
     assert engine.read_bytes() == b"old engine"
-    assert sc.read_sidecar(engine)["engine_sha256"] == old["engine_sha256"]
+    assert sc.read_sidecar(engine).engine_sha256 == old.engine_sha256
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.onnx", "e.plan", "e.plan.json"]

@@ -11,6 +11,7 @@ Three layers of tests:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from support.fake_tensorrt import make_fake_trt, tiny_plugin_graph
+from support.fake_tensorrt import add_vidtldr_metadata, make_fake_trt, tiny_plugin_graph
 from vidtldr_deploy.errors import VidTLDRError
 from vidtldr_deploy.pipelines import export as pipeline
 from vidtldr_deploy.runtime.tensorrt import build as trt_build
@@ -160,16 +161,16 @@ def test_fake_trt10_fp32_build_writes_engine_sidecar_and_cache(fake_env, tmp_pat
     assert _files(tmp_path) == ["engine.onnx", "engine.plan", "engine.plan.json", "engine.timing.cache",
                                 "libvidtldr_plugins.so"]  # fmt: skip
     assert sc.read_sidecar(engine) == sidecar
-    assert sidecar["tensorrt_version"] == "10.3.0"
-    assert sidecar["precision"] == "fp32"
-    assert sidecar["plugin_layers"] == 2
-    assert sidecar["plugin_library_sha256"] == sc.sha256_file(lib)
-    assert sidecar["onnx_sha256"] == sc.sha256_file(onnx_path)
-    assert sidecar["engine_sha256"] == sc.sha256_file(engine)
-    assert sidecar["schedule"] == {"spec": "1x1", "layers": []}
-    assert sidecar["arch"] == "umt-tiny" and sidecar["merge_impl"] == "plugin"
-    assert sidecar["inputs"] == {"video": {"shape": [1, 4], "dtype": "float32"}}
-    assert sidecar["build"]["strongly_typed"] is True and sidecar["build"]["tf32"] is False
+    assert sidecar.tensorrt_version == "10.3.0"
+    assert sidecar.precision == "fp32"
+    assert sidecar.plugin_layers == 2
+    assert sidecar.plugin_library_sha256 == sc.sha256_file(lib)
+    assert sidecar.onnx_sha256 == sc.sha256_file(onnx_path)
+    assert sidecar.engine_sha256 == sc.sha256_file(engine)
+    assert sidecar.schedule == {"spec": "1x1", "layers": []}
+    assert sidecar.arch == "umt-tiny" and sidecar.merge_impl == "plugin"
+    assert sidecar.inputs == {"video": {"shape": [1, 4], "dtype": "float32"}}
+    assert sidecar.build["strongly_typed"] is True and sidecar.build["tf32"] is False
     # fp32: strongly typed network, no FP16, TF32 off, workspace set
     assert trt.calls["network"].flags == 1 << 5
     assert "TF32" not in trt.calls["config"].flags and "FP16" not in trt.calls["config"].flags
@@ -180,7 +181,7 @@ def test_fake_trt10_fp32_build_writes_engine_sidecar_and_cache(fake_env, tmp_pat
     # the timing cache is reused by the next build
     assert (tmp_path / "engine.timing.cache").read_bytes() == b"+timed"
     sidecar2 = trt_build.build_engine(onnx_path, engine, "fp32", plugin_library=lib)
-    assert sidecar2["build"]["timing_cache_reused"] is True
+    assert sidecar2.build["timing_cache_reused"] is True
     assert (tmp_path / "engine.timing.cache").read_bytes() == b"+timed+timed"
 
 
@@ -197,7 +198,7 @@ def test_fake_trt10_fp16_pins_plugin_layers_and_neighbours(fake_env, tmp_path):
     for layer in net.layers:
         if layer.name in pinned:
             assert set(layer.output_types.values()) == {trt.float32}
-    assert sidecar["precision"] == "fp16" and sidecar["build"]["fp32_pinned_layers"] == 4
+    assert sidecar.precision == "fp16" and sidecar.build["fp32_pinned_layers"] == 4
 
 
 def test_fake_trt11_fp16_from_fp32_graph_is_refused(fake_env, tmp_path):
@@ -213,7 +214,7 @@ def test_fake_trt11_fp32_builds_strongly_typed(fake_env, tmp_path):
         onnx_path, tmp_path / "engine.plan", "fp32", plugin_library=lib
     )
     assert trt.calls["network"].flags == 0  # TensorRT 11: always strongly typed, no flag needed
-    assert sidecar["build"]["strongly_typed"] is True
+    assert sidecar.build["strongly_typed"] is True
 
 
 def test_fake_missing_creator_names_the_op_and_the_fix(fake_env, tmp_path):
@@ -273,11 +274,13 @@ def test_fake_graph_without_vidtldr_nodes_needs_no_library(fake_env, tmp_path):
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
     )  # fmt: skip
     path = tmp_path / "plain.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    add_vidtldr_metadata(model)
+    onnx.save(model, str(path))
     sidecar = trt_build.build_engine(
         path, tmp_path / "plain.plan", plugin_library=tmp_path / "absent.so"
     )
-    assert sidecar["plugin_library_sha256"] is None and sidecar["plugin_layers"] == 0
+    assert sidecar.plugin_library_sha256 is None and sidecar.plugin_layers == 0
 
 
 def test_fake_build_failure_leaves_no_engine(fake_env, tmp_path):
@@ -339,15 +342,14 @@ def test_real_engine_matches_pytorch(merge_impl, tmp_path):
         default_tolerances("fp32"), precision="fp32", plugin_library=plugin,
     )  # fmt: skip
     assert engine.is_file() and sc.sidecar_path(engine).is_file()
-    assert built.sidecar["plugin_layers"] == (2 * 2 if merge_impl == "plugin" else 0)
+    assert built.sidecar.plugin_layers == (2 * 2 if merge_impl == "plugin" else 0)
     assert built.validation.passed, built.validation.to_dict()
     # the runner loads again from the files alone, and says so when the sidecar does not match
     with trt_runner.TensorRTRunner(engine, plugin_library=plugin) as runner:
         out = runner.run(np.zeros(runner.input_shape, np.float32))
-    assert set(out) == set(built.sidecar["outputs"])
+    assert set(out) == set(built.sidecar.outputs)
     side = sc.read_sidecar(engine)
-    side["tensorrt_version"] = "0.0.0"
-    sc.write_sidecar(engine, side)
+    sc.write_sidecar(engine, dataclasses.replace(side, tensorrt_version="0.0.0"))
     with pytest.raises(VidTLDRError, match="TensorRT 0.0.0"):
         with trt_runner.TensorRTRunner(engine, plugin_library=plugin):
             pass
@@ -384,8 +386,8 @@ def test_fake_trt10_int8_builds_from_qdq_with_only_the_int8_flag(fake_env, tmp_p
     )
     flags = trt.calls["config"].flags
     assert "INT8" in flags and "FP16" not in flags and "TF32" not in flags
-    assert sidecar["precision"] == "int8"
-    assert sidecar["build"]["quantization"]["precision"] == "int8"
+    assert sidecar.precision == "int8"
+    assert sidecar.build["quantization"]["precision"] == "int8"
 
 
 def test_fake_trt11_int8_is_strongly_typed_from_the_graph(fake_env, tmp_path):
@@ -395,7 +397,7 @@ def test_fake_trt11_int8_is_strongly_typed_from_the_graph(fake_env, tmp_path):
         onnx_path, tmp_path / "engine.plan", "int8", plugin_library=lib
     )
     assert "INT8" not in trt.calls["config"].flags
-    assert sidecar["build"]["strongly_typed"] is True
+    assert sidecar.build["strongly_typed"] is True
 
 
 def test_fake_int8_without_qdq_is_refused(fake_env, tmp_path):

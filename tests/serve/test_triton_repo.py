@@ -109,15 +109,13 @@ def test_plan_repository_from_sidecar(cli, tmp_path, no_default_plugins):
     sidecar = sc.read_sidecar(plan)
     assert config.platform == "tensorrt_plan" and config.default_model_filename == "model.plan"
     assert config.max_batch_size == 0
-    want = {
-        n: ("TYPE_FP32", s["shape"]) for n, s in {**sidecar["inputs"], **sidecar["outputs"]}.items()
-    }
+    want = {n: ("TYPE_FP32", s["shape"]) for n, s in {**sidecar.inputs, **sidecar.outputs}.items()}
     assert io_of(config) == want
     assert config.instance_group[0].kind == config.instance_group[0].KIND_GPU
     assert config.instance_group[0].count == 3
     params = tc.config_parameters(config)
     assert params["vidtldr.tensorrt_version"] == "10.7.0"
-    assert params["vidtldr.engine_sha256"] == sidecar["engine_sha256"]
+    assert params["vidtldr.engine_sha256"] == sidecar.engine_sha256
     assert params["vidtldr.precision"] == "fp16"
     assert (repo / "engine" / "1" / "model.plan").read_bytes() == plan.read_bytes()
     assert json.loads((repo / "vidtldr.json").read_text())["tensorrt_version"] == "10.7.0"

@@ -221,10 +221,16 @@ def tiny_plugin_graph(path: Path, with_functions: bool = True) -> Path:
         helper.make_function("other", "Keep", ["a"], ["b"], [helper.make_node("Identity", ["a"], ["b"])],
                              [helper.make_opsetid("", 18)])
     )  # fmt: skip
-    model.metadata_props.add(
-        key="vidtldr.schedule", value=json.dumps({"spec": "1x1", "layers": []})
-    )
-    model.metadata_props.add(key="vidtldr.arch", value="umt-tiny")
-    model.metadata_props.add(key="vidtldr.merge_impl", value="plugin")
+    add_vidtldr_metadata(model, merge_impl="plugin")
     onnx.save(model, str(path))
     return path
+
+
+def add_vidtldr_metadata(model, merge_impl: str = "onnx") -> None:
+    """The `vidtldr.*` description an export writes (the build reads it through the one checked
+    reader, so a graph without it is refused before TensorRT sees it)."""
+    for key, value in {
+        "schedule": json.dumps({"spec": "1x1", "layers": []}), "arch": "umt-tiny",
+        "merge_impl": merge_impl, "frames": "4", "input_shape": "[1, 3, 4, 8, 8]",
+    }.items():  # fmt: skip
+        model.metadata_props.add(key=f"vidtldr.{key}", value=value)

@@ -44,7 +44,7 @@ from vidtldr_deploy.export.merge_islands import (
     merge_island_violations,
     residual_feeders,
 )
-from vidtldr_deploy.export.metadata import read_metadata
+from vidtldr_deploy.export.metadata import description_from_metadata, read_metadata
 from vidtldr_deploy.files import atomic_output
 
 QUANT_PRECISIONS = ("int8",)
@@ -380,9 +380,11 @@ def quantize_graph(
         source = onnx.load(str(onnx_path))
     except FileNotFoundError as err:
         raise InputError(f"ONNX file {onnx_path} does not exist") from err
-    meta = read_metadata(source)
-    if meta.get("precision", "fp32") != Precision.FP32:
-        raise InputError(f"{onnx_path} is already {meta['precision']}: quantize the fp32 export")
+    described = description_from_metadata(read_metadata(source), onnx_path)
+    if described.precision is not Precision.FP32:
+        raise InputError(
+            f"{onnx_path} is already {described.precision.value}: quantize the fp32 export"
+        )
     input_name, shape = static_input(source)
     arrays, calibration, notes = calibration_clips(
         shape, clips, clips_description, settings.random_clips, settings.seed
@@ -423,7 +425,7 @@ def quantize_graph(
     return QuantizeResult(
         output=str(out_path),
         precision=settings.precision,
-        merge_impl=meta.get("merge_impl", ""),
+        merge_impl=described.merge_impl,
         tool=tool,
         settings=settings,
         calibration=calibration,

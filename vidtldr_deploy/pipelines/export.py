@@ -25,9 +25,9 @@ from vidtldr_deploy.export.quantize import QuantizeResult
 from vidtldr_deploy.files import check_outputs
 from vidtldr_deploy.models.source import LoadedModel, is_demo, load_source
 from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
-from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+from vidtldr_deploy.runtime.registry import RunnerOptions, open_runner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
-from vidtldr_deploy.runtime.tensorrt.sidecar import sidecar_path
+from vidtldr_deploy.runtime.tensorrt.sidecar import EngineSidecar, sidecar_path
 from vidtldr_deploy.target import resolve_target
 from vidtldr_deploy.validate.check import validate_runner
 from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
@@ -291,7 +291,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
     elif request.validate:
         with (
             events.status("validating: ONNX Runtime against PyTorch"),
-            OnnxRuntimeRunner(onnx_path) as runner,
+            open_runner("onnxruntime", onnx_path) as runner,
         ):
             outcome.validation = validate_runner(
                 runner, str(onnx_path), loaded, resolved, clips, request.graph_tolerances,
@@ -322,7 +322,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
 class EngineBuild:
     engine_path: Path
     sidecar_path: Path
-    sidecar: dict
+    sidecar: EngineSidecar
     validation: ValidationResult | None = None  # None with --no-validate
     notes: list[str] = field(default_factory=list)
 
@@ -382,7 +382,6 @@ def build_and_validate(
     workspace_mib: int | None = None,
     plugin_library: str | Path | None = None,  # resolved once for the run; None: the build resolves
     timing_cache: str | Path | None = None,
-    metadata: dict | None = None,
     inputs_label: str = "",
     strict_tokens: bool = False,
     log: Callable[[str], None] | None = None,
@@ -401,7 +400,7 @@ def build_and_validate(
     try:
         sidecar = build_engine(
             onnx_path, engine_path, precision=precision, workspace_mib=workspace_mib,
-            plugin_library=plugin_library, timing_cache=timing_cache, metadata=metadata, log=note,
+            plugin_library=plugin_library, timing_cache=timing_cache, log=note,
         )  # fmt: skip
     except VidTLDRError as err:
         raise with_note(
@@ -409,11 +408,9 @@ def build_and_validate(
         ) from None
     result = EngineBuild(engine_path, sidecar_path(engine_path), sidecar, notes=notes)
     if inputs:
-        from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
         # the library the build resolved and loaded, not a second search
-        built_with = sidecar.get("plugin_library")
-        with TensorRTRunner(engine_path, plugin_library=built_with) as runner:
+        options = RunnerOptions(plugins=sidecar.plugin_library)
+        with open_runner("tensorrt", engine_path, options) as runner:
             result.validation = validate_runner(
                 runner, str(engine_path), loaded, schedule, inputs, tolerances,
                 precision=precision, inputs_label=inputs_label, strict_tokens=strict_tokens,

@@ -1,6 +1,8 @@
-"""How each runtime gets the two models a profile times: the merged one and its unmerged baseline,
-as Runners. One opener per runtime, in one table: adding a runtime adds an entry here and a runner
-module under runtime/, and nothing else in profiling changes."""
+"""How each runtime gets the two models a profile times: the merged one and its unmerged baseline
+(exported, quantized or built here when the target is a model), as Runners. One preparation per
+runtime, in one table (`OPENERS`); each opens its runners through the one runner table,
+runtime/registry.py, where a runtime itself is registered. Adding a runtime to profiling adds an
+entry there and one here, and nothing else in profiling changes."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from vidtldr_deploy.core.schedule import MergeSchedule, unmerged_schedule
 from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.runtime.base import Runner
+from vidtldr_deploy.runtime.registry import RunnerOptions, ScheduledModel, open_runner
 
 # The flag's vocabulary per runtime (the model's for torch, the graph's for the exported runtimes)
 # and the default: the custom ops, which are what the fast paths run.
@@ -55,14 +58,12 @@ def export_temp_onnx(
 
 
 def _open_torch(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
-    from vidtldr_deploy.runtime.pytorch import TorchRunner
-
-    model, rs = inputs.loaded.model, inputs.schedule.rs
+    model, rs = inputs.loaded.model, tuple(inputs.schedule.rs)
+    options = RunnerOptions(settings.device, precision=settings.precision, merge_impl=impl,
+                            compile_model=settings.compile)  # fmt: skip
     return {
-        label: TorchRunner(
-            model, schedule_rs, impl, settings.device, settings.precision, settings.compile
-        )
-        for label, schedule_rs in (("merged", rs), ("baseline", [0] * len(rs)))
+        label: open_runner("torch", ScheduledModel(model, schedule_rs), options)
+        for label, schedule_rs in (("merged", rs), ("baseline", (0,) * len(rs)))
     }
 
 
@@ -86,8 +87,6 @@ def _graph_pair(inputs, settings, impl, workdir, progress) -> dict[str, Path]:
 
 
 def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
     graphs = _graph_pair(inputs, settings, impl, workdir, progress)
     baseline = graphs["baseline"]
     if settings.precision == "int8":
@@ -103,18 +102,15 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
                 graphs["merged"], workdir / "merged_int8.onnx", clips, inputs, settings
             )
         done()
-    return {
-        label: OnnxRuntimeRunner(path, settings.device, threads=settings.threads)
-        for label, path in graphs.items()
-    }
+    options = RunnerOptions(settings.device, threads=settings.threads)
+    return {label: open_runner("onnxruntime", path, options) for label, path in graphs.items()}
 
 
 def _is_int8(path: Path) -> bool:
-    import onnx
+    from vidtldr_deploy.constants import Precision
+    from vidtldr_deploy.export.metadata import describe_graph
 
-    from vidtldr_deploy.export.metadata import read_metadata
-
-    return read_metadata(onnx.load(str(path), load_external_data=False)).get("precision") == "int8"
+    return describe_graph(path).precision is Precision.INT8
 
 
 def calibration_batches(inputs, settings):
@@ -147,7 +143,6 @@ def quantize_temp(src: Path, dst: Path, clips, inputs, settings) -> Path:
 
 def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
     from vidtldr_deploy.runtime.tensorrt.build import build_engine
-    from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
 
     plans = {"merged": inputs.merged_plan, "baseline": inputs.baseline_plan}
     plugins: dict[str, str | None] = {}  # the library each engine built here was built with
@@ -158,7 +153,7 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
         progress("building the merged TensorRT engine", 1)
         plans["merged"] = workdir / "merged.plan"
         sidecar = build_engine(Path(onnx_path), plans["merged"], precision=settings.precision)
-        plugins["merged"] = sidecar.get("plugin_library")
+        plugins["merged"] = sidecar.plugin_library
     if plans["baseline"] is None:
         base_onnx = export_temp_onnx(
             inputs.loaded,
@@ -171,7 +166,7 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
         plans["baseline"] = workdir / "baseline.plan"
         build_engine(base_onnx, plans["baseline"], precision=settings.precision)
     return {
-        label: TensorRTRunner(Path(plan), plugin_library=plugins.get(label))
+        label: open_runner("tensorrt", Path(plan), RunnerOptions(plugins=plugins.get(label)))
         for label, plan in plans.items()
     }
 
@@ -180,16 +175,15 @@ def _open_openvino(inputs, settings, impl, workdir, progress) -> dict[str, Runne
     """OpenVINO merged and unmerged at the chosen precision, and ONNX Runtime fp32 unmerged (the
     common baseline across runtimes), all on the same graphs."""
     from vidtldr_deploy.profile.result import ORT_FP32_BASELINE
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-    from vidtldr_deploy.runtime.openvino import OpenVinoRunner
 
     graphs = _graph_pair(inputs, settings, impl, workdir, progress)
-    baseline = graphs["baseline"]
+    options = RunnerOptions(settings.device, threads=settings.threads, precision=settings.precision)
     runners: dict[str, Runner] = {
-        label: OpenVinoRunner(path, settings.device, settings.precision, settings.threads)
-        for label, path in graphs.items()
+        label: open_runner("openvino", path, options) for label, path in graphs.items()
     }
-    runners[ORT_FP32_BASELINE] = OnnxRuntimeRunner(baseline, "cpu", threads=settings.threads)
+    runners[ORT_FP32_BASELINE] = open_runner(
+        "onnxruntime", graphs["baseline"], RunnerOptions("cpu", threads=settings.threads)
+    )
     return runners
 
 

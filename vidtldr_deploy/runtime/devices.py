@@ -7,7 +7,7 @@ import os
 import platform
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.constants import DEVICES, RUNTIMES
+from vidtldr_deploy.constants import DEVICES
 from vidtldr_deploy.errors import EnvironmentProblem, InputError
 
 
@@ -15,8 +15,10 @@ def check_device(runtime: str, device: str) -> None:
     """Refuse a device the runtime cannot use here, saying what to install or choose instead."""
     import torch
 
-    if runtime not in RUNTIMES:
-        raise InputError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    from vidtldr_deploy.runtime.registry import RUNNERS
+
+    if runtime not in RUNNERS:
+        raise InputError(f"--runtime must be one of {', '.join(RUNNERS)}, got {runtime!r}")
     if runtime == "openvino":  # OpenVINO's own device names, refused by name where absent
         from vidtldr_deploy.runtime.openvino import openvino_device
 

@@ -127,12 +127,9 @@ def _json_or_none(value) -> str:
     return "" if value is None else tc.json_param(value)
 
 
-def describe_plan(path: Path) -> ModelSource:
-    """An engine is described by its sidecar only: nothing here can deserialise it."""
-    try:
-        sidecar = sc.read_sidecar(path)
-    except VidTLDRError as err:
-        raise InputError(f"{path}: a .plan needs its sidecar to be served. {err}") from None
+def describe_plan(path: Path, sidecar: sc.EngineSidecar) -> ModelSource:
+    """An engine is described by its sidecar only (read and checked by the target resolver):
+    nothing here can deserialise it."""
     problems = sc.check_sidecar(sidecar, {"engine_sha256": sha256_file(path)})
     if problems:
         raise InputError(f"{path}: {problems[0]}")
@@ -143,34 +140,31 @@ def describe_plan(path: Path) -> ModelSource:
             for n, s in table.items()
         )
 
-    needs_plugin = (
-        bool(sidecar.get("plugin_library_sha256")) or int(sidecar.get("plugin_layers") or 0) > 0
-    )
     info = {
         "source": path.name,
-        "toolkit_version": str(sidecar.get("toolkit_version") or ""),
-        "arch": str(sidecar.get("arch") or ""),
-        "merge_impl": str(sidecar.get("merge_impl") or ""),
-        "schedule": _json_or_none(sidecar.get("schedule")),
-        "precision": str(sidecar.get("precision") or ""),
-        "tensorrt_version": str(sidecar.get("tensorrt_version") or ""),
-        "cuda_version": str(sidecar.get("cuda_version") or ""),
-        "gpu_name": str(sidecar.get("gpu_name") or ""),
-        "compute_capability": str(sidecar.get("compute_capability") or ""),
-        "engine_sha256": str(sidecar.get("engine_sha256") or ""),
-        "onnx_sha256": str(sidecar.get("onnx_sha256") or ""),
-        "checkpoint_sha256": str(sidecar.get("checkpoint_sha256") or ""),
-        "plugin_library_sha256": str(sidecar.get("plugin_library_sha256") or ""),
+        "toolkit_version": sidecar.toolkit_version or "",
+        "arch": sidecar.arch or "",
+        "merge_impl": sidecar.merge_impl or "",
+        "schedule": _json_or_none(sidecar.schedule),
+        "precision": sidecar.precision.value,
+        "tensorrt_version": sidecar.tensorrt_version,
+        "cuda_version": sidecar.cuda_version or "",
+        "gpu_name": sidecar.gpu_name or "",
+        "compute_capability": sidecar.compute_capability or "",
+        "engine_sha256": sidecar.engine_sha256 or "",
+        "onnx_sha256": sidecar.onnx_sha256 or "",
+        "checkpoint_sha256": sidecar.checkpoint_sha256 or "",
+        "plugin_library_sha256": sidecar.plugin_library_sha256 or "",
     }
     return ModelSource(
         path=path,
         platform=tc.PLATFORM_PLAN,
-        inputs=specs(sidecar["inputs"]),
-        outputs=specs(sidecar["outputs"]),
+        inputs=specs(sidecar.inputs),
+        outputs=specs(sidecar.outputs),
         info=info,
-        needs_plugin=needs_plugin,
-        plugin_sha256=sidecar.get("plugin_library_sha256"),
-        tensorrt_version=str(sidecar["tensorrt_version"]),
+        needs_plugin=sidecar.has_plugin_layers,
+        plugin_sha256=sidecar.plugin_library_sha256,
+        tensorrt_version=sidecar.tensorrt_version,
     )
 
 
@@ -238,15 +232,14 @@ def describe_onnx(path: Path) -> ModelSource:
 
 
 def describe_target(path: str | Path) -> ModelSource:
-    path = Path(path)
-    sc.refuse_sidecar(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist (TARGET: an engine .plan or an exported .onnx)")
-    if path.suffix == ".plan":
-        return describe_plan(path)
-    if path.suffix == ".onnx":
-        return describe_onnx(path)
-    raise InputError(f"{path}: expected an engine .plan (with its .plan.json) or an .onnx graph")
+    """A TARGET opened by the target resolver (target/resolver.py, `resolve_served`): an engine's
+    sidecar, and the graph beside it where there is one, are checked as every command checks them."""
+    from vidtldr_deploy.target import TargetKind, resolve_served
+
+    target = resolve_served(path)
+    if target.kind is TargetKind.ENGINE:
+        return describe_plan(target.path, target.sidecar)
+    return describe_onnx(target.path)
 
 
 # --- names ---------------------------------------------------------------------------------------

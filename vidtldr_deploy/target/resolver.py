@@ -27,6 +27,8 @@ from vidtldr_deploy.export.reference import (
 )
 from vidtldr_deploy.models.registry import get_architecture
 from vidtldr_deploy.models.source import LoadedModel, is_demo, load_source
+from vidtldr_deploy.runtime import registry
+from vidtldr_deploy.runtime.base import Runner
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 
 GRAPH_SUFFIX, ENGINE_SUFFIX, IR_SUFFIX = ".onnx", ".plan", ".xml"
@@ -52,7 +54,7 @@ class Target:
     kind: TargetKind
     path: Path | None = None  # the file or folder; None for the demo and an architecture name
     graph: GraphDescription | None = None  # an exported graph's description (GRAPH, ENGINE)
-    sidecar: dict | None = None  # the engine's sidecar, checked (ENGINE)
+    sidecar: sc.EngineSidecar | None = None  # the engine's sidecar, checked (ENGINE)
 
     @property
     def graph_path(self) -> Path | None:
@@ -62,13 +64,8 @@ class Target:
     def precision(self) -> Precision:
         """What the target computes in: the engine's build, the graph's Q/DQ, else fp32."""
         if self.sidecar is not None:
-            return Precision(self.sidecar["precision"])
+            return self.sidecar.precision
         return self.graph.precision if self.graph is not None else Precision.FP32
-
-    @property
-    def default_runtime(self) -> str:
-        return {TargetKind.ENGINE: "tensorrt", TargetKind.GRAPH: "onnxruntime",
-                TargetKind.IR: "openvino"}.get(self.kind, "torch")  # fmt: skip
 
     def refuse_model_flags(self, **flags: object) -> None:
         """An exported graph fixes its schedule, architecture and frames: flags for them refused."""
@@ -113,26 +110,14 @@ class Target:
         return load_source(self.text, arch, frames, ckpt_frames, unsafe_load, seed)
 
     def open_runner(
-        self, runtime: str | None = None, device: str = "cpu", plugins=None, threads=None,
-        merge_inputs: bool = False, precision: str = "fp32",
-    ):  # fmt: skip
-        """A runner for an exported target (imports its runtime only now; it activates on
-        entering). merge_inputs: an ONNX Runtime runner also returns each merge's hidden input."""
-        runtime = runtime or self.default_runtime
-        if runtime == "openvino":
-            from vidtldr_deploy.runtime.openvino import OpenVinoRunner
-
-            return OpenVinoRunner(self.graph_path, device, precision, threads,
-                                  merge_inputs=merge_inputs)  # fmt: skip
-        if runtime == "tensorrt":
-            from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
-
-            return TensorRTRunner(self.path, plugin_library=plugins)
-        from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(
-            self.graph_path, device, threads=threads, merge_inputs=merge_inputs
-        )
+        self, runtime: str | None = None, options: registry.RunnerOptions | None = None
+    ) -> Runner:
+        """A runner for an exported target, opened by the one table (runtime/registry.py; its
+        runtime imported only now, activated on entering): the engine for a runtime that reads
+        engines, the graph for one that reads graphs; a runtime that reads neither is refused."""
+        runtime, _ = registry.choose_runtime(self.kind.value, runtime, None, self.text)
+        source = self.path if self.kind is TargetKind.ENGINE else self.graph_path
+        return registry.open_runner(runtime, source, options)
 
 
 def resolve_target(text: str | Path, architectures: bool = False) -> Target:
@@ -147,12 +132,12 @@ def resolve_target(text: str | Path, architectures: bool = False) -> Target:
             get_architecture(text)  # an unknown name is refused with the list of names
             return Target(text, TargetKind.ARCHITECTURE)
         raise InputError(f"{path} does not exist: give a checkpoint, a model folder or 'demo'")
-    suffix = path.suffix.lower()
-    if suffix == ENGINE_SUFFIX:
+    kind = exported_kind(path)
+    if kind is TargetKind.ENGINE:
         return _engine(text, path)
-    if suffix == GRAPH_SUFFIX:
+    if kind is TargetKind.GRAPH:
         return Target(text, TargetKind.GRAPH, path, describe_graph(path))
-    if suffix == IR_SUFFIX:
+    if kind is TargetKind.IR:
         from vidtldr_deploy.runtime.openvino import ir_metadata
 
         return Target(text, TargetKind.IR, path, description_from_metadata(ir_metadata(path), path))
@@ -161,13 +146,49 @@ def resolve_target(text: str | Path, architectures: bool = False) -> Target:
     return Target(text, TargetKind.CHECKPOINT, path)
 
 
-def _engine(text: str, path: Path) -> Target:
+def exported_kind(path: str | Path) -> TargetKind | None:
+    """An engine, a graph or an OpenVINO IR by its file name; None for anything else."""
+    suffix = Path(path).suffix.lower()
+    return {ENGINE_SUFFIX: TargetKind.ENGINE, GRAPH_SUFFIX: TargetKind.GRAPH,
+            IR_SUFFIX: TargetKind.IR}.get(suffix)  # fmt: skip
+
+
+def resolve_served(text: str | Path) -> Target:
+    """A target to serve (`vidtldr triton`): an engine with its sidecar, checked like every
+    command's, and the graph beside it checked against the sidecar when it is there (a server
+    needs the engine alone, so a missing graph is no refusal: `graph` is then None); or an .onnx
+    graph, its vidtldr description checked when it has one (Triton serves any ONNX graph)."""
+    from vidtldr_deploy.export.metadata import read_metadata
+
+    path = Path(text)
+    sc.refuse_sidecar(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist (TARGET: an engine .plan or an exported .onnx)")
+    kind = exported_kind(path)
+    if kind is TargetKind.ENGINE:
+        return _engine(str(text), path, graph_required=False)
+    if kind is TargetKind.GRAPH:
+        import onnx
+
+        try:
+            meta = read_metadata(onnx.load(str(path), load_external_data=False))
+        except Exception:  # unreadable: the server's own reader names the cause
+            meta = {}
+        graph = describe_graph(path) if "arch" in meta else None
+        return Target(str(text), TargetKind.GRAPH, path, graph)
+    raise InputError(f"{path}: expected an engine .plan (with its .plan.json) or an .onnx graph")
+
+
+def _engine(text: str, path: Path, graph_required: bool = True) -> Target:
     """An engine never travels alone: its sidecar, and the graph it was built from beside it (its
-    metadata rebuilds the PyTorch reference, the schedule and the FLOPs)."""
+    metadata rebuilds the PyTorch reference, the schedule and the FLOPs; `graph_required=False`:
+    checked against the sidecar only when it is there)."""
     if not path.is_file():
         raise InputError(f"{path} is not an engine file")
     sidecar = sc.read_sidecar(path)
     graph = path.with_suffix(GRAPH_SUFFIX)
+    if not graph.is_file() and not graph_required:
+        return Target(text, TargetKind.ENGINE, path, None, sidecar)
     if not graph.is_file():
         raise InputError(
             f"{path}: the graph it was built from ({graph}) is not beside it; its metadata "

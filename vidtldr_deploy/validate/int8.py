@@ -121,9 +121,10 @@ def validate_int8(
     device: str = "cpu",
 ) -> Int8Validation:
     """The INT8 graph at `onnx_path` in ONNX Runtime against the PyTorch fp32 merged model."""
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from vidtldr_deploy.runtime.registry import RunnerOptions, open_runner
 
-    with OnnxRuntimeRunner(onnx_path, device, merge_inputs=True) as runner:
+    options = RunnerOptions(device, merge_inputs=True)
+    with open_runner("onnxruntime", onnx_path, options) as runner:
         return validate_low_precision(
             runner, str(onnx_path), loaded, schedule, inputs, "int8", tolerances, min_agreement,
             inputs_label,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.models.source import LoadedModel
-from vidtldr_deploy.runtime.openvino import DEFAULT_KEEP_F32, OpenVinoRunner
+from vidtldr_deploy.runtime.openvino import DEFAULT_KEEP_F32
+from vidtldr_deploy.runtime.registry import RunnerOptions, open_runner
 from vidtldr_deploy.validate.check import validate_runner
 from vidtldr_deploy.validate.int8 import Int8Validation, min_agreement_for, validate_low_precision
 from vidtldr_deploy.validate.result import ValidationResult
@@ -43,8 +44,9 @@ def validate_openvino(
     is what the graph itself holds (`int8` for a Q/DQ graph)."""
     reduced = compares_decisions(precision, graph_precision)
     label = validation_precision(precision, graph_precision)
-    runner = OpenVinoRunner(path, device, precision, keep_f32=keep_f32, merge_inputs=reduced,
-                            low_precision_transforms=low_precision_transforms)  # fmt: skip
+    options = RunnerOptions(device or "CPU", precision=precision, merge_inputs=reduced,
+                            keep_f32=keep_f32, low_precision_transforms=low_precision_transforms)  # fmt: skip
+    runner = open_runner("openvino", path, options)
     with runner:
         if not reduced:
             return validate_runner(

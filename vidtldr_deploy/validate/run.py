@@ -13,7 +13,7 @@ import numpy as np
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.models.source import LoadedModel
 from vidtldr_deploy.runtime.base import Runner
-from vidtldr_deploy.runtime.pytorch import TorchRunner
+from vidtldr_deploy.runtime.registry import RunnerOptions, ScheduledModel, open_runner
 from vidtldr_deploy.validate.inputs import InputBatches
 
 
@@ -57,11 +57,15 @@ def run_batches(runner: Runner, inputs: InputBatches | list[np.ndarray]) -> RunR
 
 def reference_runners(
     loaded: LoadedModel, schedule: MergeSchedule, merge_inputs: bool = False
-) -> tuple[TorchRunner, TorchRunner]:
+) -> tuple[Runner, Runner]:
     """PyTorch merged with `schedule` (the reference; with the merge inputs where the comparison
     needs them) and unmerged, both running the loaded model in place."""
-    merged = TorchRunner(loaded.model, schedule.rs, copy_model=False, merge_inputs=merge_inputs)
-    unmerged = TorchRunner(loaded.model, [0] * len(schedule.rs), copy_model=False)
+    rs = tuple(schedule.rs)
+    merged = open_runner("torch", ScheduledModel(loaded.model, rs),
+                         RunnerOptions(copy_model=False, merge_inputs=merge_inputs))  # fmt: skip
+    unmerged = open_runner(
+        "torch", ScheduledModel(loaded.model, (0,) * len(rs)), RunnerOptions(copy_model=False)
+    )
     return merged, unmerged
 
 

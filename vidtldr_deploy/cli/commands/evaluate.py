@@ -149,6 +149,7 @@ def evaluate_command(
     from vidtldr_deploy.files import check_input_file, check_outputs
     from vidtldr_deploy.models.presets import presets_for
     from vidtldr_deploy.models.source import is_demo
+    from vidtldr_deploy.runtime import registry
     from vidtldr_deploy.target import TargetKind, resolve_target
 
     check_outputs({"--report": report, "--plot": plot},
@@ -161,13 +162,13 @@ def evaluate_command(
     resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames, method=methods)
     merge_methods = list(dict.fromkeys(MergeMethod.parse(m) for m in methods or ["vidtldr"]))
     clip_args.require(target)
+    default = registry.default_runtime(resolved.kind.value)
     allowed = ("onnxruntime", "openvino") if resolved.kind is TargetKind.GRAPH else ()
     if runtime is not None and runtime not in allowed:
         raise InputError(
-            f"--runtime {runtime}: {target} runs in {resolved.default_runtime}"
-            + (" or openvino" if allowed else "")
+            f"--runtime {runtime}: {target} runs in {default}" + (" or openvino" if allowed else "")
         )
-    runtime = runtime or resolved.default_runtime
+    runtime = runtime or default
     if device is not None and runtime != "openvino":
         raise InputError("--device applies to --runtime openvino")
     if runtime == "openvino":
@@ -180,7 +181,8 @@ def evaluate_command(
         with status(f"loading {target} and rebuilding its PyTorch model from the metadata"):
             ref = resolved.reference(None, unsafe_load, ckpt_frames)
         loaded = ref.loaded
-        runner = resolved.open_runner(runtime, device or "cpu")
+        device = device or registry.RUNNERS[runtime].default_device
+        runner = resolved.open_runner(runtime, registry.RunnerOptions(device))
         targets = [
             GraphTarget(
                 runner,

@@ -40,31 +40,23 @@ def output_arrays(runs) -> dict[str, np.ndarray]:
     return arrays
 
 
-SUFFIX_RUNTIMES = {".onnx": "onnxruntime", ".plan": "tensorrt", ".xml": "openvino"}
-RUNS_IN = {".onnx": ("onnxruntime", "openvino"), ".plan": ("tensorrt",), ".xml": ("openvino",)}
-
-
 def resolve_runtime(model: Path, runtime: str | None, device: str | None) -> tuple[str, str]:
     """The runtime and device for a target: an engine runs in TensorRT on CUDA, an IR in OpenVINO
     (CPU by default), a graph in ONNX Runtime (CPU by default, CUDA through its CUDA execution
     provider) or in OpenVINO."""
-    suffix = model.suffix.lower()
-    if suffix not in SUFFIX_RUNTIMES:
+    from vidtldr_deploy.runtime.registry import choose_runtime
+    from vidtldr_deploy.target.resolver import TargetKind, exported_kind
+
+    kind = exported_kind(model)
+    if kind is None:
         raise InputError(
             f"{model}: expected an .onnx graph, a .plan engine or an .xml OpenVINO IR from vidtldr export"
         )
-    default = SUFFIX_RUNTIMES[suffix]
-    runtime = runtime or default
-    if runtime not in ("onnxruntime", "tensorrt", "openvino"):
-        raise InputError(f"--runtime must be onnxruntime, tensorrt or openvino, got {runtime!r}")
-    if runtime not in RUNS_IN[suffix]:
-        fix = {".plan": "validate the .onnx beside it with --runtime onnxruntime",
-               ".xml": "validate the .onnx it was converted from with --runtime onnxruntime",
-               ".onnx": f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) and "
-                        "validate the .plan"}[suffix]  # fmt: skip
-        raise InputError(f"{model} runs in {' or '.join(RUNS_IN[suffix])}, not {runtime}: {fix}")
-    fallback = {"tensorrt": "cuda", "openvino": "CPU"}.get(runtime, "cpu")
-    return runtime, device or fallback
+    fix = {TargetKind.ENGINE: "validate the .onnx beside it with --runtime onnxruntime",
+           TargetKind.IR: "validate the .onnx it was converted from with --runtime onnxruntime",
+           TargetKind.GRAPH: f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) "
+                             "and validate the .plan"}[kind]  # fmt: skip
+    return choose_runtime(kind.value, runtime, device, str(model), fix)
 
 
 def check_validate_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
@@ -143,6 +135,7 @@ def validate_command(
     model (same schedule)."""
     from vidtldr_deploy.constants import Precision
     from vidtldr_deploy.runtime.devices import check_device
+    from vidtldr_deploy.runtime.registry import RunnerOptions
     from vidtldr_deploy.target import resolve_target
     from vidtldr_deploy.validate.compare import compare_validation
     from vidtldr_deploy.validate.inputs import check_inputs_exist, make_inputs
@@ -183,8 +176,9 @@ def validate_command(
     with (
         status(f"running {runtime} ({device}) and PyTorch"),
         target.open_runner(
-            runtime, device, plugins, merge_inputs=reduced, precision=run_precision
-        ) as runner,  # fmt: skip
+            runtime,
+            RunnerOptions(device, plugins=plugins, merge_inputs=reduced, precision=run_precision),
+        ) as runner,
     ):
         runs = run_validation(runner, ref.loaded, ref.schedule, batches, merge_inputs=reduced)
     result = compare_validation(

@@ -29,6 +29,7 @@ from typing import Any
 from vidtldr_deploy.constants import DOMAIN as PLUGIN_DOMAIN
 from vidtldr_deploy.constants import PLUGIN_NAMESPACE, PLUGIN_VERSION, Precision
 from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure
+from vidtldr_deploy.export.metadata import GraphDescription
 from vidtldr_deploy.files import sha256_file
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.runtime.tensorrt.environment import (
@@ -147,25 +148,13 @@ def _json_or_none(raw: str | None):
         return {"raw": str(raw)}
 
 
-def _parse_metadata_schedule(metadata: dict) -> dict | None:
-    raw = metadata.get("schedule")
-    if raw is None:
-        return None
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return json.loads(raw)
-    except (TypeError, json.JSONDecodeError):
-        return {"spec": str(raw)}
-
-
 @dataclass
 class GraphToBuild:
-    """Step 1's input: the graph as read once (its metadata, hash, vidtldr ops and Q/DQ types)."""
+    """Step 1's input: the graph as read once (its checked description, hash and vidtldr ops)."""
 
     path: Path
     model: Any  # onnx.ModelProto
-    metadata: dict
+    description: GraphDescription  # export/metadata.py: the one reader of the graph's metadata
     sha256: str
     ops: list[str]  # vidtldr op types in the graph ("Saliency", "Merge")
     nodes: int  # vidtldr nodes in the graph
@@ -186,10 +175,12 @@ class ParsedNetwork:
     started: float  # perf_counter at the parse: the build time reported covers parse and build
 
 
-def read_graph(onnx_path: Path, metadata: dict | None) -> GraphToBuild:
+def read_graph(onnx_path: Path) -> GraphToBuild:
+    """The graph loaded once with its weights, its metadata read and checked by the one reader
+    (a malformed field is an InputError naming it, before TensorRT sees the graph)."""
     import onnx
 
-    from vidtldr_deploy.export.metadata import read_metadata
+    from vidtldr_deploy.export.metadata import description_from_metadata, read_metadata
 
     try:
         model = onnx.load(str(onnx_path))
@@ -197,7 +188,7 @@ def read_graph(onnx_path: Path, metadata: dict | None) -> GraphToBuild:
         raise InputError(f"{onnx_path} is not a readable ONNX file: {err}") from err
     nodes = _vidtldr_nodes(model)
     return GraphToBuild(
-        onnx_path, model, dict(metadata) if metadata is not None else read_metadata(model),
+        onnx_path, model, description_from_metadata(read_metadata(model), onnx_path),
         sha256_file(onnx_path), sorted({n.op_type for n in nodes}), len(nodes),
     )  # fmt: skip
 
@@ -364,11 +355,11 @@ def build_serialized(
 def engine_sidecar(
     trt, graph: GraphToBuild, parsed: ParsedNetwork, plan: PrecisionPlan,
     workspace_mib: int | None, cache_path: Path, cache_reused: bool,
-) -> dict:  # fmt: skip
+) -> sc.EngineSidecar:  # fmt: skip
     """Step 4's record: what the engine was built from, with and how (runtime/tensorrt/sidecar.py)."""
     inputs, outputs = _io_specs(trt, parsed.network)
     gpu = gpu_info()
-    metadata = graph.metadata
+    described = graph.description
     return sc.make_sidecar(
         tensorrt_version=trt.__version__,
         cuda_version=gpu["cuda_version"],
@@ -377,19 +368,20 @@ def engine_sidecar(
         precision=plan.precision,
         inputs=inputs,
         outputs=outputs,
-        schedule=_parse_metadata_schedule(metadata),
+        schedule=described.schedule,
         onnx_path=graph.path,
         onnx_sha256=graph.sha256,
         plugin_library=parsed.plugin_path,
         plugin_library_sha256=parsed.plugin_sha256,
-        arch=metadata.get("arch"),
-        merge_impl=metadata.get("merge_impl"),
-        checkpoint=metadata.get("checkpoint"),
-        checkpoint_sha256=metadata.get("checkpoint_sha256"),
+        arch=described.arch,
+        merge_impl=described.merge_impl,
+        checkpoint=described.checkpoint,
+        checkpoint_sha256=described.checkpoint_sha256,
         plugin_layers=parsed.plugin_layers,
         build={
             "quantization": plan.quantization.to_dict() if plan.quantization else None,
-            "calibration": _json_or_none(metadata.get("calibration")),
+            # Reported as recorded (quantize's own JSON), never used to decide the build.
+            "calibration": _json_or_none(described.metadata.get("calibration")),
             "strongly_typed": parsed.strongly_typed,
             "tf32": plan.tf32,
             "fp32_pinned_layers": len(plan.fp32_layers),
@@ -397,7 +389,7 @@ def engine_sidecar(
             "timing_cache": str(cache_path),
             "timing_cache_reused": cache_reused,
             "seconds": round(time.perf_counter() - parsed.started, 2),
-            "exporter_version": metadata.get("version"),
+            "exporter_version": described.metadata.get("version"),
         },
     )
 
@@ -409,13 +401,12 @@ def build_engine(
     workspace_mib: int | None = None,
     plugin_library: str | Path | None = None,
     timing_cache: str | Path | None = None,
-    metadata: dict | None = None,
     log: Callable[[str], None] | None = None,
-) -> dict:
+) -> sc.EngineSidecar:
     """Build `engine_path` (and `engine_path`.json) from an exported graph; returns the sidecar.
 
-    Parse -> precision plan -> build -> write engine and sidecar. metadata: the graph's vidtldr
-    metadata (export.metadata.read_metadata); read from the graph when None. plugin_library: the
+    Parse -> precision plan -> build -> write engine and sidecar. The graph's metadata is read
+    through its typed description (export.metadata.description_from_metadata). plugin_library: the
     libvidtldr_plugins resolved for this run (default: $VIDTLDR_PLUGIN_DIR or plugins/build),
     loaded only when the graph holds vidtldr nodes.
     """
@@ -423,7 +414,7 @@ def build_engine(
     log = log or (lambda _msg: None)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     check_build_request(onnx_path, engine_path, precision, workspace_mib)
-    graph = read_graph(onnx_path, metadata)
+    graph = read_graph(onnx_path)
     quantization = quantization_plan(trt, graph, precision)  # refused before any plugin work
     strongly = strongly_typed_network(precision, tensorrt_features(trt))
     parsed = parse_network(trt, graph, strongly, plugin_library)

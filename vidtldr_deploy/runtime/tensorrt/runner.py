@@ -70,10 +70,10 @@ class TensorRTRunner(Runner):
             **gpu_info(),
         }
         plugin_path: Path | None = None
-        if self.sidecar.get("plugin_library_sha256"):
+        if self.sidecar.plugin_library_sha256:
             candidate = self.plugin_library
             if candidate is None and not os.environ.get("VIDTLDR_PLUGIN_DIR"):
-                recorded = self.sidecar.get("plugin_library")
+                recorded = self.sidecar.plugin_library
                 if recorded and Path(recorded).is_file():
                     candidate = recorded
             try:

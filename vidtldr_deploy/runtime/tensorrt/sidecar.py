@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,65 @@ def io_spec(shape, dtype: str) -> dict:
     return {"shape": [int(d) for d in shape], "dtype": str(dtype)}
 
 
+@dataclass(frozen=True)
+class EngineSidecar:
+    """The `X.plan.json` record, typed: the one reader (`read_sidecar`, checked) and writers
+    (`write_sidecar`, `write_engine_and_sidecar`) go through `from_dict` / `to_dict`, which keep
+    the JSON key order and values of the file on disk. Every command reads these fields."""
+
+    tensorrt_version: str
+    cuda_version: str | None
+    gpu_name: str | None
+    compute_capability: str | None  # normalised, like "8.6"
+    precision: Precision
+    inputs: dict[str, dict]  # name -> {"shape": [...], "dtype": "float32"} (see `io_spec`)
+    outputs: dict[str, dict]
+    schedule: dict | None
+    onnx_sha256: str | None
+    plugin_library_sha256: str | None  # None: the engine holds no vidtldr plugin layers
+    engine_sha256: str | None
+    toolkit_version: str = __version__
+    created: str | None = None
+    arch: str | None = None
+    merge_impl: str | None = None
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    onnx: str | None = None  # the graph's path at build time
+    plugin_library: str | None = None  # the library's path at build time
+    plugin_layers: int = 0
+    build: dict = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)  # keys a newer writer added, kept on rewrite
+
+    @property
+    def has_plugin_layers(self) -> bool:
+        return bool(self.plugin_library_sha256) or self.plugin_layers > 0
+
+    def to_dict(self) -> dict:
+        """The JSON object on disk, keys in the order the writer has always used."""
+        data = {key: getattr(self, key) for key in _KEY_ORDER}
+        data["precision"] = self.precision.value
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EngineSidecar:
+        """Fields from a JSON object whose fields were checked (`read_sidecar`)."""
+        known = {key: data[key] for key in _KEY_ORDER if key in data}
+        known["precision"] = Precision(data["precision"])
+        known["compute_capability"] = normalize_capability(data["compute_capability"])
+        extra = {key: value for key, value in data.items() if key not in _KEY_ORDER}
+        return cls(**known, extra=extra)
+
+
+_KEY_ORDER = (
+    "format", "format_version", "toolkit_version", "created", "tensorrt_version", "cuda_version",
+    "gpu_name", "compute_capability", "precision", "inputs", "outputs", "arch", "merge_impl",
+    "schedule", "checkpoint", "checkpoint_sha256", "onnx", "onnx_sha256", "plugin_library",
+    "plugin_library_sha256", "plugin_layers", "engine_sha256", "build",
+)  # fmt: skip
+
+
 def make_sidecar(
     *,
     tensorrt_version: str,
@@ -93,7 +153,7 @@ def make_sidecar(
     checkpoint_sha256: str | None = None,
     plugin_layers: int = 0,
     build: dict | None = None,
-) -> dict:
+) -> EngineSidecar:
     """Everything that decides whether an engine runs here, and what it computes.
 
     `inputs`/`outputs`: name -> {"shape": [...], "dtype": "float32"} (see `io_spec`).
@@ -101,38 +161,36 @@ def make_sidecar(
     """
     if onnx_sha256 is None and onnx_path is not None:
         onnx_sha256 = sha256_file(onnx_path)
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "toolkit_version": toolkit_version,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "tensorrt_version": str(tensorrt_version),
-        "cuda_version": None if cuda_version is None else str(cuda_version),
-        "gpu_name": gpu_name,
-        "compute_capability": normalize_capability(compute_capability),
-        "precision": precision,
-        "inputs": inputs,
-        "outputs": outputs,
-        "arch": arch,
-        "merge_impl": merge_impl,
-        "schedule": schedule,
-        "checkpoint": checkpoint,
-        "checkpoint_sha256": checkpoint_sha256,
-        "onnx": None if onnx_path is None else str(onnx_path),
-        "onnx_sha256": onnx_sha256,
-        "plugin_library": None if plugin_library is None else str(plugin_library),
-        "plugin_library_sha256": plugin_library_sha256,
-        "plugin_layers": int(plugin_layers),
-        "engine_sha256": engine_sha256,
-        "build": dict(build or {}),
-    }
+    return EngineSidecar(
+        toolkit_version=toolkit_version,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        tensorrt_version=str(tensorrt_version),
+        cuda_version=None if cuda_version is None else str(cuda_version),
+        gpu_name=gpu_name,
+        compute_capability=normalize_capability(compute_capability),
+        precision=Precision(precision),
+        inputs=inputs,
+        outputs=outputs,
+        arch=arch,
+        merge_impl=merge_impl,
+        schedule=schedule,
+        checkpoint=checkpoint,
+        checkpoint_sha256=checkpoint_sha256,
+        onnx=None if onnx_path is None else str(onnx_path),
+        onnx_sha256=onnx_sha256,
+        plugin_library=None if plugin_library is None else str(plugin_library),
+        plugin_library_sha256=plugin_library_sha256,
+        plugin_layers=int(plugin_layers),
+        engine_sha256=engine_sha256,
+        build=dict(build or {}),
+    )
 
 
-def _dumps(sidecar: dict) -> str:
-    return json.dumps(sidecar, indent=2, sort_keys=False) + "\n"
+def _dumps(sidecar: EngineSidecar) -> str:
+    return json.dumps(sidecar.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
-def write_sidecar(engine_path: str | Path, sidecar: dict) -> Path:
+def write_sidecar(engine_path: str | Path, sidecar: EngineSidecar) -> Path:
     """Write `X.plan.json` beside `X.plan`, atomically."""
     path = sidecar_path(engine_path)
     text = _dumps(sidecar)  # serialise first: an unserialisable sidecar writes nothing
@@ -142,15 +200,15 @@ def write_sidecar(engine_path: str | Path, sidecar: dict) -> Path:
 
 
 def write_engine_and_sidecar(
-    engine_path: str | Path, engine: bytes | memoryview, sidecar: dict
-) -> dict:
+    engine_path: str | Path, engine: bytes | memoryview, sidecar: EngineSidecar
+) -> EngineSidecar:
     """Write the engine and its sidecar (with the engine's sha256 filled in). Both are written to
     temporary files first; the engine moves into place first and its sidecar last. A failed engine
     move leaves the old engine and the old sidecar as they were; a failed sidecar move leaves a new
     engine beside an old sidecar, whose engine_sha256 then refuses it (the check fails closed)."""
     engine_path = Path(engine_path)
     json_path = sidecar_path(engine_path)
-    sidecar = dict(sidecar, engine_sha256=sha256_bytes(engine))
+    sidecar = replace(sidecar, engine_sha256=sha256_bytes(engine))
     text = _dumps(sidecar)
     with atomic_output(json_path, suffix=".json") as tmp_json:
         tmp_json.write_text(text)
@@ -166,15 +224,17 @@ def refuse_sidecar(path: Path) -> None:
         raise InputError(f"{path} is a sidecar: pass the engine {path.name[:-5]} itself")
 
 
-def read_sidecar(engine_path: str | Path) -> dict:
-    """Read `X.plan.json` for `X.plan` (or the .json itself); missing or corrupt is a clear error."""
+def read_sidecar(engine_path: str | Path) -> EngineSidecar:
+    """Read `X.plan.json` for `X.plan` (or the .json itself), every field checked: the one reader.
+    Missing, corrupt or a malformed field is an InputError naming it."""
     engine_path = Path(engine_path)
     path = engine_path if engine_path.name.endswith(".plan.json") else sidecar_path(engine_path)
     if not path.exists():
         raise InputError(
-            f"{path} is missing: an engine never travels without its .plan.json (it records the "
-            "TensorRT version, GPU and plugin library the engine was built for). Copy it along with "
-            "the engine, or rebuild the engine on this device with vidtldr-export ... -o X.plan"
+            f"{path} is missing: an engine never travels without its .plan.json, and needs its "
+            "sidecar to be run or served (it records the TensorRT version, GPU and plugin library "
+            "the engine was built for). Copy it along with the engine, or rebuild the engine on "
+            "this device with vidtldr-export ... -o X.plan"
         )
     if path.is_dir():
         raise InputError(f"{path} is a directory, not the engine's sidecar file: remove it and "
@@ -211,7 +271,7 @@ def read_sidecar(engine_path: str | Path) -> dict:
         ) from None
     _check_fields(data, path)
     # A blank engine_sha256 is refused by check_sidecar when the engine loads.
-    return data
+    return EngineSidecar.from_dict(data)
 
 
 def _check_fields(data: dict, path: Path) -> None:
@@ -221,7 +281,7 @@ def _check_fields(data: dict, path: Path) -> None:
     if not isinstance(version, str) or not version.strip():
         raise _malformed(path, "tensorrt_version", version, 'a TensorRT version like "10.7.0"')
     try:
-        data["precision"] = Precision.parse(data["precision"], tuple(p.value for p in Precision))
+        Precision.parse(data["precision"], tuple(p.value for p in Precision))
     except InputError:
         raise _malformed(path, "precision", data["precision"], "fp32, fp16, int8 or fp8") from None
     for key in ("inputs", "outputs"):
@@ -231,13 +291,13 @@ def _check_fields(data: dict, path: Path) -> None:
         raise _malformed(path, "plugin_layers", layers, "a whole number of layers")
     if data["schedule"] is not None and not isinstance(data["schedule"], dict):
         raise _malformed(path, "schedule", data["schedule"], "the schedule as a JSON object")
+    if not isinstance(data.get("build", {}), dict):
+        raise _malformed(path, "build", data["build"], "the build settings as a JSON object")
     for key in (
-        "cuda_version",
-        "gpu_name",
-        "onnx_sha256",
-        "engine_sha256",
-        "plugin_library_sha256",
-    ):
+        "toolkit_version", "created", "cuda_version", "gpu_name", "arch", "merge_impl",
+        "checkpoint", "checkpoint_sha256", "onnx", "onnx_sha256", "plugin_library",
+        "plugin_library_sha256", "engine_sha256",
+    ):  # fmt: skip
         if data.get(key) is not None and not isinstance(data[key], str):
             raise _malformed(path, key, data[key], "text or null")
 
@@ -279,7 +339,7 @@ def _major(version: str | None) -> str | None:
     return None if not version else str(version).split(".")[0]
 
 
-def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
+def check_sidecar(sidecar: EngineSidecar, runtime: dict) -> list[str]:
     """What keeps this engine from running here, one sentence each (empty: it matches).
 
     `runtime` keys (each optional; a missing or None value is not checked): tensorrt_version,
@@ -289,7 +349,7 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
     sidecar must record engine_sha256, and a key the runtime gives must be known on both sides.
     """
     problems: list[str] = []
-    want_engine, have_engine = sidecar.get("engine_sha256"), runtime.get("engine_sha256")
+    want_engine, have_engine = sidecar.engine_sha256, runtime.get("engine_sha256")
     # Fail closed: a sidecar that cannot vouch for its engine, or a check that has nothing to
     # compare, is a problem, never a pass.
     if not want_engine:
@@ -306,14 +366,14 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
             "the engine"
         )
 
-    want_cc = _capability(sidecar.get("compute_capability"))
+    want_cc = _capability(sidecar.compute_capability)
     have_cc = _capability(runtime.get("compute_capability"))
     if "compute_capability" in runtime and not (want_cc and have_cc):
         problems.append(
             f"the GPU cannot be compared (engine built for {sm_name(want_cc)}, this GPU reports "
             f"{sm_name(have_cc)}): rebuild the engine on this device"
         )
-    want_gpu, have_gpu = sidecar.get("gpu_name"), runtime.get("gpu_name")
+    want_gpu, have_gpu = sidecar.gpu_name, runtime.get("gpu_name")
     cc_differs = bool(want_cc and have_cc and want_cc != have_cc)
     name_differs = bool(want_gpu and have_gpu and want_gpu != have_gpu)
     if cc_differs or name_differs:
@@ -322,7 +382,7 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
             f"{have_gpu or 'unknown'} ({sm_name(have_cc)}): rebuild the engine on this device"
         )
 
-    want_trt, have_trt = sidecar.get("tensorrt_version"), runtime.get("tensorrt_version")
+    want_trt, have_trt = sidecar.tensorrt_version, runtime.get("tensorrt_version")
     if "tensorrt_version" in runtime and not (want_trt and have_trt):
         problems.append(
             f"the TensorRT versions cannot be compared (engine: {want_trt or 'not recorded'}, "
@@ -334,7 +394,7 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
             "loads in the TensorRT version that built it; rebuild the engine here"
         )
 
-    want_cuda, have_cuda = sidecar.get("cuda_version"), runtime.get("cuda_version")
+    want_cuda, have_cuda = sidecar.cuda_version, runtime.get("cuda_version")
     if want_cuda and have_cuda and _major(want_cuda) != _major(have_cuda):
         problems.append(
             f"engine built with CUDA {want_cuda}, this runtime has CUDA {have_cuda}: rebuild the "
@@ -342,7 +402,7 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
         )
 
     if "onnx_sha256" in runtime:
-        want_onnx, have_onnx = sidecar.get("onnx_sha256"), runtime.get("onnx_sha256")
+        want_onnx, have_onnx = sidecar.onnx_sha256, runtime.get("onnx_sha256")
         if not (want_onnx and have_onnx) or want_onnx != have_onnx:
             where = runtime.get("onnx") or "the graph beside the engine"
             problems.append(
@@ -351,7 +411,7 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
                 "the engine from this graph, or put the original .onnx beside it"
             )
 
-    want_plugin = sidecar.get("plugin_library_sha256")
+    want_plugin = sidecar.plugin_library_sha256
     if want_plugin:
         if "plugin_library_sha256" in runtime:
             have_plugin = runtime.get("plugin_library_sha256")
@@ -359,7 +419,7 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
             if have_plugin is None:
                 problems.append(
                     f"engine holds vidtldr plugin layers, but no plugin library was found (it was "
-                    f"built with {sidecar.get('plugin_library') or 'libvidtldr_plugins.so'}, sha256 "
+                    f"built with {sidecar.plugin_library or 'libvidtldr_plugins.so'}, sha256 "
                     f"{_short(want_plugin)}): pass --plugins, or run vidtldr build-plugins and rebuild "
                     "the engine"
                 )
@@ -372,7 +432,7 @@ def check_sidecar(sidecar: dict, runtime: dict) -> list[str]:
     return problems
 
 
-def require_sidecar_match(sidecar: dict, runtime: dict, engine_path: str | Path) -> None:
+def require_sidecar_match(sidecar: EngineSidecar, runtime: dict, engine_path: str | Path) -> None:
     """Raise EnvironmentProblem listing every mismatch between the sidecar and this machine."""
     problems = check_sidecar(sidecar, runtime)
     if problems:
@@ -381,7 +441,7 @@ def require_sidecar_match(sidecar: dict, runtime: dict, engine_path: str | Path)
 
 
 def require_graph_match(
-    engine_path: str | Path, onnx_path: str | Path, sidecar: dict | None = None
+    engine_path: str | Path, onnx_path: str | Path, sidecar: EngineSidecar | None = None
 ) -> None:
     """The .onnx read beside an engine must be the graph it was built from (its sha256 in the
     sidecar): its metadata rebuilds the PyTorch model the engine is compared with."""
