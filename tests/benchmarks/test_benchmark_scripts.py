@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from vidtldr_deploy.constants import MergeMethod
+
 CHECKOUT = Path(__file__).resolve().parents[2]
 BENCH = CHECKOUT / "benchmarks"
 GPU_ONLY = ("bench_kernels", "bench_merge_share", "bench_torch_gpu")
@@ -39,6 +41,7 @@ SMOKE = {
     "bench_tune": (["--smoke", "-o", "{json}"], "tune"),
     "bench_triton": (["--smoke", "--json", "{json}"], "triton"),
     "bench_openvino": (["--smoke", "--json", "{json}"], "openvino"),
+    "bench_accuracy": (["--smoke", "-o", "{json}", "--plot", "{json}.png"], "accuracy"),
 }
 
 
@@ -67,6 +70,13 @@ def test_smoke_run_writes_its_json(script, tmp_path):
         assert {"ort fp32 unmerged", "ov bf16 merged", "ov int8 merged"} <= set(data["latency"])
         assert data["accuracy"]["f32"]["pooled_cosine_worst"] > 0.9999
         assert data["accuracy"]["int8 Q/DQ"]["agreement"] is not None
+    elif kind == "accuracy":  # every merge method at every smoke schedule, and the plot
+        methods = {row["method"] for row in data["rows"]}
+        assert methods == {m.value for m in MergeMethod}
+        assert len(data["rows"]) == len(methods) * len({row["schedule"] for row in data["rows"]})
+        assert data["benchmark"] == "bench_accuracy" and 0 <= data["unmerged_accuracy"] <= 1
+        assert 0 < data["saliency_overlap"][0]["chance"] < 1
+        assert Path(f"{out}.png").stat().st_size > 0
     elif kind == "tune":
         assert data["args"]["arch"] == "umt-tiny" and data["tune"]
     else:

@@ -112,23 +112,6 @@ def test_shipped_weights_are_what_transformers_computes():
     assert record["held_out_accuracy"] >= 0.95
 
 
-def test_bench_accuracy_smoke(tmp_path, monkeypatch):
-    import importlib
-    import sys
-    from pathlib import Path
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    bench = importlib.import_module("bench_accuracy")
-    out, png = tmp_path / "b.json", tmp_path / "b.png"
-    assert bench.main(["--smoke", "-o", str(out), "--plot", str(png)]) == 0
-    data = json.loads(out.read_text())
-    methods = {r["method"] for r in data["rows"]}
-    assert methods == {m.value for m in MergeMethod} and png.stat().st_size > 0
-    assert len(data["rows"]) == 3 * len(bench.SMOKE_SCHEDULES)
-    assert 0 < data["saliency_overlap"][0]["chance"] < 1
-    sys.modules.pop("bench_accuracy", None)
-
-
 def test_evaluate_demo_without_clips_shows_real_accuracy(cli, tmp_path):
     report = tmp_path / "ev.json"
     result = cli("evaluate", "demo", "-s", "0.25x2", "--report", report)
