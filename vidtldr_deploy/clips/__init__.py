@@ -24,6 +24,7 @@ from vidtldr_deploy.clips.sources import (
     ClipSource,
     expand_paths,
 )
+from vidtldr_deploy.clips.spill import SpilledClips
 
 __all__ = [
     "ARRAY_SUFFIXES",
@@ -36,6 +37,7 @@ __all__ = [
     "ClipSource",
     "DecodeLimits",
     "SkippedClip",
+    "SpilledClips",
     "cache_key",
     "count_frames",
     "decode_clip",

@@ -19,7 +19,9 @@ them where the answer can be, and every evaluation is of a complete schedule:
    rather than the lowest-drift ones only, which would all be the unmerged prefix until the
    budget forces merging late, where it is least effective.
 Activations are shared through PrefixRunner (candidates with a common prefix run it once; the
-unmerged prefix runs once), and a KeyboardInterrupt ends the search with the best so far that
+unmerged prefix runs once, as far as its bounded cache holds it). The clips run a chunk at a time
+and each candidate keeps only a number per clip (its drift, and a hit with labels) beside the
+unmerged outputs, so with the clips on disk (clips/spill.py) memory does not grow with them; and a KeyboardInterrupt ends the search with the best so far that
 meets the budget (or propagates when none does yet).
 """
 
@@ -30,8 +32,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-import torch
 
+from vidtldr_deploy.clips.spill import SpilledClips
 from vidtldr_deploy.constants import MergeMethod
 from vidtldr_deploy.core.flops import count_flops
 from vidtldr_deploy.core.merge import resolve_r
@@ -121,7 +123,7 @@ class TuneResult:
     interrupted: bool
     seconds_prefix: float
     seconds_search: float
-    block_calls: int
+    block_calls: int  # blocks run, one chunk of clips each
     options: SearchOptions
     depth: int
     n_tokens: int
@@ -131,6 +133,7 @@ class TuneResult:
     baseline_accuracy: float | None = None
     method: str = "vidtldr"  # the merge method the schedule was searched (and is exported) with
     by_method: dict = field(default_factory=dict)  # tune_methods: each method's best
+    chunks: int = 1  # the clips ran this many chunks at a time
 
     @property
     def schedule(self) -> str:
@@ -187,7 +190,10 @@ class TuneResult:
             "candidates": [c.to_dict() for c in self.candidates],
             "interrupted": self.interrupted,
             "seconds": {"prefix": self.seconds_prefix, "search": self.seconds_search},
-            "block_calls": {"run": self.block_calls, "naive": self.depth * len(self.candidates)},
+            "block_calls": {
+                "run": self.block_calls,
+                "naive": self.depth * len(self.candidates) * self.chunks,
+            },
             "options": asdict(self.options),
         }
         if self.by_method:
@@ -209,11 +215,16 @@ def _point(c: Candidate, latency: bool) -> dict:
     return out
 
 
-def drift_of(ref: np.ndarray, out: np.ndarray, classifier: bool) -> float:
-    """The objective: mean KL of the class distributions, or 1 - mean cosine of pooled vectors."""
+def drift_rows(ref: np.ndarray, out: np.ndarray, classifier: bool) -> np.ndarray:
+    """Each clip's drift: KL of the class distributions, or 1 - cosine of the pooled vectors."""
     if classifier:
-        return float(metrics.kl_rows(ref, out).mean())
-    return float(1.0 - metrics.cosine_rows(ref, out).mean())
+        return metrics.kl_rows(ref, out)
+    return 1.0 - metrics.cosine_rows(ref, out)
+
+
+def drift_of(ref: np.ndarray, out: np.ndarray, classifier: bool) -> float:
+    """The objective: the mean of drift_rows over the clips."""
+    return float(drift_rows(ref, out, classifier).mean())
 
 
 class _Search:
@@ -234,7 +245,8 @@ class _Search:
         self.depth, self.n_tokens = model.cfg.depth, model.num_tokens
         self.classifier = model.head is not None
         self.progress = progress
-        self.ref = runner.output((0,) * self.depth)
+        # The unmerged outputs, one array per chunk (a vector per clip: small beside the clips).
+        self.ref = list(runner.outputs((0,) * self.depth))
         self.seen: dict[Rs, Candidate] = {}
         self.order: list[Candidate] = []
         self.best: Candidate | None = None
@@ -244,7 +256,11 @@ class _Search:
         rs = cands.pad(rs, self.depth)
         if rs in self.seen:
             return self.seen[rs]
-        out = self.runner.output(rs)
+        # A chunk at a time: only a number per clip is kept from the merged outputs.
+        drifts, outs = [], []
+        for ref, out in zip(self.ref, self.runner.outputs(rs)):
+            drifts.append(drift_rows(ref, out, self.classifier))
+            outs.append(self._labeled(out, len(outs)))
         cost = self.cost(rs)
         flops = count_flops(self.model.cfg, self.model.frames, list(rs))
         cand = Candidate(
@@ -252,10 +268,10 @@ class _Search:
             form=form,
             cost=cost,
             flops_ratio=flops.ratio,
-            drift=drift_of(self.ref, out, self.classifier),
+            drift=float(np.concatenate(drifts).mean()),
             meets_budget=meets(cost, self.bound),
             latency_ms=cost if self.latency else None,
-            accuracy=self.accuracy_of(out),
+            accuracy=self.accuracy_of(outs),
         )
         self.seen[rs] = cand
         self.order.append(cand)
@@ -265,11 +281,22 @@ class _Search:
             self.progress(TuneProgress(phase, len(self.order), cand, self.best, layer))
         return cand
 
-    def accuracy_of(self, out: np.ndarray) -> float | None:
+    def _labeled(self, out: np.ndarray, chunk: int) -> np.ndarray | None:
+        """Whether each labeled clip of chunk `chunk` is classified right (None without labels)."""
         if self.labels is None:
             return None
-        index, y = self.labels[:, 0], self.labels[:, 1]
-        return float(metrics.label_hits(out[index], y).mean())
+        start = sum(len(r) for r in self.ref[:chunk])
+        index, y = self.labels[:, 0] - start, self.labels[:, 1]
+        here = (index >= 0) & (index < len(out))
+        return metrics.label_hits(out[index[here]], y[here])
+
+    def accuracy_of(self, hits: list[np.ndarray | None]) -> float | None:
+        if self.labels is None:
+            return None
+        return float(np.concatenate(hits).mean())
+
+    def baseline_accuracy(self) -> float | None:
+        return self.accuracy_of([self._labeled(out, i) for i, out in enumerate(self.ref)])
 
     def lower_bound(self, prefix: Sequence[int], last_layer: int, fraction: float) -> float:
         return self.cost(
@@ -326,15 +353,19 @@ def spread_front(items: list[tuple[Rs, Candidate]], width: int) -> list[tuple[Rs
     return [front[i] for i in picks]
 
 
-def calibration_batch(clips: np.ndarray | Iterable[np.ndarray], model: MergeViT) -> torch.Tensor:
-    video = np.concatenate(list(iter_batches(clips)))
-    param = next(model.parameters())
-    return torch.from_numpy(video).to(device=param.device, dtype=param.dtype)
+Clips = np.ndarray | SpilledClips | Iterable[np.ndarray]
+
+
+def calibration_clips(clips: Clips) -> np.ndarray | SpilledClips:
+    """Chunks on disk as they are (read again on each pass); arrays as one array in memory."""
+    if isinstance(clips, SpilledClips):
+        return clips
+    return np.concatenate(list(iter_batches(clips)))
 
 
 def tune(
     model: MergeViT,
-    clips: np.ndarray | Iterable[np.ndarray],
+    clips: Clips,
     budget: Budget,
     *,
     arch: str | None = None,
@@ -345,8 +376,8 @@ def tune(
     progress: Progress | None = None,
     labels: Sequence[int | None] | None = None,
 ) -> TuneResult:
-    """The schedule with the least drift on `clips` (calibration, (N, 3, T, H, W) float32) whose
-    cost meets `budget`. `presets` defaults to the architecture's published ones; a latency
+    """The schedule with the least drift on `clips` (calibration, (N, 3, T, H, W) float32, or
+    SpilledClips read a chunk at a time on every pass) whose cost meets `budget`. `presets` defaults to the architecture's published ones; a latency
     budget needs `cost_model` (fit_block_cost, torch_cost_model). Ctrl-C during the search returns
     the best found so far that meets the budget, marked interrupted; before any candidate met it,
     the KeyboardInterrupt propagates: there is nothing to return yet. `labels` (a class or None per
@@ -361,11 +392,11 @@ def tune(
             f"no schedule meets {budget.kind} {budget.value}: even merging half the tokens in "
             f"every layer costs {cheapest:.4g} {cost.unit} against a limit of {bound:.4g}"
         )
-    video = calibration_batch(clips, model)
-    names = tuple(names) if names is not None else tuple(f"clip{i}" for i in range(len(video)))
-    if len(names) != len(video):
-        raise InputError(f"{len(video)} calibration clips but {len(names)} names")
-    runner = PrefixRunner(model, video, options.cache_mib << 20)
+    runner = PrefixRunner(model, calibration_clips(clips), options.cache_mib << 20)
+    count = runner.count
+    names = tuple(names) if names is not None else tuple(f"clip{i}" for i in range(count))
+    if len(names) != count:
+        raise InputError(f"{count} calibration clips but {len(names)} names")
     fit, skipped = cands.fitting_presets(
         PRESETS.get(arch, {}) if presets is None else presets,
         depth,
@@ -420,14 +451,15 @@ def tune(
         cost_model=cost_model,
         flops={"merged": flops.merged, "baseline": flops.baseline, "ratio": flops.ratio},
         labeled=len(known),
-        baseline_accuracy=search.accuracy_of(search.ref),
+        baseline_accuracy=search.baseline_accuracy(),
+        chunks=len(runner.chunks),
         method=model.method.value,
     )
 
 
 def tune_methods(
     model: MergeViT,
-    clips: np.ndarray | Iterable[np.ndarray],
+    clips: Clips,
     budget: Budget,
     methods: Sequence[MergeMethod],
     **kwargs,

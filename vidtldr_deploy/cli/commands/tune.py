@@ -161,13 +161,20 @@ def tune_command(
         int,
         typer.Option("--beam-width", help="Partial schedules kept per layer by the beam search."),
     ] = 3,
+    activation_mib: Annotated[
+        int,
+        typer.Option(
+            "--activation-mib",
+            help="Memory for the hidden states candidates share (MiB): less recomputes more; it does not grow with the clips.",
+        ),
+    ] = 1024,
     seed: opt.Seed = 0,
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """The schedule for a budget: least drift on your clips among schedules meeting it."""
-    import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from vidtldr_deploy.clips import SpilledClips
     from vidtldr_deploy.constants import MergeMethod
     from vidtldr_deploy.evaluate import load_labels, match_labels
     from vidtldr_deploy.files import check_outputs
@@ -189,6 +196,8 @@ def tune_command(
         raise InputError(f"--threads must be at least 1, got {threads}")
     if beam_width < 1:
         raise InputError(f"--beam-width must be at least 1, got {beam_width}")
+    if activation_mib < 1:
+        raise InputError(f"--activation-mib must be at least 1, got {activation_mib}")
     if labels is not None and not labels.is_file():
         raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
     label_map = load_labels(labels) if labels is not None else None
@@ -217,47 +226,53 @@ def tune_command(
         raise InputError(
             f"--labels needs a classifier: {loaded.name} outputs embeddings, not class logits"
         )
-    decoding, advance = clip_progress()
-    with clip_args.demo_clips(checkpoint) as demo_labels, decoding:
-        if label_map is None and demo_labels is not None:
-            label_map = load_labels(demo_labels)
-        stream = clip_args.stream(loaded.model, loaded.arch, advance)
-        # the search runs every candidate on every clip: they are kept, decoded once
-        video = np.concatenate([b.video[: b.valid] for b in stream])
-    show_clips(stream)
-    clip_labels = None
-    if label_map is not None:
-        clip_labels = match_labels(stream.names, label_map)
-        if not any(y is not None for y in clip_labels):
-            raise InputError(
-                "--labels: no row of the CSV names any of the clips (by path, file name or stem)"
-            )
-    cost_model = None
-    if budget.kind == "latency_ms":
-        with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
-            if runtime == "openvino":
-                cost_model = openvino_cost_model(loaded.model, device, threads=threads)
-            else:
-                cost_model = torch_cost_model(loaded.model.to(device), threads=threads)
-        info(_latency_model_text(cost_model))
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed} candidates"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("searching", total=None)
+    with SpilledClips() as calibration:
+        decoding, advance = clip_progress()
+        with clip_args.demo_clips(checkpoint) as demo_labels, decoding:
+            if label_map is None and demo_labels is not None:
+                label_map = load_labels(demo_labels)
+            stream = clip_args.stream(loaded.model, loaded.arch, advance)
+            # the search runs every candidate on every clip: decoded once, kept on disk
+            for batch in stream:
+                calibration.append(batch.video[: batch.valid])
+        show_clips(stream)
+        clip_labels = None
+        if label_map is not None:
+            clip_labels = match_labels(stream.names, label_map)
+            if not any(y is not None for y in clip_labels):
+                raise InputError(
+                    "--labels: no row of the CSV names any of the clips (by path, file name or stem)"
+                )
+        cost_model = None
+        if budget.kind == "latency_ms":
+            with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
+                if runtime == "openvino":
+                    cost_model = openvino_cost_model(loaded.model, device, threads=threads)
+                else:
+                    cost_model = torch_cost_model(loaded.model.to(device), threads=threads)
+            info(_latency_model_text(cost_model))
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} candidates"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("searching", total=None)
 
-        def advance(p) -> None:
-            best = (
-                f", best {p.best.schedule} drift {p.best.drift:.3g}" if p.best is not None else ""
-            )
-            progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
+            def advance(p) -> None:
+                best = (
+                    f", best {p.best.schedule} drift {p.best.drift:.3g}"
+                    if p.best is not None
+                    else ""
+                )
+                progress.update(
+                    task, completed=p.evaluated, description=f"searching ({p.phase}{best})"
+                )
 
-        result = tune_methods(loaded.model, video, budget, merge_methods, arch=loaded.arch, names=stream.names,
-                              cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance,
-                              labels=clip_labels)  # fmt: skip
+            result = tune_methods(loaded.model, calibration, budget, merge_methods, arch=loaded.arch, names=stream.names,
+                                  cost_model=cost_model, options=SearchOptions(beam_width=beam_width, cache_mib=activation_mib), progress=advance,
+                                  labels=clip_labels)  # fmt: skip
     data = result.to_dict()
     data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
     data["inputs"] = stream.label
