@@ -165,6 +165,22 @@ def test_decode_limit_flags(cli, videos):
     assert r.exit_code == 2 and "--max-clip-mib" in _text(r)
 
 
+def test_decode_limit_flags_on_export_and_validate(cli, videos, tmp_path):
+    """The commands that fall back to random clips take the same limit flags as evaluate."""
+    out = tmp_path / "m.onnx"
+    r = cli("export", "demo-random", "-o", out, "--inputs", videos, "--max-frame-pixels", "1000")
+    assert r.exit_code == 2 and "--max-frame-pixels" in _text(r) and not out.exists()
+    assert "clip0.mp4" in _text(r) and "No such option" not in _text(r)
+    r = cli("export", "demo-random", "-o", out, "--max-clip-mib", "1")  # no --inputs to limit
+    assert r.exit_code == 2 and "--inputs" in _text(r) and not out.exists()
+    r = cli("export", "demo-random", "-o", out, "--no-validate")
+    assert r.exit_code == 0, r.output
+    r = cli("validate", out, "--inputs", videos, "--max-clip-mib", "-1")
+    assert r.exit_code == 2 and "--max-clip-mib" in _text(r) and "No such option" not in _text(r)
+    r = cli("validate", out, "--inputs", videos, "--max-frame-pixels", "1000")
+    assert r.exit_code == 2 and "--max-frame-pixels" in _text(r) and "clip0.mp4" in _text(r)
+
+
 # --- labels ------------------------------------------------------------------------------------
 
 

@@ -97,15 +97,19 @@ def make_inputs(
     skip_bad: bool = False,
     cache_dir: str | Path | None = None,
     limit: int | None = None,
+    limits=None,
 ) -> InputBatches:
-    """Seeded random clips of `shape`, or the clips the files at `path` hold (see clip_batches)."""
+    """Seeded random clips of `shape`, or the clips the files at `path` hold (see clip_batches);
+    `limits`: the decode limits (clips/limits.py; None: the environment's, else the defaults)."""
     if not path:
         return random_batches(shape, seed, count)
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     for p in paths:
         if not Path(p).exists():
             raise InputError(f"input file {p} does not exist")
-    return clip_batches(shape, arch, paths, skip_bad=skip_bad, cache_dir=cache_dir, limit=limit)
+    return clip_batches(
+        shape, arch, paths, skip_bad=skip_bad, cache_dir=cache_dir, limit=limit, limits=limits
+    )
 
 
 def check_inputs_exist(graph: str | Path, inputs: Sequence[str | Path] | None) -> None:

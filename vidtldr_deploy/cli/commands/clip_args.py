@@ -84,6 +84,13 @@ ClipBatch = Annotated[
 ]
 
 
+def _limits(max_frame_pixels: int | None, max_clip_mib: float | None):
+    """The decode limits (clips/limits.py): the flags, else the environment, else the defaults."""
+    from vidtldr_deploy.clips.limits import DecodeLimits
+
+    return DecodeLimits.resolve(max_frame_pixels, max_clip_mib)
+
+
 def _check(cache_dir: Path | None, max_clips: int | None) -> None:
     if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
         raise InputError(f"--cache-dir {cache_dir} is a file: give a folder")
@@ -123,10 +130,7 @@ class ClipArgs:
         return self
 
     def limits(self):
-        """The decode limits (clips/limits.py): these flags, else the environment, else defaults."""
-        from vidtldr_deploy.clips.limits import DecodeLimits
-
-        return DecodeLimits.resolve(self.max_frame_pixels, self.max_clip_mib)
+        return _limits(self.max_frame_pixels, self.max_clip_mib)
 
     def require(self, source: str) -> None:
         """--clips is required, except for the trained demo (see demo_clips)."""
@@ -184,23 +188,29 @@ class InputArgs:
     skip_bad: SkipBad = False
     cache_dir: CacheDir = None
     max_clips: MaxClips = None
+    max_frame_pixels: MaxFramePixels = None
+    max_clip_mib: MaxClipMib = None
 
     @property
     def paths(self) -> list[Path]:
         return list(self.inputs or [])
 
     def check(self) -> InputArgs:
-        given = self.skip_bad or self.cache_dir is not None or self.max_clips is not None
-        if given and not self.paths:
+        given = [self.skip_bad, self.cache_dir, self.max_clips, self.max_frame_pixels,
+                 self.max_clip_mib]  # fmt: skip
+        if any(value not in (None, False) for value in given) and not self.paths:
             raise InputError(
-                "--skip-bad, --cache-dir and --max-clips apply to real clips: pass --inputs PATH too"
+                "--skip-bad, --cache-dir, --max-clips, --max-frame-pixels and --max-clip-mib "
+                "apply to real clips: pass --inputs PATH too"
             )
         _check(self.cache_dir, self.max_clips)  # the paths: with the target, all problems at once
+        _limits(self.max_frame_pixels, self.max_clip_mib)  # a bad limit refused before any work
         return self
 
     def options(self) -> dict:
         """The keyword arguments validate.inputs.make_inputs takes for these clips."""
-        return {"skip_bad": self.skip_bad, "cache_dir": self.cache_dir, "limit": self.max_clips}
+        return {"skip_bad": self.skip_bad, "cache_dir": self.cache_dir, "limit": self.max_clips,
+                "limits": _limits(self.max_frame_pixels, self.max_clip_mib)}  # fmt: skip
 
 
 def clip_progress(description: str = "decoding clips"):
