@@ -134,6 +134,7 @@ class GraphDescription:
     checkpoint_sha256: str
     outputs: tuple[str, ...]
     metadata: dict[str, str] = field(repr=False)  # the raw `vidtldr.*` strings, for reports
+    max_batch: int | None = None  # a dynamic batch 1..max_batch (export --max-batch); None: static
 
     @property
     def batch(self) -> int:
@@ -207,8 +208,18 @@ def description_from_metadata(meta: dict[str, str], path: str | Path) -> GraphDe
         merge_impl=merge_impl, graph_form=meta.get("graph_form", "portable"),
         local_functions=meta.get("local_functions") != "false",
         checkpoint=meta.get("checkpoint", ""), checkpoint_sha256=meta.get("checkpoint_sha256", ""),
-        outputs=tuple(outputs), metadata=dict(meta),
+        outputs=tuple(outputs), metadata=dict(meta), max_batch=recorded_max_batch(meta, path),
     )  # fmt: skip
+
+
+def recorded_max_batch(meta: dict[str, str], path: str | Path) -> int | None:
+    """The `vidtldr.max_batch` entry: the upper end of a dynamic batch, None for a static one."""
+    raw = meta.get("max_batch", "")
+    if raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
+        raise _tampered(path, "max_batch", raw, "a positive batch size")
+    return int(raw)
 
 
 def recorded_schedule(meta: dict[str, str], path: str | Path) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,38 @@ def io_spec(shape, dtype: str) -> dict:
     return {"shape": [int(d) for d in shape], "dtype": str(dtype)}
 
 
+@dataclass(frozen=True)
+class BatchProfile:
+    """A dynamic-batch engine's optimisation profile: it runs any batch min..max, tuned for opt.
+    The sidecar's inputs and outputs then record their shapes at the max batch."""
+
+    min: int
+    opt: int
+    max: int
+
+    def __post_init__(self):
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise ValueError(f"batch profile needs 1 <= min <= opt <= max, got {self}")
+
+    def shapes(self, static_dims) -> tuple[tuple[int, ...], ...]:
+        """The (min, opt, max) shapes TensorRT's profile takes for a tensor (batch, *static_dims)."""
+        rest = tuple(int(d) for d in static_dims)
+        return tuple((b, *rest) for b in (self.min, self.opt, self.max))
+
+    def to_dict(self) -> dict:
+        return {"min": self.min, "opt": self.opt, "max": self.max}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BatchProfile:
+        return cls(int(data["min"]), int(data["opt"]), int(data["max"]))
+
+
+def batch_profile(sidecar: dict) -> BatchProfile | None:
+    """The engine's batch range; None for a static-batch engine (and every older sidecar)."""
+    recorded = sidecar.get("batch")
+    return None if recorded is None else BatchProfile.from_dict(recorded)
+
+
 def make_sidecar(
     *,
     tensorrt_version: str,
@@ -93,11 +126,13 @@ def make_sidecar(
     checkpoint_sha256: str | None = None,
     plugin_layers: int = 0,
     build: dict | None = None,
+    batch: BatchProfile | None = None,
 ) -> dict:
     """Everything that decides whether an engine runs here, and what it computes.
 
     `inputs`/`outputs`: name -> {"shape": [...], "dtype": "float32"} (see `io_spec`).
-    `plugin_library_sha256` is None when the engine holds no vidtldr plugin layers.
+    `plugin_library_sha256` is None when the engine holds no vidtldr plugin layers. `batch`: the
+    optimisation profile of a dynamic-batch engine (its I/O shapes are then at the max batch).
     """
     if onnx_sha256 is None and onnx_path is not None:
         onnx_sha256 = sha256_file(onnx_path)
@@ -113,6 +148,7 @@ def make_sidecar(
         "precision": precision,
         "inputs": inputs,
         "outputs": outputs,
+        "batch": None if batch is None else batch.to_dict(),
         "arch": arch,
         "merge_impl": merge_impl,
         "schedule": schedule,
@@ -226,6 +262,7 @@ def _check_fields(data: dict, path: Path) -> None:
         raise _malformed(path, "precision", data["precision"], "fp32, fp16, int8 or fp8") from None
     for key in ("inputs", "outputs"):
         _check_tensors(path, key, data[key])
+    _check_batch(path, data)
     layers = data.get("plugin_layers", 0)
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
         raise _malformed(path, "plugin_layers", layers, "a whole number of layers")
@@ -255,6 +292,30 @@ def _check_tensors(path: Path, key: str, table: Any) -> None:
             raise _malformed(
                 path, f"{key}.{name}.dtype", spec.get("dtype"), 'a type like "float32"'
             )
+
+
+def _check_batch(path: Path, data: dict) -> None:
+    recorded = data.get("batch")
+    if recorded is None:
+        return
+    expected = 'a {"min": 1, "opt": O, "max": N} batch range, 1 <= O <= N'
+    ints = isinstance(recorded, dict) and all(
+        isinstance(recorded.get(k), int) and not isinstance(recorded.get(k), bool)
+        for k in ("min", "opt", "max")
+    )
+    try:
+        profile = BatchProfile.from_dict(recorded) if ints else None
+    except ValueError:
+        profile = None
+    if profile is None:
+        raise _malformed(path, "batch", recorded, expected)
+    for key in ("inputs", "outputs"):
+        for name, spec in data[key].items():
+            if spec["shape"][:1] != [profile.max]:
+                raise _malformed(
+                    path, f"{key}.{name}.shape", spec["shape"],
+                    f"a shape at the max batch {profile.max}",
+                )  # fmt: skip
 
 
 def _malformed(path: Path, key: str, value: Any, expected: str) -> InputError:
