@@ -1,10 +1,11 @@
 """Dynamic-batch engines (export --max-batch N -o X.plan) against the fake tensorrt
 (tests/support/fake_tensorrt.py): the optimisation profile the build sets, the sidecar's batch
-range, the runner setting each call's input shape, and the refusals. A real TensorRT build and
-run of such an engine is checked only where a GPU is lent (benchmarks/gpu_checks.sh)."""
+range, the runner setting each call's input shape, and the refusals. The last test builds and
+runs a real one, skipped without TensorRT and a CUDA GPU."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 from contextlib import nullcontext
@@ -159,3 +160,22 @@ def test_exported_max_batch_graphs_get_the_profile(fake, tmp_path, dynamic_graph
     assert {n: s["shape"] for n, s in sidecar["outputs"].items()} == {
         "tokens": [4, 36, 64], "pooled": [4, 64],
     }  # fmt: skip
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_real_dynamic_engine_gives_a_clip_the_same_outputs_in_any_batch(dynamic_graphs, tmp_path):
+    if importlib.util.find_spec("tensorrt") is None or not torch.cuda.is_available():
+        pytest.skip("needs TensorRT and a CUDA GPU")
+    engine = tmp_path / "dyn.plan"
+    sidecar = trt_build.build_engine(dynamic_graphs["onnx"], engine, opt_batch=2)
+    assert sidecar["batch"] == {"min": 1, "opt": 2, "max": 4}
+    clips = np.random.default_rng(0).standard_normal((3, 3, 4, 32, 32)).astype(np.float32)
+    with trt_runner.TensorRTRunner(engine) as runner:
+        together = runner.run(clips)
+        for i in range(3):
+            alone = runner.run(clips[i : i + 1])
+            for name, value in alone.items():
+                np.testing.assert_allclose(value[0], together[name][i], atol=1e-4, rtol=0)
+        with pytest.raises(InputError, match="outside the engine's batch range"):
+            runner.run(np.zeros((5, 3, 4, 32, 32), np.float32))

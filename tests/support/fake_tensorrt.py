@@ -304,16 +304,22 @@ def _name(enum, value):
     return next(k for k, v in vars(enum).items() if v == value)
 
 
-def tiny_plugin_graph(path: Path, with_functions: bool = True) -> Path:
-    """video -> A (MatMul-ish) -> vidtldr.Saliency -> vidtldr.Merge -> B -> out, plus a Shape."""
-    f32 = TensorProto.FLOAT
-    nodes = [
+def _merge_island() -> list:
+    """video -> Relu -> vidtldr.Saliency -> vidtldr.Merge -> Relu -> out."""
+    return [
         helper.make_node("Relu", ["video"], ["x"], name="before"),
         helper.make_node("Saliency", ["x", "x"], ["score"], name="sal", domain="vidtldr", scale=0.5,
                          plugin_namespace="vidtldr", plugin_version="1"),
         helper.make_node("Merge", ["x", "x", "score"], ["xm", "sm"], name="merge", domain="vidtldr", r=1,
                          plugin_namespace="vidtldr", plugin_version="1"),
         helper.make_node("Relu", ["xm"], ["out"], name="after"),
+    ]  # fmt: skip
+
+
+def tiny_plugin_graph(path: Path, with_functions: bool = True) -> Path:
+    """video -> A (MatMul-ish) -> vidtldr.Saliency -> vidtldr.Merge -> B -> out, plus a Shape."""
+    f32 = TensorProto.FLOAT
+    nodes = _merge_island() + [
         helper.make_node("Shape", ["out"], ["shape"], name="shape_of"),
         helper.make_node("Relu", ["video"], ["unrelated"], name="elsewhere"),
     ]  # fmt: skip
@@ -348,16 +354,8 @@ def tiny_dynamic_graph(path: Path, max_batch: int, width: int = 4) -> Path:
     """video (batch, width) -> Relu -> vidtldr.Saliency -> vidtldr.Merge -> Relu -> out (batch,
     width), batch a named dim, as export --max-batch writes it (metadata max_batch)."""
     f32 = TensorProto.FLOAT
-    nodes = [
-        helper.make_node("Relu", ["video"], ["x"], name="before"),
-        helper.make_node("Saliency", ["x", "x"], ["score"], name="sal", domain="vidtldr", scale=0.5,
-                         plugin_namespace="vidtldr", plugin_version="1"),
-        helper.make_node("Merge", ["x", "x", "score"], ["xm", "sm"], name="merge", domain="vidtldr", r=1,
-                         plugin_namespace="vidtldr", plugin_version="1"),
-        helper.make_node("Relu", ["xm"], ["out"], name="after"),
-    ]  # fmt: skip
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("video", f32, ["batch", width])],
+        _merge_island(), "g", [helper.make_tensor_value_info("video", f32, ["batch", width])],
         [helper.make_tensor_value_info("out", f32, ["batch", width])],
     )  # fmt: skip
     model = helper.make_model(
