@@ -52,10 +52,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def demo_source():
-    """The built-in tiny model (seeded random weights), loaded once per session: treat as read-only."""
+    """The built-in random-weight tiny model (demo-random), loaded once per session: read-only."""
     from vidtldr_deploy.models.source import load_source
 
-    return load_source("demo")
+    return load_source("demo-random")
 
 
 @pytest.fixture(scope="session")

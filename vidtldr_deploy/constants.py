@@ -99,3 +99,31 @@ class MergeImpl(str, Enum):
 
 EXPORT_MERGE_IMPLS = tuple(m.export_name for m in MergeImpl)
 MODEL_MERGE_IMPLS = tuple(m.model_name for m in MergeImpl)
+
+
+class MergeMethod(str, Enum):
+    """Which merge a schedule's steps apply (docs/design.md, "Merge methods").
+
+    VIDTLDR: vid-TLDR, each source's mass scaled by its saliency (background sources dropped).
+    TOME: ToMe, the same bipartite matching and size-weighted merge with no saliency (every score
+    1) and no saliency step in the graph.
+    RANDOM: an ablation baseline, random source/destination pairs merged by size; PyTorch only,
+    never exported.
+    """
+
+    VIDTLDR = "vidtldr"
+    TOME = "tome"
+    RANDOM = "random"
+
+    @classmethod
+    def parse(cls, text: str | MergeMethod, allowed: tuple[str, ...] | None = None) -> MergeMethod:
+        if isinstance(text, MergeMethod):
+            return text
+        names = allowed or tuple(m.value for m in cls)
+        if text not in names:
+            raise InputError(f"--method must be one of {', '.join(names)}, got {text!r}")
+        return cls(text)
+
+
+MERGE_METHODS = tuple(m.value for m in MergeMethod)
+EXPORT_MERGE_METHODS = (MergeMethod.VIDTLDR.value, MergeMethod.TOME.value)

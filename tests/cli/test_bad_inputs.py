@@ -123,18 +123,19 @@ def test_bad_hf_config_is_named(tmp_path, config, needle):
     ],
 )
 def test_impossible_numbers_are_refused_before_export(tmp_path, flags, needle):
-    refused(invoke("export", "demo", "-o", tmp_path / "m.onnx", *flags), needle)
+    refused(invoke("export", "demo-random", "-o", tmp_path / "m.onnx", *flags), needle)
     only(tmp_path)
 
 
 def test_infeasible_request_names_the_memory_it_needs(tmp_path):
-    text = refused(invoke("export", "demo", "-o", tmp_path / "m.onnx", "--frames", "20000"))
+    text = refused(invoke("export", "demo-random", "-o", tmp_path / "m.onnx", "--frames", "20000"))
     assert "GiB" in text and "VIDTLDR_MEMORY_LIMIT_GIB" in text
 
 
 def test_profile_batch_zero_is_an_error(tmp_path):
     refused(
-        invoke("profile", "demo", "--batch", "0", "-n", "1"), "--batch must be at least 1, got 0"
+        invoke("profile", "demo-random", "--batch", "0", "-n", "1"),
+        "--batch must be at least 1, got 0",
     )
 
 
@@ -150,7 +151,9 @@ def test_profile_batch_zero_is_an_error(tmp_path):
 def test_config_toml_with_wrong_types_is_named(tmp_path, toml, needle):
     config = tmp_path / "c.toml"
     config.write_text(toml)
-    refused(invoke("export", "demo", "-o", tmp_path / "m.onnx", "-c", config), needle, "c.toml")
+    refused(
+        invoke("export", "demo-random", "-o", tmp_path / "m.onnx", "-c", config), needle, "c.toml"
+    )
 
 
 # --- output paths -------------------------------------------------------------------------------
@@ -158,19 +161,26 @@ def test_config_toml_with_wrong_types_is_named(tmp_path, toml, needle):
 
 def test_output_that_is_a_directory(tmp_path):
     (tmp_path / "m.onnx").mkdir()
-    refused(invoke("export", "demo", "-o", tmp_path / "m.onnx"), "is a directory")
+    refused(invoke("export", "demo-random", "-o", tmp_path / "m.onnx"), "is a directory")
 
 
 def test_report_that_is_a_directory(tmp_path):
     (tmp_path / "r.json").mkdir()
-    refused(invoke("export", "demo", "-o", tmp_path / "m.onnx", "--report", tmp_path / "r.json"),
+    refused(invoke("export", "demo-random", "-o", tmp_path / "m.onnx", "--report", tmp_path / "r.json"),
             "--report", "is a directory")  # fmt: skip
     only(tmp_path, "r.json")
 
 
 def test_missing_report_folder_names_report_not_o(tmp_path):
     text = refused(
-        invoke("export", "demo", "-o", tmp_path / "m.onnx", "--report", tmp_path / "no" / "r.json"),
+        invoke(
+            "export",
+            "demo-random",
+            "-o",
+            tmp_path / "m.onnx",
+            "--report",
+            tmp_path / "no" / "r.json",
+        ),
         "--report",
         "does not exist",
         "mkdir -p",
@@ -180,7 +190,7 @@ def test_missing_report_folder_names_report_not_o(tmp_path):
 
 
 def test_report_equal_to_output_is_refused(tmp_path):
-    refused(invoke("export", "demo", "-o", tmp_path / "m.onnx", "--report", tmp_path / "m.onnx"),
+    refused(invoke("export", "demo-random", "-o", tmp_path / "m.onnx", "--report", tmp_path / "m.onnx"),
             "is also -o")  # fmt: skip
     only(tmp_path)
 
@@ -196,7 +206,7 @@ def test_report_md_keeps_the_json_and_its_markdown_apart(tmp_path):
 
 
 def test_missing_inputs_refused_before_export(tmp_path):
-    refused(invoke("export", "demo", "-o", tmp_path / "m.onnx", "--inputs", tmp_path / "no.npz"),
+    refused(invoke("export", "demo-random", "-o", tmp_path / "m.onnx", "--inputs", tmp_path / "no.npz"),
             "does not exist")  # fmt: skip
     only(tmp_path)
 
@@ -206,7 +216,7 @@ def test_read_only_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(
         os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode)
     )
-    refused(invoke("export", "demo", "-o", tmp_path / "m.onnx"), "not writable")
+    refused(invoke("export", "demo-random", "-o", tmp_path / "m.onnx"), "not writable")
 
 
 def test_vidtldr_export_help_names_itself():
@@ -247,7 +257,7 @@ def test_bad_clip_arrays_are_named_before_export(tmp_path, write, needle):
     data = tmp_path / "data"
     data.mkdir()
     path = _npz(data, write)
-    refused(invoke("export", "demo", "-o", tmp_path / "m.onnx", "--inputs", path), needle)
+    refused(invoke("export", "demo-random", "-o", tmp_path / "m.onnx", "--inputs", path), needle)
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -24,8 +24,10 @@ def invoke(*args: str):
 
 @pytest.fixture(scope="module")
 def demo_export(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    result = invoke("export", "demo", "-o", out / "demo.onnx", "--report", out / "report.json")
+    out = tmp_path_factory.mktemp("demo-random")
+    result = invoke(
+        "export", "demo-random", "-o", out / "demo.onnx", "--report", out / "report.json"
+    )
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -106,12 +108,12 @@ def _tiny_umt_checkpoint(path, arch="umt-tiny"):
         (["export", "{tmp}/umt.pt", "-o", "{tmp}/m.onnx", "--schedule", "1,2,3,4,5"], "has 5 layers but the model has 4"),
         (["export", "{tmp}/umt.pt", "-o", "{tmp}/m.onnx", "--schedule", "fast please"], "cannot parse schedule"),
         (["export", "{tmp}/umt.pt", "-o", "{tmp}/m.onnx"], "pass --schedule"),
-        (["export", "demo", "--arch", "videomae-tiny", "--frames", "3", "-o", "{tmp}/m.onnx"], "tubelet size 2"),
-        (["export", "demo", "--arch", "umt-b16", "-o", "{tmp}/m.onnx"], "tiny architectures only"),
-        (["export", "demo", "-o", "{tmp}/nowhere/m.onnx"], "does not exist"),
-        (["export", "demo", "-o", "{tmp}/m.txt"], "expected a .onnx or .plan"),
-        (["export", "demo", "-o", "{tmp}/m.onnx", "--merge-impl", "scatter"], "--merge-impl must be one of"),
-        (["export", "demo", "-o", "{tmp}/m.onnx", "--config", "{tmp}/bad.toml"], "unknown key(s) shedule"),
+        (["export", "demo-random", "--arch", "videomae-tiny", "--frames", "3", "-o", "{tmp}/m.onnx"], "tubelet size 2"),
+        (["export", "demo-random", "--arch", "umt-b16", "-o", "{tmp}/m.onnx"], "tiny architectures only"),
+        (["export", "demo-random", "-o", "{tmp}/nowhere/m.onnx"], "does not exist"),
+        (["export", "demo-random", "-o", "{tmp}/m.txt"], "expected a .onnx or .plan"),
+        (["export", "demo-random", "-o", "{tmp}/m.onnx", "--merge-impl", "scatter"], "--merge-impl must be one of"),
+        (["export", "demo-random", "-o", "{tmp}/m.onnx", "--config", "{tmp}/bad.toml"], "unknown key(s) shedule"),
         (["validate", "{tmp}/corrupt.onnx"], "not a readable ONNX file"),
         (["schedule", "--arch", "umt-xxl"], "unknown architecture"),
     ],

@@ -42,7 +42,7 @@ def _only(folder, *names):
 
 def test_tune_report_markdown_and_write_config_collide(cli, clips, tmp_path):
     good, _ = clips
-    result = cli("tune", "demo", "--clips", good, "--target-flops", "0.6",
+    result = cli("tune", "demo-random", "--clips", good, "--target-flops", "0.6",
                  "--report", tmp_path / "r.json", "--write-config", tmp_path / "r.md")  # fmt: skip
     _refused(result, "--write-config", "r.md", "is also --report's Markdown")
     _only(tmp_path)
@@ -50,7 +50,7 @@ def test_tune_report_markdown_and_write_config_collide(cli, clips, tmp_path):
 
 def test_evaluate_report_markdown_and_plot_collide(cli, clips, tmp_path):
     good, _ = clips
-    result = cli("evaluate", "demo", "--clips", good, "--report", tmp_path / "e.json",
+    result = cli("evaluate", "demo-random", "--clips", good, "--report", tmp_path / "e.json",
                  "--plot", tmp_path / "e.md")  # fmt: skip
     _refused(result, "--plot", "e.md", "is also --report's Markdown")
     _only(tmp_path)
@@ -58,7 +58,7 @@ def test_evaluate_report_markdown_and_plot_collide(cli, clips, tmp_path):
 
 def test_an_output_over_a_clip_file_is_refused(cli, clips, tmp_path):
     good, _ = clips
-    result = cli("evaluate", "demo", "--clips", good, "-s", "0.25x2", "--plot", good)
+    result = cli("evaluate", "demo-random", "--clips", good, "-s", "0.25x2", "--plot", good)
     _refused(result, "--plot", "is also --clips")
     schedule = cli("schedule", "--arch", "umt-b16", "-s", "16x12", "--report", tmp_path / "s.json")
     assert schedule.exit_code == 0, _text(schedule)
@@ -66,7 +66,7 @@ def test_an_output_over_a_clip_file_is_refused(cli, clips, tmp_path):
 
 
 def test_profile_report_and_plot_collide_through_the_markdown(cli, tmp_path):
-    result = cli("profile", "demo", "-n", "1", "--warmup", "0", "--report", tmp_path / "p.json",
+    result = cli("profile", "demo-random", "-n", "1", "--warmup", "0", "--report", tmp_path / "p.json",
                  "--plot", tmp_path / "p.md")  # fmt: skip
     _refused(result, "--plot", "is also --report's Markdown")
     assert list(tmp_path.iterdir()) == []
@@ -75,11 +75,11 @@ def test_profile_report_and_plot_collide_through_the_markdown(cli, tmp_path):
 def test_export_takes_skip_bad_and_the_other_clip_options(cli, clips, tmp_path):
     good, bad = clips
     out = tmp_path / "y.onnx"
-    stopped = cli("export", "demo", "-o", out, "--inputs", good, "--inputs", bad)
+    stopped = cli("export", "demo-random", "-o", out, "--inputs", good, "--inputs", bad)
     _refused(stopped, "bad.npy")
     assert not out.exists()
     report = tmp_path / "y.json"
-    result = cli("export", "demo", "-o", out, "--inputs", bad, "--inputs", good, "--skip-bad",
+    result = cli("export", "demo-random", "-o", out, "--inputs", bad, "--inputs", good, "--skip-bad",
                  "--max-clips", "1", "--report", report)  # fmt: skip
     assert result.exit_code == 0, _text(result)
     inputs = json.loads(report.read_text())["inputs"]
@@ -97,13 +97,13 @@ def test_validate_takes_skip_bad(cli, clips, demo_graphs, tmp_path):
 
 
 def test_clip_options_without_clips_are_refused(cli, tmp_path):
-    _refused(cli("export", "demo", "-o", tmp_path / "m.onnx", "--skip-bad"), "--inputs")
-    _refused(cli("evaluate", "demo", "--clips", tmp_path, "--max-clips", "0"), "--max-clips")
+    _refused(cli("export", "demo-random", "-o", tmp_path / "m.onnx", "--skip-bad"), "--inputs")
+    _refused(cli("evaluate", "demo-random", "--clips", tmp_path, "--max-clips", "0"), "--max-clips")
 
 
 def test_evaluate_says_when_recall_at_k_is_trivial(cli, clips, tmp_path):
     good, _ = clips
-    result = cli("evaluate", "demo", "--clips", good, "-s", "0.25x2")
+    result = cli("evaluate", "demo-random", "--clips", good, "-s", "0.25x2")
     assert result.exit_code == 0, _text(result)
     assert "R@1 and R@5 over 2 clips say little" in _text(result)
 
@@ -111,11 +111,11 @@ def test_evaluate_says_when_recall_at_k_is_trivial(cli, clips, tmp_path):
 def test_tune_latency_model_uses_the_threads_given_and_reports_its_spread(cli, clips, tmp_path):
     good, _ = clips
     report = tmp_path / "t.json"
-    result = cli("tune", "demo", "--clips", good, "--target-latency-ms", "1000", "--threads", "1",
+    result = cli("tune", "demo-random", "--clips", good, "--target-latency-ms", "1000", "--threads", "1",
                  "--beam-width", "1", "--report", report)  # fmt: skip
     assert result.exit_code == 0, _text(result)
     model = json.loads(report.read_text())["cost_model"]
     assert model["threads"] == 1 and model["spread"] >= 0
     assert "latency model: blocks timed on 1 thread(s)" in _text(result)
-    _refused(cli("tune", "demo", "--clips", good, "--target-latency-ms", "1", "--threads", "0"),
+    _refused(cli("tune", "demo-random", "--clips", good, "--target-latency-ms", "1", "--threads", "0"),
              "--threads")  # fmt: skip

@@ -30,7 +30,7 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     out = tmp_path_factory.mktemp("conv")
-    result = invoke("export", "demo", "-o", out / "demo.onnx", "--no-validate")
+    result = invoke("export", "demo-random", "-o", out / "demo.onnx", "--no-validate")
     assert result.exit_code == 0, result.output
     return out / "demo.onnx"
 

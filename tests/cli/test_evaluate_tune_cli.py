@@ -28,7 +28,7 @@ def _text(result) -> str:
 
 def test_evaluate_none_has_no_drift_and_full_agreement(cli, videos, tmp_path):
     report = tmp_path / "ev.json"
-    result = cli("evaluate", "demo", "--clips", videos, "-s", "none", "-s", "0.5x3", "--report", report,
+    result = cli("evaluate", "demo-random", "--clips", videos, "-s", "none", "-s", "0.5x3", "--report", report,
                  "--plot", tmp_path / "ev.png")  # fmt: skip
     assert result.exit_code == 0, _text(result)
     data = json.loads(report.read_text())
@@ -49,11 +49,19 @@ def test_evaluate_bad_clip_is_named_or_skipped(cli, videos, tmp_path):
     folder.mkdir()
     (folder / "good.mp4").write_bytes((videos / "clip0.mp4").read_bytes())
     write_garbage(folder / "broken.mp4")
-    result = cli("evaluate", "demo", "--clips", folder, "-s", "0.25x2")
+    result = cli("evaluate", "demo-random", "--clips", folder, "-s", "0.25x2")
     assert result.exit_code == 2 and "broken.mp4" in _text(result)
     report = tmp_path / "r.json"
     result = cli(
-        "evaluate", "demo", "--clips", folder, "-s", "0.25x2", "--skip-bad", "--report", report
+        "evaluate",
+        "demo-random",
+        "--clips",
+        folder,
+        "-s",
+        "0.25x2",
+        "--skip-bad",
+        "--report",
+        report,
     )
     assert result.exit_code == 0, _text(result)
     data = json.loads(report.read_text())
@@ -62,12 +70,12 @@ def test_evaluate_bad_clip_is_named_or_skipped(cli, videos, tmp_path):
 
 def test_evaluate_graph_target_matches_its_pytorch_schedule(cli, videos, tmp_path):
     graph = tmp_path / "g.onnx"
-    assert cli("export", "demo", "-o", graph, "--no-validate", "-s", "0.25x2").exit_code == 0
+    assert cli("export", "demo-random", "-o", graph, "--no-validate", "-s", "0.25x2").exit_code == 0
     report_graph, report_torch = tmp_path / "g.json", tmp_path / "t.json"
     assert cli("evaluate", graph, "--clips", videos, "--report", report_graph).exit_code == 0
     assert (
         cli(
-            "evaluate", "demo", "--clips", videos, "-s", "0.25x2", "--report", report_torch
+            "evaluate", "demo-random", "--clips", videos, "-s", "0.25x2", "--report", report_torch
         ).exit_code
         == 0
     )
@@ -79,7 +87,7 @@ def test_evaluate_graph_target_matches_its_pytorch_schedule(cli, videos, tmp_pat
 
 def test_tune_meets_flops_budget_and_writes_a_config_that_exports_it(cli, videos, tmp_path):
     report, config = tmp_path / "tune.json", tmp_path / "tuned.toml"
-    result = cli("tune", "demo", "--clips", videos, "--target-flops", "0.6", "--report", report,
+    result = cli("tune", "demo-random", "--clips", videos, "--target-flops", "0.6", "--report", report,
                  "--write-config", config, "--plot", tmp_path / "pareto.png")  # fmt: skip
     assert result.exit_code == 0, _text(result)
     data = json.loads(report.read_text())
@@ -103,7 +111,7 @@ def test_tune_meets_flops_budget_and_writes_a_config_that_exports_it(cli, videos
     markdown = report.with_suffix(".md").read_text()
     assert markdown.count("**target**") == 1
     assert "merged FLOPs at most 0.6 of the unmerged model's" in markdown
-    demo = load_source("demo")
+    demo = load_source("demo-random")
     assert demo.schedule(loaded.schedule).rs == [row["r"] for row in data["layers"]]
 
 
@@ -117,5 +125,5 @@ def test_tune_meets_flops_budget_and_writes_a_config_that_exports_it(cli, videos
     ],
 )
 def test_tune_bad_budgets_are_named_before_work(cli, videos, args, message):
-    result = cli("tune", "demo", "--clips", videos, *args)
+    result = cli("tune", "demo-random", "--clips", videos, *args)
     assert result.exit_code == 2 and message in _text(result)

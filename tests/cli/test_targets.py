@@ -84,7 +84,7 @@ def test_an_onnx_runtime_failure_is_a_runtime_failure_not_bad_input(cli, tmp_pat
 
 def test_validate_checks_an_int8_graph_as_int8(cli, tmp_path):
     graph, report = tmp_path / "q.onnx", tmp_path / "r.json"
-    exported = cli("export", "demo", "-o", graph, "--precision", "int8", "--no-validate")
+    exported = cli("export", "demo-random", "-o", graph, "--precision", "int8", "--no-validate")
     assert exported.exit_code == 0, exported.output
     result = cli("validate", graph, "--report", report)
     assert result.exit_code == 0, result.output
@@ -96,7 +96,7 @@ def test_validate_checks_an_int8_graph_as_int8(cli, tmp_path):
 
 
 def test_fp16_is_refused_for_an_onnx_output(cli, tmp_path):
-    result = cli("export", "demo", "--precision", "fp16", "-o", tmp_path / "m.onnx")
+    result = cli("export", "demo-random", "--precision", "fp16", "-o", tmp_path / "m.onnx")
     assert result.exit_code == InputError.exit_code
     assert "fp16" in _error(result) and not (tmp_path / "m.onnx").exists()
 

@@ -44,9 +44,9 @@ def test_static_exports_keep_a_static_batch(demo_graphs):
 
 
 def test_max_batch_is_checked_before_any_work(cli, tmp_path):
-    r = cli("export", "demo", "-o", tmp_path / "m.onnx", "--max-batch", "1")
+    r = cli("export", "demo-random", "-o", tmp_path / "m.onnx", "--max-batch", "1")
     assert r.exit_code == 2 and not (tmp_path / "m.onnx").exists()
-    r = cli("export", "demo", "-o", tmp_path / "m.onnx", "--max-batch", "4", "--batch", "2")
+    r = cli("export", "demo-random", "-o", tmp_path / "m.onnx", "--max-batch", "4", "--batch", "2")
     assert r.exit_code == 2
     for args in (
         ["-o", tmp_path / "m.plan", "--max-batch", "4", "--opt-batch", "5"],  # opt beyond max
@@ -56,7 +56,7 @@ def test_max_batch_is_checked_before_any_work(cli, tmp_path):
         # INT8 calibration and validation take one static input shape
         ["-o", tmp_path / "m.onnx", "--max-batch", "4", "--precision", "int8"],
     ):
-        r = cli("export", "demo", *args)
+        r = cli("export", "demo-random", *args)
         assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
         assert not list(tmp_path.iterdir())
-        assert "loading demo" not in r.output  # refused before any work
+        assert "loading demo-random" not in r.output  # refused before any work

@@ -34,7 +34,7 @@ IMPLS = ("onnx", "plugin")
 
 @pytest.fixture(scope="module")
 def demo():
-    loaded = load_source("demo")
+    loaded = load_source("demo-random")
     return loaded, loaded.schedule("0.25x2")
 
 
@@ -171,7 +171,7 @@ def test_unsupported_opset_is_refused(demo, tmp_path, opset):
                                              opset=opset), tmp_path / "m.onnx")  # fmt: skip
     with pytest.raises(InputError, match="--opset"):
         ExportConfig(opset=opset).check()
-    result = CliRunner().invoke(app, ["export", "demo", "-o", str(tmp_path / "c.onnx"),
+    result = CliRunner().invoke(app, ["export", "demo-random", "-o", str(tmp_path / "c.onnx"),
                                       "--opset", str(opset)])  # fmt: skip
     assert result.exit_code == 2, result.output
     assert list(tmp_path.iterdir()) == []
@@ -224,10 +224,10 @@ def test_trt_ep_form_uses_the_trt_plugins_domain(demo, tmp_path):
 
 def test_graph_form_cli(tmp_path):
     runner = CliRunner()
-    refused = runner.invoke(app, ["export", "demo", "-o", str(tmp_path / "a.onnx"),
+    refused = runner.invoke(app, ["export", "demo-random", "-o", str(tmp_path / "a.onnx"),
                                   "--merge-impl", "plugin", "--graph-form", "trt"])  # fmt: skip
     assert refused.exit_code == 2 and "--no-validate" in refused.output
-    wrong_impl = runner.invoke(app, ["export", "demo", "-o", str(tmp_path / "a.onnx"),
+    wrong_impl = runner.invoke(app, ["export", "demo-random", "-o", str(tmp_path / "a.onnx"),
                                      "--graph-form", "trt", "--no-validate"])  # fmt: skip
     assert wrong_impl.exit_code == 2 and "--merge-impl plugin" in wrong_impl.output
     assert list(tmp_path.iterdir()) == []
@@ -235,7 +235,7 @@ def test_graph_form_cli(tmp_path):
         app,
         [
             "export",
-            "demo",
+            "demo-random",
             "-o",
             str(tmp_path / "b.onnx"),
             "--merge-impl",

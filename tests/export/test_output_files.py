@@ -58,7 +58,7 @@ def _demo_export(monkeypatch, failure: BaseException, tmp_path):
     from vidtldr_deploy.export.metadata import ExportSpec
     from vidtldr_deploy.models.source import load_source
 
-    loaded = load_source("demo")
+    loaded = load_source("demo-random")
 
     def fail(*args, **kwargs):
         raise failure
@@ -100,7 +100,7 @@ SLOW_SAVE = textwrap.dedent(
         print("SAVING", flush=True)
         time.sleep(120)
     onnx.save = slow_save
-    sys.argv = ["vidtldr", "export", "demo", "-o", sys.argv[1], "--no-validate"]
+    sys.argv = ["vidtldr", "export", "demo-random", "-o", sys.argv[1], "--no-validate"]
     from vidtldr_deploy.cli.main import main
     main()
     """

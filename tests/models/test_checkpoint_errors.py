@@ -31,9 +31,9 @@ def test_nan_weights_are_named(tmp_path):
 
 def test_frames_zero_is_not_the_default():
     with pytest.raises(VidTLDRError, match="--frames"):
-        load_source("demo", frames=0)
+        load_source("demo-random", frames=0)
     with pytest.raises(VidTLDRError, match="--ckpt-frames"):
-        load_source("demo", ckpt_frames=0)
+        load_source("demo-random", ckpt_frames=0)
 
 
 def test_label_is_absolute_so_validate_finds_it_from_another_folder(tmp_path, monkeypatch):

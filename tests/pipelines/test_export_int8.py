@@ -34,7 +34,7 @@ def videos(tmp_path_factory):
 def test_int8_export_without_calibration_warns_and_validates(tmp_path):
     out = tmp_path / "q.onnx"
     result = _invoke(
-        "export", "demo", "-o", out, "--precision", "int8", "--report", tmp_path / "r.json"
+        "export", "demo-random", "-o", out, "--precision", "int8", "--report", tmp_path / "r.json"
     )
     text = " ".join(result.output.split())
     assert result.exit_code == 0, text
@@ -54,7 +54,7 @@ def test_int8_export_without_calibration_warns_and_validates(tmp_path):
 
 def test_int8_export_calibrated_on_video_clips(tmp_path, videos):
     out = tmp_path / "q.onnx"
-    result = _invoke("export", "demo", "-o", out, "--precision", "int8", "--calib", videos,
+    result = _invoke("export", "demo-random", "-o", out, "--precision", "int8", "--calib", videos,
                      "--inputs", videos, "--report", tmp_path / "r.json")  # fmt: skip
     text = " ".join(result.output.split())
     assert result.exit_code == 0, text
@@ -70,7 +70,7 @@ def test_int8_engine_without_tensorrt_fails_before_any_work(tmp_path, monkeypatc
     import sys
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    result = _invoke("export", "demo", "-o", tmp_path / "e.plan", "--precision", "int8")
+    result = _invoke("export", "demo-random", "-o", tmp_path / "e.plan", "--precision", "int8")
     assert result.exit_code == 2
     assert "TensorRT is not installed" in " ".join(result.output.split())
     assert list(tmp_path.iterdir()) == []

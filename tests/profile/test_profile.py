@@ -117,7 +117,7 @@ def test_merge_step_nodes_from_exported_metadata(tmp_path):
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.runtime.onnxruntime import merge_step_nodes
 
-    loaded = load_source("demo", None, None, None, False, 0)
+    loaded = load_source("demo-random", None, None, None, False, 0)
     schedule = loaded.schedule("16")
     spec = ExportSpec(arch=loaded.arch, frames=loaded.frames, batch=1, schedule=schedule, merge_impl="onnx",
                       opset=18, checkpoint_sha256=loaded.sha256, checkpoint=loaded.label)  # fmt: skip
@@ -162,7 +162,7 @@ def _check_report(data: dict, runtime: str) -> None:
 
 def test_profile_demo_torch_cpu(tmp_path):
     report, plot = tmp_path / "p.json", tmp_path / "p.png"
-    res = runner.invoke(app, ["profile", "demo", "--runtime", "torch", "--device", "cpu", *FAST,
+    res = runner.invoke(app, ["profile", "demo-random", "--runtime", "torch", "--device", "cpu", *FAST,
                               "--json", str(report), "--plot", str(plot)])  # fmt: skip
     assert res.exit_code == 0, res.output
     data = json.loads(report.read_text())
@@ -183,7 +183,7 @@ def test_profile_demo_torch_cpu(tmp_path):
 def test_profile_demo_onnxruntime_cpu(tmp_path):
     report = tmp_path / "o.json"
     res = runner.invoke(
-        app, ["profile", "demo", "--runtime", "onnxruntime", *FAST, "--json", str(report)]
+        app, ["profile", "demo-random", "--runtime", "onnxruntime", *FAST, "--json", str(report)]
     )
     assert res.exit_code == 0, res.output
     data = json.loads(report.read_text())
@@ -198,7 +198,7 @@ def test_profile_demo_onnxruntime_cpu(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_profile_cuda_without_cuda_is_a_clear_error():
-    res = runner.invoke(app, ["profile", "demo", "--device", "cuda", *FAST])
+    res = runner.invoke(app, ["profile", "demo-random", "--device", "cuda", *FAST])
     assert res.exit_code != 0
     assert "cuda" in res.output.lower() and "--device cpu" in res.output
     assert "Traceback" not in res.output
@@ -210,7 +210,7 @@ def test_profile_onnxruntime_cuda_without_gpu_package():
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("onnxruntime-gpu is installed")
     res = runner.invoke(
-        app, ["profile", "demo", "--runtime", "onnxruntime", "--device", "cuda", *FAST]
+        app, ["profile", "demo-random", "--runtime", "onnxruntime", "--device", "cuda", *FAST]
     )
     assert res.exit_code != 0
     assert "onnxruntime-gpu" in res.output
@@ -227,7 +227,7 @@ def test_profile_onnxruntime_cuda_without_gpu_package():
     ],
 )
 def test_profile_bad_options(args, message):
-    res = runner.invoke(app, ["profile", "demo", *args])
+    res = runner.invoke(app, ["profile", "demo-random", *args])
     assert res.exit_code != 0
     assert message in res.output
 
@@ -263,7 +263,7 @@ def test_use_fast_path_sets_custom_op_schedule():
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.runtime import torch_cuda_ops
 
-    model = load_source("demo").model
+    model = load_source("demo-random").model
     torch_cuda_ops.use_fast_path(model, [16, 12, 0, 0])
     assert model.merge_impl is MergeImpl.CUSTOM and model.rs == [16, 12, 0, 0]
     with torch.inference_mode():
@@ -277,7 +277,7 @@ def test_profile_exported_graph_rebuilds_from_metadata(tmp_path):
     from vidtldr_deploy.export.onnx_export import export_onnx
     from vidtldr_deploy.models.source import load_source
 
-    loaded = load_source("demo")
+    loaded = load_source("demo-random")
     sched = loaded.schedule("0.25x2")
     graph = tmp_path / "demo.onnx"
     spec = ExportSpec(
@@ -358,7 +358,7 @@ def test_progress_off_a_terminal_prints_periodic_lines(monkeypatch):
 
 def test_profile_threads_duration_and_warnings_in_the_report(tmp_path):
     report = tmp_path / "t.json"
-    res = runner.invoke(app, ["profile", "demo", "--runtime", "onnxruntime", "--no-layers", *FAST,
+    res = runner.invoke(app, ["profile", "demo-random", "--runtime", "onnxruntime", "--no-layers", *FAST,
                               "--threads", "1", "--duration", "0.2", "--report", str(report)])  # fmt: skip
     assert res.exit_code == 0, res.output
     data = json.loads(report.read_text())
@@ -382,7 +382,7 @@ def test_profile_threads_duration_and_warnings_in_the_report(tmp_path):
 
 def test_profile_markdown_holds_the_breakdown_table(tmp_path):
     report = tmp_path / "b.json"
-    res = runner.invoke(app, ["profile", "demo", *FAST, "--report", str(report)])
+    res = runner.invoke(app, ["profile", "demo-random", *FAST, "--report", str(report)])
     assert res.exit_code == 0, res.output
     assert "schedule '0.25x2'" in res.output  # the demo says which schedule it used
     md = report.with_suffix(".md").read_text()

@@ -8,7 +8,7 @@ import json
 
 def test_int8_profile_has_three_rows(cli, tmp_path):
     report = tmp_path / "p.json"
-    result = cli("profile", "demo", "--runtime", "onnxruntime", "--precision", "int8", "-n", "2",
+    result = cli("profile", "demo-random", "--runtime", "onnxruntime", "--precision", "int8", "-n", "2",
                  "--warmup", "0", "--no-layers", "--report", report, "--plot",
                  tmp_path / "p.png")  # fmt: skip
     text = " ".join(result.output.split())
@@ -32,5 +32,5 @@ def test_int8_profile_has_three_rows(cli, tmp_path):
 
 
 def test_int8_profile_needs_onnxruntime(cli):
-    result = cli("profile", "demo", "--runtime", "torch", "--precision", "int8")
+    result = cli("profile", "demo-random", "--runtime", "torch", "--precision", "int8")
     assert result.exit_code == 2 and "use --runtime onnxruntime" in " ".join(result.output.split())

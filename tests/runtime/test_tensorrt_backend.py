@@ -114,7 +114,9 @@ def test_export_plan_without_tensorrt_fails_before_exporting(no_tensorrt, tmp_pa
     from vidtldr_deploy.cli.main import app
 
     engine = tmp_path / "engine.plan"
-    result = CliRunner().invoke(app, ["export", "demo", "-o", str(engine), "--num-inputs", "1"])
+    result = CliRunner().invoke(
+        app, ["export", "demo-random", "-o", str(engine), "--num-inputs", "1"]
+    )
     text = " ".join(result.output.split())
     assert result.exit_code == 2, text
     assert "TensorRT is not installed" in text and "vidtldr-deploy[tensorrt]" in text
@@ -248,7 +250,7 @@ def test_fake_export_plan_without_plugins_fails_before_exporting(fake_env, tmp_p
     out.mkdir()
     args = [
         "export",
-        "demo",
+        "demo-random",
         "-o",
         str(out / "e.plan"),
         "--merge-impl",
@@ -325,7 +327,7 @@ def test_real_engine_matches_pytorch(merge_impl, tmp_path):
             plugin = find_plugin_library()
         except VidTLDRError as err:
             pytest.skip(f"plugin library not built: {err}")
-    loaded = load_source("demo")
+    loaded = load_source("demo-random")
     model = loaded.model
     schedule = loaded.schedule("0.25x2")
     spec = ExportSpec(loaded.arch, loaded.frames, 1, schedule, merge_impl, checkpoint=loaded.label)

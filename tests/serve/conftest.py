@@ -18,7 +18,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     from vidtldr_deploy.export.onnx_export import export_onnx
     from vidtldr_deploy.models.source import load_source
 
-    loaded = load_source("demo")
+    loaded = load_source("demo-random")
     model = loaded.model
     schedule = loaded.schedule("0.25x2")
     folder = tmp_path_factory.mktemp("graphs")
@@ -99,7 +99,17 @@ def demo_graph(tmp_path_factory) -> Path:
     from vidtldr_deploy.cli.main import app
 
     path = tmp_path_factory.mktemp("demo_graph") / "demo.onnx"
-    args = ["export", "demo", "-o", str(path), "-b", str(BATCH), "-s", "0.25x2", "--no-validate"]
+    args = [
+        "export",
+        "demo-random",
+        "-o",
+        str(path),
+        "-b",
+        str(BATCH),
+        "-s",
+        "0.25x2",
+        "--no-validate",
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     return path

@@ -332,7 +332,7 @@ def test_graph_forms_without_local_functions_are_refused(cli, form, tmp_path):
     from vidtldr_deploy.models.source import load_source
     from vidtldr_deploy.serve.triton import build_repository
 
-    loaded = load_source("demo")
+    loaded = load_source("demo-random")
     spec = ExportSpec(
         loaded.arch, loaded.frames, BATCH, loaded.schedule("0.25x2"), "plugin", graph_form=form
     )

@@ -40,10 +40,16 @@ VIDEO_CASES = [
 # Encoder settings for near-lossless tiny frames: the cells must read back exactly.
 _OPTIONS = {
     # preset "fast" keeps B-frames, so decoding must reorder frames into presentation order.
-    "libx264": {"crf": "8", "preset": "fast"},
+    # x264 is byte-identical from run to run only on one thread with cpu-independent=1 (see
+    # vidtldr_deploy/clips/synthetic.py); the containers need fflags=+bitexact (CONTAINER_OPTIONS).
+    "libx264": {"crf": "8", "preset": "fast", "x264-params": "cpu-independent=1:threads=1"},
     "libvpx": {"crf": "4", "b": "4M"},
     "libvpx-vp9": {"crf": "4", "b": "0", "deadline": "realtime", "cpu-used": "8"},
 }
+
+
+# Matroska/WebM write a random segment UID, and every muxer stamps its version, unless bit-exact.
+CONTAINER_OPTIONS = {"fflags": "+bitexact"}
 
 
 def encoder_available(codec: str) -> bool:
@@ -89,11 +95,11 @@ def write_video(
     height: int = HEIGHT,
     fps: int = 25,
 ) -> Path:
-    """A `n_frames`-frame video at `path`, encoded as `case` says."""
+    """A `n_frames`-frame video at `path`, encoded as `case` says; the same bytes on every run."""
     import av
 
     path = Path(path)
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options=dict(CONTAINER_OPTIONS)) as container:
         stream = container.add_stream(case.codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, case.pix_fmt
         stream.time_base = Fraction(1, fps)
@@ -101,6 +107,7 @@ def write_video(
             stream.bit_rate = 8_000_000
             stream.codec_context.qmax = 2
         stream.options = dict(_OPTIONS.get(case.codec, {}))
+        stream.codec_context.thread_count = 1
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(draw_frame(i, width, height), format="rgb24")
             frame.pts = i

@@ -67,7 +67,7 @@ class ShiftedTokens:
 
 @pytest.fixture(scope="module")
 def demo():
-    loaded = load_source("demo")
+    loaded = load_source("demo-random")
     schedule = resolve_schedule("0.25x2", loaded.model.cfg.depth, loaded.model.num_tokens)
     clips = make_inputs((1, 3, 4, 32, 32), seed=0, count=1)
     return loaded, schedule, clips

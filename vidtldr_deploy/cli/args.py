@@ -120,7 +120,9 @@ SaveOutputs = Annotated[
         show_default="none",
     ),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Seed for random clips (and for demo weights).")]
+Seed = Annotated[
+    int, typer.Option("--seed", help="Seed for random clips (and for demo-random weights).")
+]
 NumInputs = Annotated[
     int, typer.Option("--num-inputs", help="How many random clip batches to compare.")
 ]

@@ -90,12 +90,18 @@ def bipartite_merge(
     mass-weighted mean of itself and its sources, each source's mass scaled by its score, so a
     background source (score 0) is dropped. All arithmetic is fp32.
     """
+    if r == 0:
+        return x, torch.ones_like(x[..., 0], dtype=torch.float32) if size is None else size.float()
+    return _apply_plan(x, size, score, plan_merge(x.float(), r, class_token))
+
+
+def _apply_plan(
+    x: torch.Tensor, size: torch.Tensor | None, score: torch.Tensor, plan: MergePlan
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge the sources of `plan` into their destinations, weighted by mass times score."""
     out_dtype = x.dtype
     x = x.float()
     size = torch.ones_like(x[..., 0]) if size is None else size.float()
-    if r == 0:
-        return x.to(out_dtype), size
-    plan = plan_merge(x, r, class_token)
     xa, xb = x[:, ::2], x[:, 1::2]
     size_a, size_b = size[:, ::2], size[:, 1::2]
     weight = score.float()[:, ::2].gather(1, plan.sources) * size_a.gather(1, plan.sources)
@@ -108,3 +114,21 @@ def bipartite_merge(
     x_out = torch.cat([_take_rows(xa, plan.unmerged), new_xb], dim=1)
     size_out = torch.cat([size_a.gather(1, plan.unmerged), new_size_b], dim=1)
     return x_out.to(out_dtype), size_out
+
+
+def random_merge(
+    x: torch.Tensor, size: torch.Tensor | None, r: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ablation baseline: r random a-tokens merged by size into random b-tokens, in the layout
+    bipartite_merge returns. It keeps the token counts of a schedule and nothing of its matching."""
+    b, n = x.shape[:2]
+    limit = n // 2
+    if not 0 <= r <= limit:
+        raise ValueError(f"r={r} is outside [0, {limit}] for {n} tokens: use resolve_r")
+    order = torch.stack([torch.randperm(limit, generator=generator) for _ in range(b)])
+    sources = order[:, :r].to(x.device)
+    unmerged = torch.sort(order[:, r:], dim=-1).values.to(x.device)
+    destinations = torch.randint(0, n - limit, (b, r), generator=generator).to(x.device)
+    plan = MergePlan(unmerged=unmerged, sources=sources, destinations=destinations)
+    ones = torch.ones(b, n, device=x.device)
+    return _apply_plan(x, size, ones, plan)

@@ -12,12 +12,18 @@ from vidtldr_deploy.evaluate.evaluate import (
 )
 from vidtldr_deploy.evaluate.labels import load_labels, match_labels
 from vidtldr_deploy.evaluate.plot import plot_drift
-from vidtldr_deploy.evaluate.targets import GraphTarget, rs_from_metadata, schedule_string
+from vidtldr_deploy.evaluate.targets import (
+    GraphTarget,
+    MethodSchedule,
+    rs_from_metadata,
+    schedule_string,
+)
 
 __all__ = [
     "ClipMetrics",
     "EvaluateResult",
     "GraphTarget",
+    "MethodSchedule",
     "ScheduleEvaluation",
     "ScheduleMetrics",
     "evaluate",

@@ -1,7 +1,8 @@
 """What a schedule costs, on clips: every schedule against the unmerged PyTorch model.
 
 The unmerged model is always the reference (its outputs are computed once per batch); each target
-is a schedule string (the same PyTorch model, merged) or a GraphTarget (an exported graph, whose
+is a schedule string (the same PyTorch model, merged by vid-TLDR), a MethodSchedule (merged by
+another method: ToMe, or random pairs as a baseline) or a GraphTarget (an exported graph, whose
 schedule is the one it was exported with). Clips stream through in batches, so only the (clips x
 output) vectors are kept, never the videos.
 """
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from vidtldr_deploy.constants import MergeMethod
 from vidtldr_deploy.core.flops import FlopsReport, count_flops
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
@@ -20,6 +22,7 @@ from vidtldr_deploy.evaluate import metrics as m
 from vidtldr_deploy.evaluate.labels import match_labels
 from vidtldr_deploy.evaluate.targets import (
     GraphTarget,
+    MethodSchedule,
     iter_batches,
     primary_output,
     runner_outputs,
@@ -28,7 +31,7 @@ from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.models.vit import MergeViT
 from vidtldr_deploy.runtime.pytorch import torch_outputs
 
-Target = str | GraphTarget
+Target = str | MethodSchedule | GraphTarget
 Progress = Callable[[int, int], None]  # (clips done, schedules per clip)
 
 
@@ -72,16 +75,18 @@ class ScheduleMetrics:
 
 @dataclass(frozen=True)
 class ScheduleEvaluation:
-    label: str  # the schedule string, or the graph's label
+    label: str  # the schedule string (with its method unless vid-TLDR), or the graph's label
     schedule: MergeSchedule
     flops: FlopsReport
     metrics: ScheduleMetrics
     per_clip: tuple[ClipMetrics, ...]
     runtime: str = "pytorch"  # or the graph label's runtime: "graph"
+    method: str = MergeMethod.VIDTLDR.value
 
     def to_dict(self) -> dict:
         return {
             "schedule": self.label,
+            "method": self.method,
             "runtime": self.runtime,
             "spec": self.schedule.to_dict(),
             "flops": {
@@ -172,7 +177,17 @@ def _resolve(model: MergeViT, target: Target, arch: str | None) -> tuple[str, Me
         if len(target.rs) != depth:
             raise InputError(f"{target.label}: schedule has {len(target.rs)} layers, model {depth}")
         return target.label, schedule_for(target.spec, arch, depth, n, model.frames)
+    if isinstance(target, MethodSchedule):
+        return target.label, schedule_for(target.spec, arch, depth, n, model.frames)
     return target, schedule_for(target, arch, depth, n, model.frames)
+
+
+def _method(target: Target) -> MergeMethod:
+    if isinstance(target, MethodSchedule):
+        return target.method
+    if isinstance(target, GraphTarget):
+        return MergeMethod.parse(target.method)
+    return MergeMethod.VIDTLDR
 
 
 def evaluate(
@@ -204,7 +219,7 @@ def evaluate(
             elif not schedule.merges:
                 outs[i].append(refs[-1])  # the reference itself: drift exactly 0
             else:
-                outs[i].append(torch_outputs(model, schedule.rs, video)[output])
+                outs[i].append(torch_outputs(model, schedule.rs, video, _method(target))[output])
         done += len(video)
         if progress:
             progress(done, len(targets))
@@ -227,6 +242,7 @@ def evaluate(
                 metrics=summary,
                 per_clip=per_clip,
                 runtime="graph" if isinstance(target, GraphTarget) else "pytorch",
+                method=_method(target).value,
             )
         )
     return EvaluateResult(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidtldr_deploy.constants import MergeMethod
 from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.export.metadata import recorded_schedule
 from vidtldr_deploy.models.vit import MergeViT
@@ -32,6 +33,23 @@ def schedule_string(rs: Sequence[int]) -> str:
 
 
 @dataclass(frozen=True)
+class MethodSchedule:
+    """A schedule run on the PyTorch model with a merge method other than vid-TLDR (a plain
+    schedule string means vid-TLDR)."""
+
+    spec: str
+    method: MergeMethod = MergeMethod.VIDTLDR
+
+    @property
+    def label(self) -> str:
+        return (
+            self.spec
+            if self.method is MergeMethod.VIDTLDR
+            else f"{self.spec} ({self.method.value})"
+        )
+
+
+@dataclass(frozen=True)
 class GraphTarget:
     """An exported graph with the per-layer r it was exported with (`rs`, resolved counts)."""
 
@@ -40,6 +58,7 @@ class GraphTarget:
     label: str = "graph"
     output: str | None = None  # None: the reference model's primary output
     batch: int | None = None  # the graph's static batch; None: the runner's input_shape[0], if any
+    method: str = MergeMethod.VIDTLDR.value  # the merge method the graph was exported with
 
     @property
     def spec(self) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from vidtldr_deploy.constants import EXPORT_MERGE_IMPLS as MERGE_IMPLS
-from vidtldr_deploy.constants import Precision
+from vidtldr_deploy.constants import EXPORT_MERGE_METHODS, Precision
 from vidtldr_deploy.errors import InputError, ProblemCollector
 from vidtldr_deploy.export.metadata import check_graph_form, check_opset
 
@@ -47,6 +47,7 @@ class ExportConfig:
     batch: int = 1
     schedule: str | None = None
     merge_impl: str = "onnx"
+    method: str = "vidtldr"  # constants.MergeMethod: vidtldr or tome
     opset: int = 18
     graph_form: str = "portable"  # export/metadata.py, GRAPH_FORMS
     max_batch: int | None = None  # a dynamic batch 1..max_batch (ExportSpec.max_batch)
@@ -88,6 +89,11 @@ class ExportConfig:
         if self.merge_impl not in MERGE_IMPLS:
             out.append(
                 f"--merge-impl must be one of {', '.join(MERGE_IMPLS)}, got {self.merge_impl!r}"
+            )
+        if self.method not in EXPORT_MERGE_METHODS:
+            out.append(
+                f"--method must be one of {', '.join(EXPORT_MERGE_METHODS)} for an export, "
+                f"got {self.method!r}"
             )
         try:
             Precision.parse(self.precision)

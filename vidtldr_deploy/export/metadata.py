@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.constants import DOMAIN, META_PREFIX, MergeImpl, Precision
+from vidtldr_deploy.constants import DOMAIN, META_PREFIX, MergeImpl, MergeMethod, Precision
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
 
@@ -74,6 +74,7 @@ class ExportSpec:
     checkpoint: str = ""
     model: str = ""  # what reports call it, when not the registry name (a custom-size HF folder)
     graph_form: str = "portable"
+    method: str = MergeMethod.VIDTLDR.value  # ToMe graphs have Merge steps and no Saliency
     # A dynamic batch dimension 1..max_batch (`batch` is then max_batch, what validation feeds);
     # None: the static `batch`. Token counts stay static per clip either way.
     max_batch: int | None = None
@@ -81,6 +82,10 @@ class ExportSpec:
     @property
     def impl(self) -> MergeImpl:
         return MergeImpl.parse(self.merge_impl, allowed=("onnx", "plugin"))
+
+    @property
+    def merge_method(self) -> MergeMethod:
+        return MergeMethod.parse(self.method, allowed=("vidtldr", "tome"))
 
     def metadata(self, model) -> dict[str, str]:
         side = model.cfg.img_size
@@ -93,6 +98,7 @@ class ExportSpec:
             "input_shape": json.dumps([self.batch, 3, self.frames, side, side]),
             "outputs": json.dumps(list(model.output_names)),
             "merge_impl": self.impl.export_name,
+            "method": self.merge_method.value,
             "schedule": json.dumps(self.schedule.to_dict()),
             "checkpoint_sha256": self.checkpoint_sha256,
             "checkpoint": self.checkpoint,
@@ -130,10 +136,11 @@ class GraphDescription:
     merge_impl: str
     graph_form: str
     local_functions: bool
-    checkpoint: str  # recorded source: a path, or demo:<arch>:seed<N>
+    checkpoint: str  # recorded source: a path, demo, or demo:<arch>:seed<N>
     checkpoint_sha256: str
     outputs: tuple[str, ...]
     metadata: dict[str, str] = field(repr=False)  # the raw `vidtldr.*` strings, for reports
+    method: MergeMethod = MergeMethod.VIDTLDR  # graphs from before methods were recorded: vidtldr
     max_batch: int | None = None  # a dynamic batch 1..max_batch (export --max-batch); None: static
 
     @property
@@ -201,6 +208,11 @@ def description_from_metadata(meta: dict[str, str], path: str | Path) -> GraphDe
         outputs = None
     if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
         raise _tampered(path, "outputs", meta.get("outputs"), "a JSON list of output names")
+    method = meta.get("method", MergeMethod.VIDTLDR.value)
+    try:
+        method = MergeMethod.parse(method, allowed=("vidtldr", "tome"))
+    except InputError:
+        raise _tampered(path, "method", method, "vidtldr or tome") from None
     return GraphDescription(
         path=Path(path), arch=meta["arch"], model=meta.get("model") or meta["arch"],
         frames=frames, input_shape=tuple(shape), spec=schedule["spec"],
@@ -208,7 +220,8 @@ def description_from_metadata(meta: dict[str, str], path: str | Path) -> GraphDe
         merge_impl=merge_impl, graph_form=meta.get("graph_form", "portable"),
         local_functions=meta.get("local_functions") != "false",
         checkpoint=meta.get("checkpoint", ""), checkpoint_sha256=meta.get("checkpoint_sha256", ""),
-        outputs=tuple(outputs), metadata=dict(meta), max_batch=recorded_max_batch(meta, path),
+        outputs=tuple(outputs), metadata=dict(meta), method=method,
+        max_batch=recorded_max_batch(meta, path),
     )  # fmt: skip
 
 

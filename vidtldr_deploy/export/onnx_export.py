@@ -72,7 +72,7 @@ def export_onnx(model: MergeViT, spec: ExportSpec, out_path: str | Path) -> onnx
     if spec.max_batch is not None and (spec.max_batch < 2 or spec.batch != spec.max_batch):
         raise InputError(f"a dynamic batch needs max_batch >= 2 and batch == max_batch: {spec}")
     dummy = torch.randn(_trace_batch(spec), 3, spec.frames, side, side)
-    with model.scheduled(spec.schedule.rs, impl):
+    with model.scheduled(spec.schedule.rs, impl, spec.merge_method):
         model.eval()
         try:
             proto = _trace(model, dummy, spec)

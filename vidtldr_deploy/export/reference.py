@@ -8,7 +8,7 @@ from pathlib import Path
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.export.metadata import GraphDescription, describe_graph
-from vidtldr_deploy.models.source import DEMO_PREFIX, LoadedModel, load_source
+from vidtldr_deploy.models.source import LoadedModel, is_demo, is_random_demo, load_source
 
 
 @dataclass
@@ -42,6 +42,7 @@ def reference_for_graph(
             f"was exported from (sha256 {expected[:12]}): pass the same checkpoint"
         )
     loaded.check_memory(desc.batch)
+    loaded.model.method = desc.method  # the PyTorch reference merges as the graph does
     schedule = loaded.schedule(desc.spec)
     return GraphReference(loaded, schedule, desc.input_shape, desc.metadata, desc)
 
@@ -62,7 +63,7 @@ def check_recorded_checkpoint(
             f"--checkpoint (the graph records {recorded or 'none'}); a file named only by a graph's "
             f"metadata is never unpickled"
         )
-    demo_recorded = recorded.startswith(DEMO_PREFIX)
+    demo_recorded = is_demo(recorded)
     if not checkpoint and not demo_recorded and not Path(source).exists():
         raise InputError(f"pass --checkpoint: {source} (recorded at export) is not here")
     if checkpoint and demo_recorded and checkpoint != recorded:
@@ -70,7 +71,7 @@ def check_recorded_checkpoint(
             f"{onnx_path} was exported from {recorded} (the built-in demo), not {checkpoint}: "
             f"leave --checkpoint out to validate it against the demo"
         )
-    if not desc.checkpoint_sha256 and not source.startswith(DEMO_PREFIX):
+    if not desc.checkpoint_sha256 and not is_random_demo(source):
         raise InputError(
             f"{onnx_path} records no checkpoint sha256 but {source} is a checkpoint file: the graph "
             f"was exported from the demo or its metadata was edited; re-export it"

@@ -1,5 +1,7 @@
-"""Where a model comes from: a checkpoint on disk, or the built-in demo (a tiny architecture with
-seeded random weights), resolved to a loaded MergeViT plus what reports need to say about it."""
+"""Where a model comes from: a checkpoint on disk, the built-in demo (a tiny VideoMAE classifier
+trained on the synthetic marked-square task, models/demo_model.py), or a tiny architecture with
+seeded random weights (`demo-random`, `demo:<arch>:seed<N>`), resolved to a loaded MergeViT plus
+what reports need to say about it."""
 
 from __future__ import annotations
 
@@ -8,16 +10,19 @@ from dataclasses import dataclass
 import torch
 
 from vidtldr_deploy.core.schedule import MergeSchedule
-from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.errors import EnvironmentProblem, InputError
 from vidtldr_deploy.models.checkpoint import infer_architecture, load_model, read_checkpoint
 from vidtldr_deploy.models.memory import check_memory
 from vidtldr_deploy.models.presets import schedule_for
 from vidtldr_deploy.models.registry import get_architecture
 from vidtldr_deploy.models.vit import MergeViT, check_ckpt_frames
 
-DEMO = "demo"
-DEMO_ARCH = "umt-tiny"
-DEMO_PREFIX = "demo:"
+DEMO = "demo"  # the trained demo
+DEMO_RANDOM = "demo-random"  # a tiny architecture with seeded random weights
+DEMO_ARCH = "umt-tiny"  # demo-random's default architecture
+DEMO_PREFIX = "demo:"  # demo:<arch>:seed<N>, how graphs record a demo-random model
+TRAINED_DEMO_ARCH = "videomae-tiny"  # the registry entry the trained demo loads under
+TRAINED_DEMO_NAME = "videomae-demo"  # what reports call it
 
 
 @dataclass
@@ -50,6 +55,42 @@ def demo_label(arch: str, seed: int) -> str:
     return f"{DEMO_PREFIX}{arch}:seed{seed}"
 
 
+def is_demo(source: str) -> bool:
+    """Any built-in model: the trained demo or a random-weight one."""
+    return source in (DEMO, DEMO_RANDOM) or source.startswith(DEMO_PREFIX)
+
+
+def is_random_demo(source: str) -> bool:
+    return source == DEMO_RANDOM or source.startswith(DEMO_PREFIX)
+
+
+def _trained_demo(arch: str | None, frames: int | None, expected_sha256: str | None) -> LoadedModel:
+    from vidtldr_deploy.models.demo_model import DEMO_WEIGHTS, training_record
+
+    if arch not in (None, TRAINED_DEMO_ARCH):
+        raise InputError(
+            f"the demo is a trained {TRAINED_DEMO_ARCH} model; --arch {arch} with random weights "
+            f"is '{DEMO_RANDOM} --arch {arch}'"
+        )
+    if not (DEMO_WEIGHTS / "model.safetensors").is_file():
+        raise EnvironmentProblem(
+            f"the demo's weights are missing from {DEMO_WEIGHTS}: reinstall vidtldr-deploy, or "
+            f"train them with scripts/train_demo_model.py"
+        )
+    ckpt = read_checkpoint(DEMO_WEIGHTS, expected_sha256=expected_sha256)
+    model, _ = load_model(ckpt, get_architecture(TRAINED_DEMO_ARCH), frames, inferred=False)
+    record = training_record()
+    c = model.cfg
+    text = (
+        f"demo: built-in {TRAINED_DEMO_NAME}, a VideoMAE classifier ({c.embed_dim} wide, {c.depth} "
+        f"layers, {model.num_tokens} tokens) trained on the synthetic marked-square task "
+        f"(held-out accuracy {record.get('held_out_accuracy', 0):.1%})"
+    )
+    return LoadedModel(
+        model, TRAINED_DEMO_ARCH, model.frames, DEMO, ckpt.sha256, text, TRAINED_DEMO_NAME
+    )
+
+
 def load_source(
     checkpoint: str,
     arch: str | None = None,
@@ -59,16 +100,20 @@ def load_source(
     seed: int = 0,
     expected_sha256: str | None = None,
 ) -> LoadedModel:
-    """Load `checkpoint` ('demo', 'demo:<arch>:seed<N>', or a path) into its architecture.
+    """Load `checkpoint` ('demo', 'demo-random', 'demo:<arch>:seed<N>', or a path) into its
+    architecture.
 
     `expected_sha256` (a graph's record) is checked before the file is read. A checkpoint's label
-    is its absolute path, so a graph's record is found from any folder."""
+    is its absolute path, so a graph's record is found from any folder; the trained demo's is
+    'demo', found in the installed package."""
     if frames is not None and (
         isinstance(frames, bool) or not isinstance(frames, int) or frames < 1
     ):
         raise InputError(f"--frames must be a positive number of frames, got {frames!r}")
     check_ckpt_frames(ckpt_frames)
-    if checkpoint == DEMO or checkpoint.startswith(DEMO_PREFIX):
+    if checkpoint == DEMO:
+        return _trained_demo(arch, frames, expected_sha256)
+    if is_random_demo(checkpoint):
         if checkpoint.startswith(DEMO_PREFIX):
             parts = checkpoint.split(":")
             try:

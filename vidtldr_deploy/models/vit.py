@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidtldr_deploy.constants import MergeImpl
+from vidtldr_deploy.constants import MergeImpl, MergeMethod
 from vidtldr_deploy.core import ops
 from vidtldr_deploy.core.flops import token_count
-from vidtldr_deploy.core.merge import bipartite_merge
+from vidtldr_deploy.core.merge import bipartite_merge, random_merge
 from vidtldr_deploy.core.saliency import saliency_from_qk
 from vidtldr_deploy.errors import InputError
 
@@ -146,12 +146,26 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=cfg.norm_eps)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
 
-    def forward(self, x, size, r: int, merge_impl: MergeImpl | str = MergeImpl.STANDARD):
+    def forward(
+        self,
+        x,
+        size,
+        r: int,
+        merge_impl: MergeImpl | str = MergeImpl.STANDARD,
+        method: MergeMethod = MergeMethod.VIDTLDR,
+        generator: torch.Generator | None = None,
+    ):
         merge_impl = MergeImpl.parse(merge_impl)
         h, q, k = self.attn(self.norm1(x), size)
         x = x + h
-        if r > 0:
-            score = self.saliency(q, k, merge_impl)
+        if r > 0 and method is MergeMethod.RANDOM:
+            x, size = random_merge(x, size, r, generator)
+        elif r > 0:
+            if method is MergeMethod.TOME:
+                # ToMe: every source keeps its whole mass; no saliency step at all.
+                score = torch.ones_like(x[..., 0], dtype=torch.float32)
+            else:
+                score = self.saliency(q, k, merge_impl)
             x, size = self.merge(x, size, score, r, merge_impl)
         return x + self.mlp(self.norm2(x)), size
 
@@ -194,6 +208,8 @@ class MergeViT(nn.Module):
         self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes else None
         self.rs: list[int] = [0] * cfg.depth
         self.merge_impl = MergeImpl.STANDARD
+        self.method = MergeMethod.VIDTLDR
+        self.random_seed = 0  # MergeMethod.RANDOM draws its pairs from this seed on every call
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -205,23 +221,32 @@ class MergeViT(nn.Module):
         return f"(B, 3, {self.frames}, {side}, {side})"
 
     def set_schedule(
-        self, rs: Sequence[int], merge_impl: MergeImpl | str = MergeImpl.STANDARD
+        self,
+        rs: Sequence[int],
+        merge_impl: MergeImpl | str = MergeImpl.STANDARD,
+        method: MergeMethod | str | None = None,
     ) -> MergeViT:
-        """Merge rs[i] tokens in block i from now on (MergeImpl or any of its spellings)."""
+        """Merge rs[i] tokens in block i from now on (MergeImpl or any of its spellings), with
+        `method` (vid-TLDR, ToMe, or the random-pairs baseline; None keeps the model's)."""
         if len(rs) != self.cfg.depth:
             raise InputError(f"schedule has {len(rs)} layers, model has {self.cfg.depth}")
         self.merge_impl = MergeImpl.parse(merge_impl)
+        if method is not None:
+            self.method = MergeMethod.parse(method)
         self.rs = [int(r) for r in rs]
         return self
 
     @contextlib.contextmanager
     def scheduled(
-        self, rs: Sequence[int], merge_impl: MergeImpl | str = MergeImpl.STANDARD
+        self,
+        rs: Sequence[int],
+        merge_impl: MergeImpl | str = MergeImpl.STANDARD,
+        method: MergeMethod | str | None = None,
     ) -> Iterator[MergeViT]:
         """`with model.scheduled(rs): ...` runs the block with schedule `rs` and restores the
         schedule it had afterwards, also when the block fails."""
-        saved = (list(self.rs), self.merge_impl)
-        self.set_schedule(rs, merge_impl)
+        saved = (list(self.rs), self.merge_impl, self.method)
+        self.set_schedule(rs, merge_impl, method)
         try:
             yield self
         finally:
@@ -248,8 +273,11 @@ class MergeViT(nn.Module):
     def forward(self, video: torch.Tensor):
         x = self.embed(video)
         size = None
+        generator = None
+        if self.method is MergeMethod.RANDOM:
+            generator = torch.Generator().manual_seed(self.random_seed)
         for block, r in zip(self.blocks, self.rs):
-            x, size = block(x, size, r, self.merge_impl)
+            x, size = block(x, size, r, self.merge_impl, self.method, generator)
         return self.finish(x, size)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtldr_deploy.constants import DEMO_SCHEDULE, Precision
+from vidtldr_deploy.constants import DEMO_SCHEDULE, MergeMethod, Precision
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError, VidTLDRError, with_note
 from vidtldr_deploy.export.config import ExportConfig
@@ -23,7 +23,7 @@ from vidtldr_deploy.export.metadata import ExportSpec, GraphFormError, has_local
 from vidtldr_deploy.export.onnx_export import export_onnx
 from vidtldr_deploy.export.quantize import QuantizeResult
 from vidtldr_deploy.files import check_outputs
-from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
+from vidtldr_deploy.models.source import LoadedModel, is_demo, load_source
 from vidtldr_deploy.pipelines.quantize import export_int8, validate_int8_graph
 from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from vidtldr_deploy.runtime.tensorrt.build import build_engine
@@ -34,10 +34,6 @@ from vidtldr_deploy.validate.inputs import InputBatches, make_inputs
 from vidtldr_deploy.validate.int8 import Int8Validation
 from vidtldr_deploy.validate.result import ValidationResult
 from vidtldr_deploy.validate.tolerances import Tolerances
-
-
-def is_demo(source: str) -> bool:
-    return source == DEMO or source.startswith(DEMO_PREFIX)
 
 
 def schedule_spec(spec: str | None, source: str, what: str = "--schedule") -> str:
@@ -222,6 +218,8 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
         )
     events.info(loaded.description)
     model = loaded.model
+    # The method travels with the model: the export and every PyTorch reference below use it.
+    model.method = MergeMethod.parse(cfg.method)
     loaded.check_memory(cfg.batch)  # before an export whose graph no runtime could then run
     # Asked for once the checkpoint has loaded: a corrupt one is named first.
     resolved = loaded.schedule(schedule_spec(cfg.schedule, request.checkpoint))
@@ -245,7 +243,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
         arch=loaded.arch, frames=loaded.frames, batch=cfg.batch, schedule=resolved,
         merge_impl=cfg.merge_impl, opset=cfg.opset, checkpoint_sha256=loaded.sha256,
         checkpoint=loaded.label, graph_form=cfg.graph_form, model=loaded.name,
-        max_batch=cfg.max_batch,
+        max_batch=cfg.max_batch, method=cfg.method,
     )  # fmt: skip
     t0 = time.perf_counter()
     outcome = ExportOutcome(loaded, resolved, onnx_path)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from vidtldr_deploy.constants import MergeImpl
+from vidtldr_deploy.constants import MergeImpl, MergeMethod
 from vidtldr_deploy.runtime.base import Runner, merge_input_name
 from vidtldr_deploy.runtime.breakdown import Breakdown, summarise_layers
 
@@ -51,8 +51,10 @@ class TorchRunner(Runner):
         compile_model: bool = False,
         copy_model: bool = True,
         merge_inputs: bool = False,
+        method: MergeMethod | str | None = None,
     ):
         self.impl = MergeImpl.parse(merge_impl)
+        self.method = None if method is None else MergeMethod.parse(method)  # None: the model's
         self.source = model
         self.rs = [int(r) for r in rs]
         self.device = device
@@ -73,7 +75,7 @@ class TorchRunner(Runner):
             torch_cuda_ops.register()
         if self.copied:
             self.model = copy.deepcopy(self.source).to(device=self.device, dtype=self.dtype).eval()
-            self.model.set_schedule(self.rs, self.impl)
+            self.model.set_schedule(self.rs, self.impl, self.method)
         else:
             self.model = self.source
         self.fn = torch.compile(self.model) if self.compile_model else self.model
@@ -87,7 +89,7 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             if self.copied:
                 return self.fn(video)
-            with self.model.scheduled(self.rs, self.impl):
+            with self.model.scheduled(self.rs, self.impl, self.method):
                 return self.fn(video)
 
     def stage(self, video: np.ndarray) -> torch.Tensor:
@@ -142,10 +144,12 @@ class TorchRunner(Runner):
         )
 
 
-def torch_outputs(model, rs: Sequence[int], video: np.ndarray) -> dict[str, np.ndarray]:
-    """`model`'s outputs by name under schedule `rs` (reference maths, fp32), in place: the model's
-    own schedule is the same afterwards."""
-    with TorchRunner(model, rs, copy_model=False) as runner:
+def torch_outputs(
+    model, rs: Sequence[int], video: np.ndarray, method: MergeMethod | str | None = None
+) -> dict[str, np.ndarray]:
+    """`model`'s outputs by name under schedule `rs` (reference maths, fp32) merged by `method`
+    (None: the model's own), in place: the model's own schedule is the same afterwards."""
+    with TorchRunner(model, rs, copy_model=False, method=method) as runner:
         return runner.run(video)
 
 

@@ -22,7 +22,7 @@ from vidtldr_deploy.export.reference import (
     reference_for_graph,
 )
 from vidtldr_deploy.models.registry import get_architecture
-from vidtldr_deploy.models.source import DEMO, DEMO_PREFIX, LoadedModel, load_source
+from vidtldr_deploy.models.source import LoadedModel, is_demo, load_source
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 
 GRAPH_SUFFIX, ENGINE_SUFFIX = ".onnx", ".plan"
@@ -129,7 +129,7 @@ class Target:
 def resolve_target(text: str | Path, architectures: bool = False) -> Target:
     """What `text` names, checked: `architectures` lets a registry name through (sizes only)."""
     text = str(text)
-    if text == DEMO or text.startswith(DEMO_PREFIX):
+    if is_demo(text):
         return Target(text, TargetKind.DEMO)
     path = Path(text)
     sc.refuse_sidecar(path)

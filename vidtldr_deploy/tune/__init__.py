@@ -22,6 +22,7 @@ from vidtldr_deploy.tune.search import (
     TuneResult,
     drift_of,
     tune,
+    tune_methods,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "torch_cost_model",
     "torch_fixed_ms",
     "tune",
+    "tune_methods",
     "write_export_config",
     "write_tuned_config",
 ]

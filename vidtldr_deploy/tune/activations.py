@@ -65,7 +65,10 @@ class PrefixRunner:
         """Block k with r merges, `chunk` clips at a time."""
         xs = state.x.split(self.chunk)
         sizes = state.size.split(self.chunk) if state.size is not None else [None] * len(xs)
-        parts = [self.model.blocks[k](x, size, r, "reference") for x, size in zip(xs, sizes)]
+        method = self.model.method
+        parts = [
+            self.model.blocks[k](x, size, r, "reference", method) for x, size in zip(xs, sizes)
+        ]
         x = torch.cat([p[0] for p in parts])
         size = None if parts[0][1] is None else torch.cat([p[1] for p in parts])
         return State(x, size)

@@ -14,7 +14,12 @@ def _toml_string(value: str) -> str:
 
 
 def export_config_text(
-    arch: str, frames: int, schedule: str, description: str, comment: str = ""
+    arch: str,
+    frames: int,
+    schedule: str,
+    description: str,
+    comment: str = "",
+    method: str = "vidtldr",
 ) -> str:
     lines = [f"# {line}" for line in comment.splitlines()]
     lines += [
@@ -23,17 +28,25 @@ def export_config_text(
         f"frames = {int(frames)}",
         f"schedule = {_toml_string(schedule)}",
     ]
+    if method != "vidtldr":  # the default is left out, so older readers take the file
+        lines.append(f"method = {_toml_string(method)}")
     return "\n".join(lines) + "\n"
 
 
 def write_export_config(
-    path: str | Path, arch: str, frames: int, schedule: str, description: str, comment: str = ""
+    path: str | Path,
+    arch: str,
+    frames: int,
+    schedule: str,
+    description: str,
+    comment: str = "",
+    method: str = "vidtldr",
 ) -> Path:
-    """Write `arch`, `frames`, `schedule` and `description` (every other export option keeps its
-    default or comes from the command line)."""
+    """Write `arch`, `frames`, `schedule`, `description` and a method other than vid-TLDR (every
+    other export option keeps its default or comes from the command line)."""
     path = Path(path)
     with atomic_output(path, suffix=".toml") as tmp:
-        tmp.write_text(export_config_text(arch, frames, schedule, description, comment))
+        tmp.write_text(export_config_text(arch, frames, schedule, description, comment, method))
     return path
 
 
@@ -62,4 +75,5 @@ def write_tuned_config(path: str | Path, result: dict, arch: str | None = None) 
         result["schedule"],
         tune_description(result),
         comment,
+        result.get("method", "vidtldr"),
     )

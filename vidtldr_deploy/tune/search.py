@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from vidtldr_deploy.constants import MergeMethod
 from vidtldr_deploy.core.flops import count_flops
 from vidtldr_deploy.core.merge import resolve_r
 from vidtldr_deploy.core.schedule import resolve_schedule
@@ -71,6 +72,7 @@ class Candidate:
     drift: float
     meets_budget: bool
     latency_ms: float | None = None
+    accuracy: float | None = None  # with labels: share of the labeled clips classified right
 
     @property
     def schedule(self) -> str:
@@ -86,6 +88,8 @@ class Candidate:
         }
         if self.latency_ms is not None:
             out["latency_ms"] = self.latency_ms
+        if self.accuracy is not None:
+            out["accuracy"] = self.accuracy
         return out
 
 
@@ -122,10 +126,25 @@ class TuneResult:
     n_tokens: int
     cost_model: BlockCostModel | None = None
     flops: dict = field(default_factory=dict)
+    labeled: int = 0  # clips with a label: > 0 makes accuracy the objective
+    baseline_accuracy: float | None = None
+    method: str = "vidtldr"  # the merge method the schedule was searched (and is exported) with
+    by_method: dict = field(default_factory=dict)  # tune_methods: each method's best
 
     @property
     def schedule(self) -> str:
         return self.best.schedule
+
+    @property
+    def objective(self) -> str:
+        drift = (
+            "mean KL(softmax unmerged || merged)"
+            if self.output == "logits"
+            else "1 - mean cosine of pooled"
+        )
+        if self.labeled:
+            return f"accuracy on {self.labeled} labeled clips (ties: least {drift})"
+        return drift
 
     def pareto(self) -> list[Candidate]:
         """Evaluated schedules no other one beats on both cost and drift, cheapest first."""
@@ -143,9 +162,8 @@ class TuneResult:
             "arch": self.arch,
             "frames": self.frames,
             "output": self.output,
-            "objective": "mean KL(softmax unmerged || merged)"
-            if self.output == "logits"
-            else "1 - mean cosine of pooled",
+            "objective": self.objective,
+            "method": self.method,
             "clips": {"count": len(self.names), "names": list(self.names)},
             "target": self.budget.to_dict(),
             "limit": self.limit,
@@ -171,6 +189,11 @@ class TuneResult:
             "block_calls": {"run": self.block_calls, "naive": self.depth * len(self.candidates)},
             "options": asdict(self.options),
         }
+        if self.by_method:
+            out["methods"] = self.by_method
+        if self.labeled:
+            out["accuracy"] = self.best.accuracy
+            out["baseline_accuracy"] = self.baseline_accuracy
         if latency:
             out["latency_ms"] = self.best.latency_ms
             if self.cost_model is not None:
@@ -195,8 +218,18 @@ def drift_of(ref: np.ndarray, out: np.ndarray, classifier: bool) -> float:
 class _Search:
     """State of one tune: the evaluated candidates, the incumbent, and the shared activations."""
 
-    def __init__(self, model, runner, cost: Cost, bound: float, progress: Progress | None):
+    def __init__(
+        self,
+        model,
+        runner,
+        cost: Cost,
+        bound: float,
+        progress: Progress | None,
+        labels: np.ndarray | None = None,
+    ):
         self.model, self.runner, self.cost, self.bound = model, runner, cost, bound
+        # (clip index, class) of the labeled clips: with any, accuracy is the objective.
+        self.labels = labels
         self.depth, self.n_tokens = model.cfg.depth, model.num_tokens
         self.classifier = model.head is not None
         self.progress = progress
@@ -221,6 +254,7 @@ class _Search:
             drift=drift_of(self.ref, out, self.classifier),
             meets_budget=meets(cost, self.bound),
             latency_ms=cost if self.latency else None,
+            accuracy=self.accuracy_of(out),
         )
         self.seen[rs] = cand
         self.order.append(cand)
@@ -229,6 +263,12 @@ class _Search:
         if self.progress:
             self.progress(TuneProgress(phase, len(self.order), cand, self.best, layer))
         return cand
+
+    def accuracy_of(self, out: np.ndarray) -> float | None:
+        if self.labels is None:
+            return None
+        index, y = self.labels[:, 0], self.labels[:, 1]
+        return float(metrics.label_hits(out[index], y).mean())
 
     def lower_bound(self, prefix: Sequence[int], last_layer: int, fraction: float) -> float:
         return self.cost(
@@ -268,7 +308,8 @@ class _Search:
 
 
 def _better(a: Candidate, b: Candidate) -> bool:
-    return (a.drift, a.cost) < (b.drift, b.cost)
+    """Higher accuracy (when labels make it the objective), then less drift, then less cost."""
+    return (-(a.accuracy or 0.0), a.drift, a.cost) < (-(b.accuracy or 0.0), b.drift, b.cost)
 
 
 def spread_front(items: list[tuple[Rs, Candidate]], width: int) -> list[tuple[Rs, Candidate]]:
@@ -301,12 +342,14 @@ def tune(
     cost_model: BlockCostModel | None = None,
     options: SearchOptions = SearchOptions(),
     progress: Progress | None = None,
+    labels: Sequence[int | None] | None = None,
 ) -> TuneResult:
     """The schedule with the least drift on `clips` (calibration, (N, 3, T, H, W) float32) whose
     cost meets `budget`. `presets` defaults to the architecture's published ones; a latency
     budget needs `cost_model` (fit_block_cost, torch_cost_model). Ctrl-C during the search returns
     the best found so far, marked interrupted (during the unmerged prefix it propagates: there is
-    nothing to return yet)."""
+    nothing to return yet). `labels` (a class or None per clip) make the objective the accuracy
+    on the labeled clips, ties broken by drift."""
     arch = arch or ""
     depth, n_tokens = model.cfg.depth, model.num_tokens
     cost = cost_for(budget, model.cfg, model.frames, n_tokens, cost_model)
@@ -329,7 +372,10 @@ def tune(
         options.clamped_presets,
     )
     start = time.perf_counter()
-    search = _Search(model, runner, cost, bound, progress)  # runs the unmerged prefix once
+    known = [(i, y) for i, y in enumerate(labels or []) if y is not None]
+    label_rows = np.array(known, dtype=np.int64) if known else None
+    # runs the unmerged prefix once
+    search = _Search(model, runner, cost, bound, progress, label_rows)
     prefix_s = time.perf_counter() - start
     interrupted = False
     try:
@@ -370,4 +416,52 @@ def tune(
         n_tokens=n_tokens,
         cost_model=cost_model,
         flops={"merged": flops.merged, "baseline": flops.baseline, "ratio": flops.ratio},
+        labeled=len(known),
+        baseline_accuracy=search.accuracy_of(search.ref),
+        method=model.method.value,
     )
+
+
+def tune_methods(
+    model: MergeViT,
+    clips: np.ndarray | Iterable[np.ndarray],
+    budget: Budget,
+    methods: Sequence[MergeMethod],
+    **kwargs,
+) -> TuneResult:
+    """`tune` once per merge method (vid-TLDR, ToMe); the result of the method whose best schedule
+    wins on the objective, with every method's best under `by_method`. The model's own method is
+    restored afterwards."""
+    if MergeMethod.RANDOM in methods:
+        raise InputError("tune searches vidtldr and tome; random merging is a baseline only")
+    saved = model.method
+    results: list[TuneResult] = []
+    try:
+        for method in methods:
+            model.method = method
+            results.append(tune(model, clips, budget, **kwargs))
+            if results[-1].interrupted:
+                break
+    finally:
+        model.method = saved
+    # Meeting the budget first, then the objective (as _better), then the order given.
+    best = min(
+        results,
+        key=lambda r: (
+            not r.best.meets_budget,
+            -(r.best.accuracy or 0.0),
+            r.best.drift,
+            r.best.cost,
+        ),
+    )
+    best.by_method = {
+        r.method: {
+            "schedule": r.schedule,
+            "flops_ratio": r.best.flops_ratio,
+            "drift": r.best.drift,
+            "accuracy": r.best.accuracy,
+            "meets_budget": r.best.meets_budget,
+        }
+        for r in results
+    }
+    return best

@@ -5,6 +5,7 @@ from __future__ import annotations
 from vidtldr_deploy.cli.commands import (
     archs,
     build_plugins,
+    demo_clips,
     evaluate,
     export,
     profile,
@@ -22,6 +23,7 @@ COMMANDS = [
     profile.register,
     evaluate.register,
     tune.register,
+    demo_clips.register,
     build_plugins.register,
     triton.register,
 ]

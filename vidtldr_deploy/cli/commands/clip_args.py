@@ -5,6 +5,8 @@ parsed and checked before any work. `ClipArgs` (evaluate, tune) requires clips; 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,7 +19,15 @@ _CLIPS_HELP = (
     "Video files (mp4, mkv, avi, webm, mov), folders of them (recursive), or .npy/.npz arrays of "
     "preprocessed clips; repeat the flag for several."
 )
-ClipPaths = Annotated[list[Path], typer.Option("--clips", "--inputs", help=_CLIPS_HELP)]
+ClipPaths = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--clips",
+        "--inputs",
+        help=_CLIPS_HELP,
+        show_default="required; for 'demo', held-out clips of its task made on the fly",
+    ),
+]
 InputPaths = Annotated[
     Optional[list[Path]],
     typer.Option(
@@ -69,7 +79,7 @@ def _check(cache_dir: Path | None, max_clips: int | None) -> None:
 class ClipArgs:
     """The clip argument group (cli/args.py, argument_group) of commands that need real clips."""
 
-    clips: ClipPaths
+    clips: ClipPaths = None
     skip_bad: SkipBad = False
     cache_dir: CacheDir = None
     max_clips: MaxClips = None
@@ -77,11 +87,10 @@ class ClipArgs:
 
     @property
     def paths(self) -> list[Path]:
-        return list(self.clips)
+        return list(self.clips or [])
 
     def check(self) -> ClipArgs:
-        if not self.paths:
-            raise InputError("pass --clips PATH (videos, folders of them, or .npy/.npz arrays)")
+        # No --clips is refused by require(), which knows the target (the demo makes its own).
         for path in self.paths:
             if not path.exists():
                 raise InputError(f"--clips {path} does not exist")
@@ -89,6 +98,40 @@ class ClipArgs:
         if self.clip_batch is not None and self.clip_batch < 1:
             raise InputError(f"--clip-batch must be at least 1, got {self.clip_batch}")
         return self
+
+    def require(self, source: str) -> None:
+        """--clips is required, except for the trained demo (see demo_clips)."""
+        from vidtldr_deploy.models.source import DEMO
+
+        if not self.paths and source != DEMO:
+            raise InputError("pass --clips PATH (videos, folders of them, or .npy/.npz arrays)")
+
+    @contextlib.contextmanager
+    def demo_clips(self, source: str) -> Iterator[Path | None]:
+        """For the trained demo without --clips: held-out clips of its task, written to a temporary
+        folder (removed afterwards) and used as --clips inside the block; yields their labels CSV.
+        Otherwise changes nothing and yields None."""
+        import tempfile
+
+        from vidtldr_deploy.cli.console import info, status
+        from vidtldr_deploy.clips.synthetic import DEMO_CLIP_SEED, DEMO_CLIPS, write_task
+        from vidtldr_deploy.models.source import DEMO
+
+        if self.paths or source != DEMO:
+            yield None
+            return
+        with tempfile.TemporaryDirectory(prefix="vidtldr-demo-clips-") as tmp:
+            with status(f"writing {DEMO_CLIPS} held-out clips of the demo's task"):
+                made = write_task(tmp, DEMO_CLIPS, seed=DEMO_CLIP_SEED)
+            info(
+                f"clips: {DEMO_CLIPS} held-out clips of the demo's task (seed {DEMO_CLIP_SEED}), "
+                f"labels included; `vidtldr demo-clips DIR` writes them to keep"
+            )
+            self.clips = [made.folder]
+            try:
+                yield made.labels_csv
+            finally:
+                self.clips = None
 
     def stream(self, model, arch: str, progress=None):
         """The clips as a ClipStream (vidtldr_deploy/clips/loader.py): decoded for `arch` at the

@@ -89,12 +89,20 @@ def evaluate_command(
             show_default="the architecture's presets, or the demo's 0.25x2",
         ),
     ] = None,
+    methods: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--method",
+            help="Merge method: vidtldr, tome (ToMe: no saliency) or random (random pairs, a baseline); repeat to compare them side by side on every schedule. PyTorch targets only.",
+            show_default="vidtldr",
+        ),
+    ] = None,
     labels: Annotated[
         Optional[Path],
         typer.Option(
             "--labels",
             help="CSV of path,label: adds the accuracy of each schedule and of the unmerged model (classifiers).",
-            show_default="none",
+            show_default="none; for 'demo' without --clips, the labels of the clips made for it",
         ),
     ] = None,
     arch: opt.Arch = None,
@@ -113,11 +121,17 @@ def evaluate_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """What a schedule costs on clips: drift of pooled vectors or logits, agreement, retrieval, FLOPs."""
-    from vidtldr_deploy.constants import DEMO_SCHEDULE
-    from vidtldr_deploy.evaluate import GraphTarget, evaluate, load_labels, plot_drift
+    from vidtldr_deploy.constants import DEMO_SCHEDULE, MergeMethod
+    from vidtldr_deploy.evaluate import (
+        GraphTarget,
+        MethodSchedule,
+        evaluate,
+        load_labels,
+        plot_drift,
+    )
     from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.models.presets import presets_for
-    from vidtldr_deploy.pipelines.export import is_demo
+    from vidtldr_deploy.models.source import is_demo
     from vidtldr_deploy.target import resolve_target
 
     check_outputs({"--report": report, "--plot": plot},
@@ -127,7 +141,9 @@ def evaluate_command(
         raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
     label_map = load_labels(labels) if labels is not None else None
     resolved = resolve_target(target)  # an engine's sidecar and graph checked here
-    resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames)
+    resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames, method=methods)
+    merge_methods = list(dict.fromkeys(MergeMethod.parse(m) for m in methods or ["vidtldr"]))
+    clip_args.require(target)
 
     runner = None
     if resolved.kind.exported:
@@ -141,6 +157,7 @@ def evaluate_command(
                 resolved.graph.rs,
                 label=f"{Path(target).name} ({runner.name})",
                 batch=resolved.graph.batch,
+                method=resolved.graph.method.value,
             )
         ]
     else:
@@ -155,12 +172,22 @@ def evaluate_command(
             )
         for spec in wanted:
             loaded.schedule(spec)  # every schedule checked before the clips are decoded
-        targets = wanted
+        targets = [
+            spec if method is MergeMethod.VIDTLDR else MethodSchedule(spec, method)
+            for method in merge_methods
+            for spec in wanted
+        ]
     info(loaded.description)
     progress, advance = clip_progress(f"evaluating {len(targets)} schedule(s)")
-    stream = clip_args.stream(loaded.model, loaded.arch, advance)
     # clips decoded and run a batch at a time: memory does not grow with them
-    with contextlib.nullcontext() if runner is None else runner, progress:
+    with (
+        contextlib.nullcontext() if runner is None else runner,
+        clip_args.demo_clips(target) as demo_labels,
+        progress,
+    ):
+        if label_map is None and demo_labels is not None:
+            label_map = load_labels(demo_labels)
+        stream = clip_args.stream(loaded.model, loaded.arch, advance)
         result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,
                           targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
     show_clips(stream)

@@ -51,6 +51,14 @@ def export_command(
             show_default="onnx, or the --config's",
         ),
     ] = None,
+    method: Annotated[
+        Optional[str],
+        typer.Option(
+            "--method",
+            help="vidtldr: saliency-weighted merge (a Saliency step before each Merge); tome: ToMe, the same matching and size-weighted merge without saliency (no Saliency step in the graph).",
+            show_default="vidtldr",
+        ),
+    ] = None,
     opset: Annotated[
         Optional[int], typer.Option("--opset", help="ONNX opset, 18 to 20 (default 18).")
     ] = None,
@@ -128,7 +136,7 @@ def export_command(
     cfg = base.override(
         arch=arch, frames=frames, ckpt_frames=ckpt_frames, batch=batch, schedule=schedule,
         merge_impl=merge_impl, opset=opset, precision=precision, workspace_mib=workspace,
-        graph_form=graph_form, max_batch=max_batch, opt_batch=opt_batch,
+        graph_form=graph_form, max_batch=max_batch, opt_batch=opt_batch, method=method,
     )  # fmt: skip
     request = ExportRequest(
         checkpoint=checkpoint, output=output, config=cfg,

@@ -137,6 +137,22 @@ def tune_command(
             show_default="none",
         ),
     ] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--labels",
+            help="CSV of path,label (classifiers): choose the schedule with the highest accuracy within the budget, ties by drift.",
+            show_default="none: least drift; for 'demo' without --clips, the labels of the clips made for it",
+        ),
+    ] = None,
+    methods: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--method",
+            help="Merge method to search: vidtldr or tome; repeat to search both and keep the better (the report lists each one's best).",
+            show_default="vidtldr",
+        ),
+    ] = None,
     beam_width: Annotated[
         int,
         typer.Option("--beam-width", help="Partial schedules kept per layer by the beam search."),
@@ -148,6 +164,8 @@ def tune_command(
     import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from vidtldr_deploy.constants import MergeMethod
+    from vidtldr_deploy.evaluate import load_labels, match_labels
     from vidtldr_deploy.files import check_outputs
     from vidtldr_deploy.runtime.devices import check_device
     from vidtldr_deploy.target import resolve_target
@@ -155,7 +173,7 @@ def tune_command(
         SearchOptions,
         plot_pareto,
         torch_cost_model,
-        tune,
+        tune_methods,
         write_tuned_config,
     )
 
@@ -166,6 +184,15 @@ def tune_command(
         raise InputError(f"--threads must be at least 1, got {threads}")
     if beam_width < 1:
         raise InputError(f"--beam-width must be at least 1, got {beam_width}")
+    if labels is not None and not labels.is_file():
+        raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
+    label_map = load_labels(labels) if labels is not None else None
+    clip_args.require(checkpoint)
+    merge_methods = list(
+        dict.fromkeys(
+            MergeMethod.parse(m, allowed=("vidtldr", "tome")) for m in methods or ["vidtldr"]
+        )
+    )
     if budget.kind == "latency_ms":
         if runtime not in LATENCY_RUNTIMES:
             raise InputError(
@@ -181,11 +208,25 @@ def tune_command(
     with status(f"loading {checkpoint}"):
         loaded = target.load(arch, frames, ckpt_frames, unsafe_load, seed)
     info(loaded.description)
+    if label_map is not None and loaded.model.head is None:
+        raise InputError(
+            f"--labels needs a classifier: {loaded.name} outputs embeddings, not class logits"
+        )
     decoding, advance = clip_progress()
-    stream = clip_args.stream(loaded.model, loaded.arch, advance)
-    with decoding:  # the search runs every candidate on every clip: they are kept, decoded once
+    with clip_args.demo_clips(checkpoint) as demo_labels, decoding:
+        if label_map is None and demo_labels is not None:
+            label_map = load_labels(demo_labels)
+        stream = clip_args.stream(loaded.model, loaded.arch, advance)
+        # the search runs every candidate on every clip: they are kept, decoded once
         video = np.concatenate([b.video[: b.valid] for b in stream])
     show_clips(stream)
+    clip_labels = None
+    if label_map is not None:
+        clip_labels = match_labels(stream.names, label_map)
+        if not any(y is not None for y in clip_labels):
+            raise InputError(
+                "--labels: no row of the CSV names any of the clips (by path, file name or stem)"
+            )
     cost_model = None
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
@@ -206,8 +247,9 @@ def tune_command(
             )
             progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
 
-        result = tune(loaded.model, video, budget, arch=loaded.arch, names=stream.names,
-                      cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance)  # fmt: skip
+        result = tune_methods(loaded.model, video, budget, merge_methods, arch=loaded.arch, names=stream.names,
+                              cost_model=cost_model, options=SearchOptions(beam_width=beam_width), progress=advance,
+                              labels=clip_labels)  # fmt: skip
     data = result.to_dict()
     data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
     data["inputs"] = stream.label
@@ -217,14 +259,25 @@ def tune_command(
     _show_presets(data, loaded.arch)
     flops = data["flops"]
     verdict = "meets" if data["meets_budget"] else "does NOT meet"
+    accuracy = (
+        f"accuracy {data['accuracy']:.3f} (unmerged {data['baseline_accuracy']:.3f}), "
+        if data.get("accuracy") is not None
+        else ""
+    )
+    out.print(f"objective: {data['objective']}", highlight=False, markup=False)
     out.print(
-        f"schedule {data['schedule']!r}: FLOPs x{flops['ratio']:.3f} of unmerged, drift {data['drift']:.4g}, "
+        f"schedule {data['schedule']!r}: FLOPs x{flops['ratio']:.3f} of unmerged, {accuracy}drift {data['drift']:.4g}, "
         f"{verdict} the budget; {data['candidates_evaluated']} candidates in {data['seconds']['search']:.0f} s"
         + (" (interrupted: best so far)" if data["interrupted"] else ""),
         highlight=False,
     )
+    for method, best in data.get("methods", {}).items():
+        acc = f", accuracy {best['accuracy']:.3f}" if best.get("accuracy") is not None else ""
+        out.print(f"  best with {method}: {best['schedule']!r}, FLOPs x{best['flops_ratio']:.3f}{acc}, drift {best['drift']:.4g}",
+                  highlight=False, markup=False)  # fmt: skip
+    method_flag = f" --method {data['method']}" if data["method"] != "vidtldr" else ""
     out.print(
-        f"use it: vidtldr-export {checkpoint} --schedule {data['schedule']} -o model.onnx",
+        f"use it: vidtldr-export {checkpoint} --schedule {data['schedule']}{method_flag} -o model.onnx",
         highlight=False,
         markup=False,
     )
