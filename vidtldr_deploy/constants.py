@@ -60,8 +60,10 @@ class Precision(str, Enum):
 DEMO_SCHEDULE = "0.25x2"
 
 PRECISIONS = ("fp32", "fp16", "int8")  # what export, build and profile take
-RUNTIMES = ("torch", "onnxruntime", "tensorrt")
-DEVICES = ("cpu", "cuda")
+RUNTIMES = ("torch", "onnxruntime", "tensorrt", "openvino")
+DEVICES = ("cpu", "cuda")  # openvino takes its own device names (CPU, GPU, NPU, AUTO)
+# OpenVINO runs the transformer at these precisions (bf16 / fp16 on request; docs/design.md).
+OPENVINO_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class MergeImpl(str, Enum):

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +33,8 @@ def sha256_bytes(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process umask, read without changing it for more than an instant."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -55,6 +57,35 @@ def check_output_path(path: str | Path, what: str = "-o") -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{what} {path} exists and is read-only: remove it or choose another path")
     return path
+
+
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def check_input_file(path: str | Path, what: str) -> Path:
+    """Refuse, by its type and before it is opened, an input that is not a regular file: a folder,
+    a FIFO, a device or a socket (also behind a symlink, e.g. one to /dev/zero). Reading one
+    would block forever or never end. Returns the path."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist") from None
+    except OSError as err:
+        raise InputError(f"{what} {path} cannot be read: {err.strerror or err}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{what} {path} is a folder: give a file")
+    for test, kind in _SPECIAL_FILES:
+        if test(mode):
+            raise InputError(f"{what} {path} is {kind}, not a regular file: give a file on disk")
+    return path
+
+
+def write_error(path: str | Path, err: OSError) -> InputError | None:
+    """The named error for a write that failed because of the disk (full, quota, read-only,
+    permissions), or None for any other OSError (a bug, left to propagate)."""
+    return _write_error(Path(path), err) if err.errno in _DISK_ERRNOS else None
 
 
 def markdown_path(path: str | Path) -> Path:
@@ -131,7 +162,7 @@ def atomic_output(path: str | Path, suffix: str = ".tmp"):
     os.close(fd)
     try:
         yield Path(tmp)
-        mode = (path.stat().st_mode & 0o7777) if path.exists() else (0o666 & ~_umask())
+        mode = (path.stat().st_mode & 0o7777) if path.exists() else (0o666 & ~umask())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as err:

@@ -38,6 +38,7 @@ SMOKE = {
     "bench_int8": (["--smoke", "--json", "{json}"], "int8"),
     "bench_tune": (["--smoke", "-o", "{json}"], "tune"),
     "bench_triton": (["--smoke", "--json", "{json}"], "triton"),
+    "bench_openvino": (["--smoke", "--json", "{json}"], "openvino"),
 }
 
 
@@ -62,6 +63,10 @@ def test_smoke_run_writes_its_json(script, tmp_path):
         assert data["speedup"] > 0 and data["benchmark"]["name"] == "bench_ort_cpu"
     elif kind == "int8":
         assert data["arch"] == "umt-tiny" and 0 < data["pooled_cosine_worst"] <= 1 + 1e-6
+    elif kind == "openvino":
+        assert {"ort fp32 unmerged", "ov bf16 merged", "ov int8 merged"} <= set(data["latency"])
+        assert data["accuracy"]["f32"]["pooled_cosine_worst"] > 0.9999
+        assert data["accuracy"]["int8 Q/DQ"]["agreement"] is not None
     elif kind == "tune":
         assert data["args"]["arch"] == "umt-tiny" and data["tune"]
     else:

@@ -75,7 +75,8 @@ def test_load_labels_and_match(tmp_path):
     path.write_text("path,label\nvideos/a.mp4,3\n/data/b.mp4,7\n\n")
     labels = load_labels(path)
     assert labels == {"videos/a.mp4": 3, "/data/b.mp4": 7}
-    assert match_labels(["videos/a.mp4", "b.mp4", "b", "c.mp4"], labels) == [3, 7, 7, None]
+    assert match_labels(["videos/a.mp4", "b.mp4", "c.mp4"], labels) == [3, 7, None]
+    assert match_labels(["b"], labels) == [7]  # by stem, where it is unique
     path.write_text("a.mp4,3\nb.mp4,cat\n")
     with pytest.raises(VidTLDRError, match="not an integer"):
         load_labels(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from triton_helpers import BATCH
+from triton_helpers import BATCH, FAKE_SHARED_OBJECT
 from typer.testing import CliRunner
 
 
@@ -36,7 +36,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
 def fake_plugin(tmp_path) -> Path:
     lib = tmp_path / "build" / "libvidtldr_plugins.so"
     lib.parent.mkdir()
-    lib.write_bytes(b"\x7fELF fake plugin library")
+    lib.write_bytes(FAKE_SHARED_OBJECT)
     return lib
 
 
@@ -132,7 +132,7 @@ def triton_server(cli, exported, demo_graph, dynamic_graphs, tmp_path_factory):
     root = tmp_path_factory.mktemp("real_triton")
     library = root / "build" / "libvidtldr_plugins.so"
     library.parent.mkdir()
-    library.write_bytes(b"\x7fELF fake plugin library")
+    library.write_bytes(FAKE_SHARED_OBJECT)
     plans = {
         "plain": write_fake_plan(root, "plain"),
         "plugin": write_fake_plan(root, "with_plugin", library),

@@ -10,6 +10,9 @@ from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.serve.triton_config import parse_pbtxt
 
 BATCH = 2  # the static batch the tiny graphs are exported with
+# What `vidtldr triton --plugins` checks of a library: an ELF header of a little-endian 64-bit
+# shared object (e_type ET_DYN); the rest is filler.
+FAKE_SHARED_OBJECT = b"\x7fELF\x02\x01\x01" + bytes(9) + (3).to_bytes(2, "little") + b"fake"
 
 
 def read_config(repo: Path, name: str):

@@ -116,6 +116,21 @@ def write_video(
     return path
 
 
+def write_png_mov(path: str | Path, width: int, height: int, frames: int = 2) -> Path:
+    """A .mov of black PNG frames: a few hundred KB on disk however large the frames are."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        for _ in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8), "rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
 def write_audio_only(path: str | Path, seconds: float = 0.2, rate: int = 16000) -> Path:
     """An AAC-in-MP4 file with no video stream."""
     import av

@@ -6,6 +6,7 @@ from __future__ import annotations
 from vidtldr_deploy.clips.batching import ClipBatch, make_batches
 from vidtldr_deploy.clips.cache import cache_key, file_sha256
 from vidtldr_deploy.clips.decode import count_frames, decode_frames, sample_frames
+from vidtldr_deploy.clips.limits import DecodeLimits
 from vidtldr_deploy.clips.loader import (
     ClipSet,
     ClipStream,
@@ -33,6 +34,7 @@ __all__ = [
     "ClipSet",
     "ClipStream",
     "ClipSource",
+    "DecodeLimits",
     "SkippedClip",
     "cache_key",
     "count_frames",

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.files import check_input_file
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -39,7 +40,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[ClipSource]:
         if path.is_dir():
             sources.extend(_folder_sources(path))
         else:
-            sources.extend(_file_sources(path))
+            sources.extend(_file_sources(check_input_file(path, "clip")))
     return sources
 
 
@@ -90,6 +91,7 @@ def _npz_keys(path: Path) -> list[str]:
         raise InputError(
             f"{path} holds no arrays: save the clips with numpy.savez(path, clips=...)"
         )
+    _check_declared(path, [_declared(path, key) for key in keys])
     return keys
 
 
@@ -107,9 +109,63 @@ def _check_array_file(path: Path) -> None:
         raise InputError(f"{path} is empty (0 bytes): the copy was cut short; write it again")
 
 
+def _read_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(f)
+    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    shape, _, dtype = read(f)  # refuses headers over numpy's 10,000-byte limit
+    return tuple(shape), dtype
+
+
+def _declared(path: Path, key: str | None = None) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an .npy (or one member of an .npz) declares, read from its header alone."""
+    import zipfile
+
+    try:
+        if key is None:
+            with open(path, "rb") as f:
+                return _read_header(f)
+        with zipfile.ZipFile(path) as archive:
+            member = f"{key}.npy" if f"{key}.npy" in archive.namelist() else key
+            with archive.open(member) as f:
+                return _read_header(f)
+    except Exception as err:  # noqa: BLE001 - truncated or damaged headers raise many types
+        name = path if key is None else f"{path}:{key}"
+        raise InputError(
+            f"{name} is not a readable .npy/.npz array ({_detail(err)}): save it again with "
+            f"numpy.save / numpy.savez"
+        ) from err
+
+
+def _check_declared(path: Path, headers: list[tuple[tuple[int, ...], np.dtype]]) -> None:
+    """Refuse, before loading, arrays of Python objects and arrays whose declared size is over
+    the memory limit (a small compressed file can declare terabytes of zeros)."""
+    # Here, not at the top: the serving preprocessor imports clips without torch (models/ has it).
+    from vidtldr_deploy.models.memory import LIMIT_ENV, memory_limit_bytes
+
+    total = 0
+    for shape, dtype in headers:
+        if dtype.hasobject:
+            raise InputError(
+                f"{path} holds Python objects ({dtype}), not numbers: save float32 clips with "
+                "numpy.save / numpy.savez"
+            )
+        total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+    limit = memory_limit_bytes()
+    if total > limit:
+        raise InputError(
+            f"{path} declares {total / 2**30:,.1f} GiB of arrays, over the {limit / 2**30:,.1f} "
+            f"GiB memory limit: split the clips into smaller files, or raise {LIMIT_ENV} if this "
+            "machine has the memory"
+        )
+
+
 def read_array(source: ClipSource) -> np.ndarray:
-    """The array a kind-"array" source names, as stored; pickled object arrays are never loaded."""
+    """The array a kind-"array" source names, as stored; pickled object arrays are never loaded,
+    and the declared size is checked against the memory limit before anything is loaded."""
     _check_array_file(source.path)
+    _check_declared(source.path, [_declared(source.path, source.key)])
     try:
         if source.key is None:
             return np.load(source.path, allow_pickle=False)
@@ -127,10 +183,18 @@ def check_clip_values(arr: np.ndarray, name: str) -> None:
     silently losing their imaginary part, and NaN/Inf are named by clip before any run."""
     if np.iscomplexobj(arr):
         raise InputError(f"{name} holds complex values ({arr.dtype}): clips must be real numbers")
-    if arr.dtype.kind not in "fiub":
+    if arr.dtype.kind in "ub":
+        raise InputError(
+            f"{name} holds {arr.dtype} values: an array is taken as clips already preprocessed "
+            "(normalised float32); pass raw frames as video files (--clips clip.mp4), which are "
+            "sampled and normalised for the model"
+        )
+    if arr.dtype.kind not in "fi":
         raise InputError(
             f"{name} holds {arr.dtype} values, not numbers: save preprocessed float32 clips"
         )
+    if arr.ndim == 0:
+        raise InputError(f"{name} holds a single number (a 0-d array), not clips")
     if arr.dtype.kind == "f":
         bad = [i for i, clip in enumerate(arr) if not np.isfinite(clip).all()]
         if bad:

@@ -10,7 +10,12 @@ from vidtldr_deploy.evaluate.evaluate import (
     evaluate,
     schedule_metrics,
 )
-from vidtldr_deploy.evaluate.labels import load_labels, match_labels
+from vidtldr_deploy.evaluate.labels import (
+    check_classifier,
+    labels_for_clips,
+    load_labels,
+    match_labels,
+)
 from vidtldr_deploy.evaluate.plot import plot_drift
 from vidtldr_deploy.evaluate.targets import (
     GraphTarget,
@@ -27,6 +32,8 @@ __all__ = [
     "ScheduleEvaluation",
     "ScheduleMetrics",
     "evaluate",
+    "check_classifier",
+    "labels_for_clips",
     "load_labels",
     "match_labels",
     "plot_drift",

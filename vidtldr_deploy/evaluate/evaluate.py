@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from vidtldr_deploy.core.flops import FlopsReport, count_flops
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.evaluate import metrics as m
-from vidtldr_deploy.evaluate.labels import match_labels
+from vidtldr_deploy.evaluate.labels import labels_for_clips
 from vidtldr_deploy.evaluate.targets import (
     GraphTarget,
     MethodSchedule,
@@ -107,6 +108,7 @@ class EvaluateResult:
     output: str  # "pooled" or "logits"
     names: tuple[str, ...]
     schedules: tuple[ScheduleEvaluation, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()  # e.g. labels found for only some clips
 
     def to_dict(self) -> dict:
         return {
@@ -117,6 +119,7 @@ class EvaluateResult:
             "output": self.output,
             "clips": {"count": len(self.names), "names": list(self.names)},
             "schedules": [s.to_dict() for s in self.schedules],
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
 
 
@@ -198,11 +201,13 @@ def evaluate(
     *,
     arch: str | None = None,
     labels: Mapping[str, int] | None = None,
+    label_roots: Sequence[str | Path] = (),
     target_label: str = "pytorch",
     progress: Progress | None = None,
 ) -> EvaluateResult:
     """Evaluate each target (a schedule string run on `model`, or a GraphTarget) on the clips
-    against `model` unmerged; `labels` ({clip name or path: class}) adds accuracy to classifiers.
+    against `model` unmerged; `labels` ({clip name or path: class}) adds accuracy to classifiers,
+    matched to the clips strictly (evaluate/labels.py; `label_roots`: the --clips folders).
     `clips` may be a lazy iterable of batches (a ClipStream's real rows): only one batch is held
     at a time. `names` is read once they are consumed, so a stream may fill it as it goes."""
     output = primary_output(model)
@@ -228,7 +233,10 @@ def evaluate(
     ref = np.concatenate(refs)
     if len(ref) != len(names):
         raise InputError(f"{len(ref)} clips but {len(names)} names")
-    clip_labels = match_labels(names, labels) if labels else None
+    clip_labels, warnings = None, []
+    if labels:
+        found, warnings = labels_for_clips(names, labels, model.cfg.num_classes, label_roots)
+        clip_labels = [found.get(name) for name in names]
     evaluations = []
     for (label, schedule), parts, target in zip(resolved, outs, targets):
         summary, per_clip = schedule_metrics(
@@ -252,4 +260,5 @@ def evaluate(
         output=output,
         names=tuple(names),
         schedules=tuple(evaluations),
+        warnings=tuple(warnings),
     )

@@ -48,11 +48,16 @@ def schedule_spec(spec: str | None, source: str, what: str = "--schedule") -> st
 
 
 def plan_paths(output: Path) -> tuple[Path, Path | None]:
-    """-o X.onnx writes the graph; -o X.plan writes X.onnx and then the engine X.plan."""
+    """-o X.onnx writes the graph; -o X.plan writes X.onnx and then the engine X.plan; -o X.xml
+    writes X.onnx and then the OpenVINO IR X.xml + X.bin."""
     if output.suffix == ".plan":
         return output.with_suffix(".onnx"), output
+    if output.suffix == ".xml":
+        return output.with_suffix(".onnx"), None
     if output.suffix != ".onnx":
-        raise InputError(f"-o {output}: expected a .onnx or .plan file name")
+        raise InputError(
+            f"-o {output}: expected a .onnx or .plan file name, or .xml for OpenVINO IR"
+        )
     return output, None
 
 
@@ -101,11 +106,22 @@ class ExportOutcome:
     engine: EngineBuild | None = None
     quantization: QuantizeResult | None = None
     int8: Int8Validation | None = None
+    ir: IrOutput | None = None
 
     @property
     def passed(self) -> bool:
-        results = [self.validation, self.int8, self.engine.validation if self.engine else None]
+        results = [self.validation, self.int8, self.engine.validation if self.engine else None,
+                   self.ir.validation if self.ir else None]  # fmt: skip
         return all(r.passed for r in results if r is not None)
+
+
+@dataclass
+class IrOutput:
+    """The OpenVINO IR written after the graph: X.xml + X.bin, and its validation in OpenVINO."""
+
+    xml_path: Path
+    conversion: dict
+    validation: ValidationResult | Int8Validation | None = None
 
 
 @dataclass(frozen=True)
@@ -120,17 +136,24 @@ def check_request(request: ExportRequest) -> CheckedRequest:
     cfg = request.config
     cfg.check()
     onnx_path, engine_path = plan_paths(request.output)
+    ir = request.output if request.output.suffix == ".xml" else None
+    if ir is not None:
+        from vidtldr_deploy.runtime.openvino import require_openvino
+
+        require_openvino()  # before the export an IR conversion could not use
     for path in request.inputs or []:
         if not path.exists():
             raise InputError(
                 f"--inputs {path} does not exist: give video files, folders of them, or .npy/.npz arrays"
             )
     engine_report = engine_report_path(request.report) if engine_path and request.report else None
+    ir_report = side_report_path(request.report, "openvino") if ir and request.report else None
     check_outputs(
-        {"-o": onnx_path, "the engine": engine_path, "--report": request.report,
-         "the engine's report": engine_report},
+        {"-o": onnx_path, "the engine": engine_path, "the IR": ir,
+         "the IR's weights": ir.with_suffix(".bin") if ir else None, "--report": request.report,
+         "the engine's report": engine_report, "the IR's report": ir_report},
         {f"--inputs {p}": p for p in request.inputs or []},
-        reports=("--report", "the engine's report"),
+        reports=("--report", "the engine's report", "the IR's report"),
     )  # fmt: skip
     resolve_target(request.checkpoint)  # a missing checkpoint is named before anything else
     check_graph_form_request(cfg.graph_form, request.validate, engine_path, cfg.precision)
@@ -281,6 +304,10 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
                 inputs_label=label, strict_tokens=request.strict_tokens,
             )  # fmt: skip
         events.validated(outcome.validation, request.report, {})
+    if request.output.suffix == ".xml":
+        if outcome.passed:  # never an IR from a failed graph
+            outcome.ir = write_and_validate_ir(request, outcome, clips, events)
+        return outcome
     if engine_path is None:
         return outcome
     if not outcome.passed:
@@ -307,12 +334,48 @@ class EngineBuild:
     notes: list[str] = field(default_factory=list)
 
 
-def engine_report_path(report: str | Path | None) -> Path | None:
-    """The engine's validation report beside the ONNX one: r.json -> r.tensorrt.json."""
+def side_report_path(report: str | Path | None, what: str) -> Path | None:
+    """A second output's validation report beside the ONNX one: r.json -> r.WHAT.json."""
     if report is None:
         return None
     report = Path(report)
-    return report.with_name(f"{report.stem}.tensorrt{report.suffix or '.json'}")
+    return report.with_name(f"{report.stem}.{what}{report.suffix or '.json'}")
+
+
+def engine_report_path(report: str | Path | None) -> Path | None:
+    """The engine's validation report beside the ONNX one: r.json -> r.tensorrt.json."""
+    return side_report_path(report, "tensorrt")
+
+
+def write_and_validate_ir(
+    request: ExportRequest, outcome: ExportOutcome, clips, events: ExportEvents
+) -> IrOutput:
+    """The validated graph converted to OpenVINO IR (islands marked to stay f32, metadata in the
+    rt_info), then validated in OpenVINO (CPU, f32) like the graph was in ONNX Runtime."""
+    from vidtldr_deploy.runtime.openvino import write_ir
+
+    xml = request.output
+    with events.status(f"converting {outcome.onnx_path} to OpenVINO IR"):
+        ir = IrOutput(xml, write_ir(outcome.onnx_path, xml))
+    events.info(f"wrote {xml} and {xml.with_suffix('.bin')} "
+                f"({ir.conversion['nodes_kept_f32']} merge-island nodes kept f32 under bf16/fp16)")  # fmt: skip
+    if not request.validate:
+        return ir
+    from vidtldr_deploy.validate.openvino import validate_openvino
+
+    graph_precision = "int8" if request.config.precision == "int8" else "fp32"
+    with events.status("validating: the IR in OpenVINO (CPU, f32) against PyTorch"):
+        ir.validation = validate_openvino(
+            xml, outcome.loaded, outcome.schedule, clips, request.graph_tolerances,
+            graph_precision=graph_precision, inputs_label=clips.label,
+            strict_tokens=request.strict_tokens,
+        )  # fmt: skip
+    result = getattr(ir.validation, "validation", ir.validation)
+    extra = {"merge_decisions": ir.validation.to_dict()["merge_decisions"],
+             "passed": ir.validation.passed} if result is not ir.validation else {}  # fmt: skip
+    events.validated(result, side_report_path(request.report, "openvino"),
+                     {**extra, "openvino_ir": {"xml": str(xml), **ir.conversion}})  # fmt: skip
+    return ir
 
 
 def build_and_validate(

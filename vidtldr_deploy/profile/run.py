@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from vidtldr_deploy import __version__
-from vidtldr_deploy.constants import MergeImpl, Precision
+from vidtldr_deploy.constants import OPENVINO_PRECISIONS, MergeImpl, Precision
 from vidtldr_deploy.core.flops import count_flops
 from vidtldr_deploy.core.schedule import MergeSchedule
 from vidtldr_deploy.errors import InputError
@@ -54,7 +54,14 @@ class ProfileSettings:
         return merge_impl_for(self.runtime, self.merge_impl)
 
     def check(self) -> None:
-        Precision.parse(self.precision)
+        if self.runtime == "openvino":
+            if self.precision not in OPENVINO_PRECISIONS:
+                raise InputError(
+                    f"--runtime openvino profiles {', '.join(OPENVINO_PRECISIONS)}, got "
+                    f"--precision {self.precision!r}"
+                )
+        else:
+            Precision.parse(self.precision)
         if self.runtime == "onnxruntime" and self.precision not in ("fp32", "int8"):
             raise InputError(
                 "--runtime onnxruntime runs exported graphs in fp32 or INT8 Q/DQ: use --precision "
@@ -112,8 +119,13 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def _environment(settings: ProfileSettings) -> dict:
     env = environment(settings.device)
     env["threads"] = settings.threads  # None: each runtime's default
-    if settings.runtime == "onnxruntime":
+    if settings.runtime in ("onnxruntime", "openvino"):
         env["onnxruntime_intra_op_threads"] = settings.threads or "default"
+    if settings.runtime == "openvino":
+        from vidtldr_deploy.runtime.openvino import openvino_device
+
+        env["openvino_device"] = openvino_device(settings.device)
+        env["openvino_inference_num_threads"] = settings.threads or "default"
     return env
 
 

@@ -19,6 +19,7 @@ _SPELLINGS = {
     "torch": MODEL_MERGE_IMPLS,
     "onnxruntime": EXPORT_MERGE_IMPLS,
     "tensorrt": EXPORT_MERGE_IMPLS,
+    "openvino": EXPORT_MERGE_IMPLS,
 }
 
 
@@ -65,9 +66,9 @@ def _open_torch(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
     }
 
 
-def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
-    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
+def _graph_pair(inputs, settings, impl, workdir, progress) -> dict[str, Path]:
+    """The merged graph (the given one, or exported with `impl`) and the unmerged baseline graph
+    (standard ops), for the runtimes that run exported graphs."""
     merged = inputs.merged_onnx
     if merged is None:
         done = progress(f"exporting the merged model to ONNX ({impl.export_name} merge)", 1)
@@ -77,14 +78,18 @@ def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Ru
         done()
     done = progress("exporting the unmerged baseline to ONNX", 1)
     baseline = export_temp_onnx(
-        inputs.loaded,
-        unmerged_like(inputs.schedule),
-        settings.batch,
-        MergeImpl.STANDARD,
+        inputs.loaded, unmerged_like(inputs.schedule), settings.batch, MergeImpl.STANDARD,
         workdir / "baseline.onnx",
-    )
+    )  # fmt: skip
     done()
-    graphs = {"merged": Path(merged), "baseline": baseline}
+    return {"merged": Path(merged), "baseline": baseline}
+
+
+def _open_onnxruntime(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+    graphs = _graph_pair(inputs, settings, impl, workdir, progress)
+    baseline = graphs["baseline"]
     if settings.precision == "int8":
         # Three rows: fp32 unmerged (the baseline), INT8 unmerged, INT8 merged, so the user sees
         # what quantizing gives and what merging adds on top of it.
@@ -171,9 +176,27 @@ def _open_tensorrt(inputs, settings, impl, workdir, progress) -> dict[str, Runne
     }
 
 
+def _open_openvino(inputs, settings, impl, workdir, progress) -> dict[str, Runner]:
+    """OpenVINO merged and unmerged at the chosen precision, and ONNX Runtime fp32 unmerged (the
+    common baseline across runtimes), all on the same graphs."""
+    from vidtldr_deploy.profile.result import ORT_FP32_BASELINE
+    from vidtldr_deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from vidtldr_deploy.runtime.openvino import OpenVinoRunner
+
+    graphs = _graph_pair(inputs, settings, impl, workdir, progress)
+    baseline = graphs["baseline"]
+    runners: dict[str, Runner] = {
+        label: OpenVinoRunner(path, settings.device, settings.precision, settings.threads)
+        for label, path in graphs.items()
+    }
+    runners[ORT_FP32_BASELINE] = OnnxRuntimeRunner(baseline, "cpu", threads=settings.threads)
+    return runners
+
+
 Opener = Callable[..., dict[str, Runner]]
 OPENERS: dict[str, Opener] = {
     "torch": _open_torch,
     "onnxruntime": _open_onnxruntime,
     "tensorrt": _open_tensorrt,
+    "openvino": _open_openvino,
 }

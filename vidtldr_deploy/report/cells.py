@@ -4,6 +4,7 @@ a Markdown report holds what the console showed."""
 
 from __future__ import annotations
 
+from vidtldr_deploy.profile.result import ORT_FP32_BASELINE
 from vidtldr_deploy.profile.stats import STATS
 from vidtldr_deploy.runtime.breakdown import PARTS
 
@@ -95,6 +96,8 @@ def _models(report: dict) -> list[tuple[str, str]]:
             ("baseline_int8", "int8 unmerged"),
             ("merged", "int8 merged"),
         ]
+    if ORT_FP32_BASELINE in report:  # an OpenVINO profile: the common ONNX Runtime baseline first
+        return [(ORT_FP32_BASELINE, "ORT fp32 unmerged"), *MODELS]
     return list(MODELS)
 
 
@@ -156,11 +159,15 @@ def summary_text(report: dict) -> str:
             f"{report['speedup_baseline_int8']:.2f}x fp32 unmerged; both together "
             f"{report['speedup']:.2f}x"
         )
-    return (
+    text = (
         f"speedup {report['speedup']:.2f}x (baseline median / merged median); ideal from FLOPs "
         f"{f['ideal_speedup']:.2f}x ({f['merged'] / 1e9:.2f} of {f['baseline'] / 1e9:.2f} GFLOPs); "
         f"{report['speedup_vs_ideal']:.0%} of ideal"
     )
+    if "speedup_vs_onnxruntime_fp32" in report:
+        text += (f"; {report['speedup_vs_onnxruntime_fp32']:.2f}x the ONNX Runtime fp32 unmerged "
+                 "model")  # fmt: skip
+    return text
 
 
 def run_facts(report: dict) -> list[tuple[str, str]]:

@@ -17,6 +17,11 @@ def check_device(runtime: str, device: str) -> None:
 
     if runtime not in RUNTIMES:
         raise InputError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "openvino":  # OpenVINO's own device names, refused by name where absent
+        from vidtldr_deploy.runtime.openvino import openvino_device
+
+        openvino_device(device)
+        return
     if device not in DEVICES:
         raise InputError(f"--device must be cpu or cuda, got {device!r}")
     if runtime == "torch" and device == "cuda" and not torch.cuda.is_available():
@@ -63,6 +68,12 @@ def environment(device: str) -> dict:
         import onnxruntime as ort
 
         env["onnxruntime"] = ort.__version__
+    except ImportError:
+        pass
+    try:
+        import openvino
+
+        env["openvino"] = openvino.__version__
     except ImportError:
         pass
     if device == "cuda" and torch.cuda.is_available():

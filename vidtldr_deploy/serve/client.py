@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from vidtldr_deploy.errors import EnvironmentProblem, InputError, RuntimeFailure
+from vidtldr_deploy.files import check_input_file
 from vidtldr_deploy.serve.triton_config import BYTES_INPUT
 
 DEFAULT_URL = "localhost:8000"
+DEFAULT_TIMEOUT_S = 60.0
 
 
 def _http():
@@ -32,19 +34,14 @@ def _http():
 
 
 def load_clips(path: str | Path) -> list[np.ndarray]:
-    """.npy: one batch; .npz: one batch per array (in the file's order)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist")
-    if path.suffix == ".npy":
-        return [np.load(path, allow_pickle=False)]
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            arrays = [data[k] for k in data.files]
-        if not arrays:
-            raise InputError(f"{path} holds no arrays")
-        return arrays
-    raise InputError(f"{path}: expected clips as .npy or .npz")
+    """.npy: one batch; .npz: one batch per array (in the file's order). Headers are read first:
+    object arrays and arrays declaring more than the memory limit are refused before loading."""
+    from vidtldr_deploy.clips.sources import ARRAY_SUFFIXES, expand_paths, read_array
+
+    path = check_input_file(path, "--inputs")
+    if path.suffix.lower() not in ARRAY_SUFFIXES:
+        raise InputError(f"{path}: expected clips as .npy or .npz")
+    return [read_array(source) for source in expand_paths([path])]
 
 
 def tensor_inputs(arrays: Mapping[str, np.ndarray], binary: bool = True) -> list:
@@ -65,22 +62,35 @@ def video_inputs(
     """One TYPE_STRING (BYTES) input holding the encoded files, for a `*_ensemble` model: shape
     [n], or [n, 1] for an ensemble that batches (its input is one clip per batch entry)."""
     payload = np.array(
-        [v if isinstance(v, bytes) else Path(v).read_bytes() for v in videos], dtype=np.object_
+        [
+            v if isinstance(v, bytes) else check_input_file(v, "--video").read_bytes()
+            for v in videos
+        ],
+        dtype=np.object_,
     )
     return tensor_inputs({input_name: payload.reshape(-1, 1) if batched else payload})
 
 
-def model_metadata(model: str, url: str = DEFAULT_URL, timeout_s: float = 60.0) -> dict:
-    """The server's metadata of `model` (inputs and outputs with their shapes)."""
+def model_metadata(
+    model: str, url: str = DEFAULT_URL, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> dict:
+    """The server's metadata of `model` (inputs and outputs with their shapes), within
+    `timeout_s` seconds in total."""
+    import gevent
+
     httpclient, _ = _http()
+    check_timeout(timeout_s)
     try:
         client = httpclient.InferenceServerClient(
             url=url, connection_timeout=timeout_s, network_timeout=timeout_s
         )
         try:
-            return client.get_model_metadata(model)
+            with _deadline(timeout_s):
+                return client.get_model_metadata(model)
         finally:
             client.close()
+    except gevent.Timeout:
+        raise _timed_out(url, model, timeout_s) from None
     except Exception as err:  # connection refused, an unknown model: the URL or name is wrong
         raise InputError(f"Triton at {url}, model {model!r}: {err}") from None
 
@@ -115,6 +125,29 @@ class ClientResult:
             "min_ms": float(lat.min()),
             "max_ms": float(lat.max()),
         }
+
+
+def _deadline(seconds: float):
+    """A total deadline on one call: tritonclient's own timeouts bound each socket read, so a
+    server trickling a byte at a time would keep a request alive forever. tritonclient.http runs
+    on gevent, whose Timeout interrupts the call wherever it waits."""
+    import gevent
+
+    return gevent.Timeout(seconds)
+
+
+def check_timeout(timeout_s: float) -> float:
+    if not 0 < timeout_s < float("inf"):
+        raise InputError(f"--timeout must be a positive number of seconds, got {timeout_s}")
+    return timeout_s
+
+
+def _timed_out(url: str, model: str, timeout_s: float) -> EnvironmentProblem:
+    # the server (or the network to it) does not answer in time: not a bug here
+    return EnvironmentProblem(
+        f"Triton at {url}, model {model!r}: no complete answer within {timeout_s:g} s: check the "
+        "server, or raise --timeout"
+    )
 
 
 @dataclass(frozen=True)
@@ -179,12 +212,16 @@ def infer(
     requests: Sequence[list],
     url: str = DEFAULT_URL,
     repeat: int = 1,
-    timeout_s: float = 60.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
     plan: LoadPlan | None = None,
 ) -> ClientResult:
     """Send the requests (each a list of InferInput) as `plan` says (default: each `repeat` times
-    in order, one at a time); any failed request stops every worker and is raised."""
+    in order, one at a time); any failed request stops every worker and is raised. Each call to
+    the server must finish within `timeout_s` seconds in total."""
+    import gevent
+
     httpclient, _ = _http()
+    check_timeout(timeout_s)
     plan = (plan or LoadPlan(repeat=repeat)).check()
     if not requests:
         raise InputError("no requests to send")
@@ -204,13 +241,14 @@ def infer(
             while (k := sends.take()) is not None:
                 i = plan.which(k, len(requests))
                 t0 = time.perf_counter()
-                result = own.infer(model, requests[i])
+                with _deadline(timeout_s):  # gevent's hub is per thread: one per worker
+                    result = own.infer(model, requests[i])
                 elapsed = (time.perf_counter() - t0) * 1e3
                 with sends.lock:
                     latencies.append(elapsed)
                     if i not in answers:
                         answers[i] = {n: result.as_numpy(n) for n in names}
-        except Exception as err:  # the first failure ends the run for every worker
+        except (Exception, gevent.Timeout) as err:  # the first failure ends every worker's run
             with sends.lock:
                 sends.failure = sends.failure or err
         finally:
@@ -222,6 +260,8 @@ def infer(
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
+    if isinstance(sends.failure, gevent.Timeout):
+        raise _timed_out(url, model, timeout_s)
     if sends.failure is not None:  # the server failed running the model: name it
         raise RuntimeFailure(f"Triton at {url}, model {model!r}: {sends.failure}")
     if not latencies:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from vidtldr_deploy import __version__
 from vidtldr_deploy.errors import InputError, VidTLDRError
-from vidtldr_deploy.files import sha256_file
+from vidtldr_deploy.files import sha256_file, umask, write_error
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 from vidtldr_deploy.serve import triton_config as tc
 
@@ -38,6 +38,7 @@ PREPROCESS_SUFFIX = "_preprocess"
 ENSEMBLE_SUFFIX = "_ensemble"
 CONTAINER_REPO = "/models"  # where docker/docker-compose.triton.yml mounts the repository
 KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+MAX_INSTANCES = 256  # instance_group count is an int32, and each instance is an execution context
 _PREPROCESS_TEMPLATE = Path(__file__).with_name("triton_preprocess.py")
 
 # What the `*_preprocess` models need in the Triton image, as the repository README says it.
@@ -284,6 +285,24 @@ def model_names(sources: Sequence[ModelSource], name: str | None, ensemble: bool
 # --- plugin library ------------------------------------------------------------------------------
 
 
+def check_shared_object(path: Path) -> Path:
+    """--plugins must be an ELF shared object (e_type ET_DYN): anything else would be copied into
+    the repository and fail only when tritonserver loads it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except OSError as err:
+        raise InputError(f"--plugins {path} cannot be read: {err.strerror or err}") from None
+    little = head[5:6] != b"\x02"  # EI_DATA: 1 little-endian, 2 big-endian
+    e_type = int.from_bytes(head[16:18], "little" if little else "big") if len(head) == 18 else 0
+    if head[:4] != b"\x7fELF" or e_type != 3:  # ET_DYN
+        raise InputError(
+            f"--plugins {path} is not an ELF shared object (.so): pass the libvidtldr_plugins.so "
+            "that vidtldr build-plugins wrote"
+        )
+    return path
+
+
 def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path | None:
     """The plugin library the plans need (None if none does); checked against every sidecar."""
     from vidtldr_deploy.runtime import plugin_build
@@ -299,6 +318,7 @@ def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path
             f"libvidtldr_plugins.so built for TensorRT {needing[0].tensorrt_version}: {err} Or "
             "pass --plugins PATH."
         ) from None
+    check_shared_object(library)
     digest = sha256_file(library)
     for src in needing:
         if src.plugin_sha256 and src.plugin_sha256 != digest:
@@ -319,11 +339,16 @@ def resolve_plugin(sources: Sequence[ModelSource], plugins: Path | None) -> Path
 # --- writing -------------------------------------------------------------------------------------
 
 
-def _settings(src: ModelSource, opts: RepositoryOptions) -> tc.ModelSettings:
-    if opts.instances < 1:
-        raise InputError(f"--instances must be >= 1, got {opts.instances}")
+def _check_options(opts: RepositoryOptions) -> None:
+    if not 1 <= opts.instances <= MAX_INSTANCES:
+        raise InputError(f"--instances must be 1 to {MAX_INSTANCES}, got {opts.instances}")
     if opts.device not in KINDS:
         raise InputError(f"--device must be one of {sorted(KINDS)}, got {opts.device!r}")
+    if opts.plugins is not None:
+        check_shared_object(opts.plugins)
+
+
+def _settings(src: ModelSource, opts: RepositoryOptions) -> tc.ModelSettings:
     if src.platform == tc.PLATFORM_PLAN and opts.device != "gpu":
         raise InputError(f"{src.path}: a TensorRT engine runs on the GPU only; drop --device cpu")
     params = {k: v for k, v in src.info.items() if v}
@@ -511,18 +536,51 @@ def _readme(manifest: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _prepare_output(out: Path, force: bool) -> None:
+def _is_repository(folder: Path) -> bool:
+    """A folder this toolkit wrote: its vidtldr.json names the repository format."""
+    try:
+        manifest = json.loads((folder / "vidtldr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == REPO_FORMAT
+
+
+def _prepare_output(out: Path, force: bool, targets: Sequence[str | Path] = ()) -> None:
+    """Refuse an output folder whose replacement could delete what the user owns: the working
+    folder or one above it, a folder holding a TARGET, and (even with --force) a non-empty folder
+    that is not a repository this toolkit wrote."""
     if not out.parent.is_dir():
         raise InputError(
             f"output directory {out.parent} does not exist: create it or choose another -o"
         )
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out} is a file, not a repository folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    where = out.resolve()
+    if where == Path.cwd().resolve() or where in Path.cwd().resolve().parents or not where.name:
         raise InputError(
-            f"-o {out} exists and is not empty: pass --force to replace the whole repository, or "
-            "choose another folder"
+            f"-o {out} is the working folder (or holds it): give the repository its own folder, "
+            "e.g. -o model_repository"
         )
+    for target in targets:
+        if where in Path(target).resolve().parents:
+            raise InputError(
+                f"-o {out} holds the TARGET {target}: writing the repository there would replace "
+                "it; choose another folder"
+            )
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise InputError(
+                f"-o {out} exists and is not empty: pass --force to replace the whole repository, "
+                "or choose another folder"
+            )
+        if not _is_repository(out):
+            raise InputError(
+                f"-o {out} is not a repository vidtldr triton wrote (no vidtldr.json of one): "
+                "--force replaces only such a repository, so nothing was touched; choose another "
+                "folder"
+            )
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise InputError(f"-o {out}: folder {out.parent} is not writable: choose another -o")
 
 
 def _place(tmp: Path, out: Path) -> None:
@@ -548,7 +606,8 @@ def build_repository(
     if not targets:
         raise InputError("give at least one TARGET (.plan with its sidecar, or .onnx)")
     out = Path(out)
-    _prepare_output(out, opts.force)
+    _check_options(opts)
+    _prepare_output(out, opts.force, targets)
     sources = [describe_target(t) for t in targets]
     names = model_names(sources, opts.name, opts.ensemble)
     plugin = resolve_plugin(sources, opts.plugins)
@@ -565,7 +624,10 @@ def build_repository(
             "Runtime inlines the vidtldr local functions (no plugin library needed)"
         )
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
+    except OSError as err:
+        raise (write_error(out, err) or err) from err
     try:
         built: list[BuiltModel] = []
         by_name: dict[str, ModelSource] = {}
@@ -581,8 +643,15 @@ def build_repository(
         manifest = _manifest(built, by_name, plugin, plugin_sha, trt)
         _write_text(tmp / "vidtldr.json", json.dumps(manifest, indent=2) + "\n")
         _write_text(tmp / "README.md", _readme(manifest))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the server in a container may be another user
+        # mkdtemp makes it 0700: like every other output it follows the umask (the server in a
+        # container may be another user)
+        os.chmod(tmp, 0o777 & ~umask())
         _place(tmp, out)
+    except OSError as err:
+        named = write_error(out, err)
+        if named is None:
+            raise
+        raise named from err
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,11 @@ the engine's static batch, or 1..max_batch_size for a dynamic-batch engine, whos
 dynamic batcher groups); the response is one float tensor (B, 3, T, H, W). Everything the
 model needs comes from its config.pbtxt `parameters`: the input shape and the whole clip recipe
 (vidtldr.recipe: sampling, size, crop, mean/std), so this file is the same for every model.
+
+Client bytes are untrusted: a request over `vidtldr.max_request_bytes` (default 256 MiB) is
+refused before decoding, and each clip is decoded under the same frame-size and decoded-bytes
+limits as a file on the command line (VIDTLDR_MAX_FRAME_PIXELS, VIDTLDR_MAX_CLIP_MIB in the
+server's environment). A refused request gets an error response; the model stays up.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils  # provided by tritonserver's Python backend
 
 PARAM_PREFIX = "vidtldr."
+DEFAULT_MAX_REQUEST_BYTES = 256 << 20
 
 
 def _load_decoder(recipe_json: str):
@@ -54,6 +60,7 @@ class TritonPythonModel:
         (output,) = config["output"]
         self.output_name = output["name"]
         self.dtype = pb_utils.triton_string_to_numpy(output["data_type"])
+        self.max_request_bytes = int(params.get("max_request_bytes") or DEFAULT_MAX_REQUEST_BYTES)
         self.decode = _load_decoder(params["recipe"])
 
     def _batch(self, encoded) -> np.ndarray:
@@ -64,9 +71,16 @@ class TritonPythonModel:
                 f"this engine takes exactly {batch} clips per request, got {len(items)}: "
                 "pad the request (repeat a clip) or export with another --batch"
             )
+        encoded = [clip_bytes(item) for item in items]
+        size = sum(len(data) for data in encoded)
+        if size > self.max_request_bytes:
+            raise ValueError(
+                f"the request holds {size:,} bytes of video, over the limit of "
+                f"{self.max_request_bytes:,} (vidtldr.max_request_bytes in config.pbtxt)"
+            )
         clips = []
-        for i, item in enumerate(items):
-            clip = np.asarray(self.decode(clip_bytes(item), frames))
+        for i, data in enumerate(encoded):
+            clip = np.asarray(self.decode(data, frames))
             if clip.shape != (3, frames, height, width):
                 raise ValueError(
                     f"clip {i} decoded to {list(clip.shape)}, the engine takes "

@@ -15,7 +15,11 @@ from pathlib import Path
 
 from vidtldr_deploy.constants import Precision
 from vidtldr_deploy.errors import InputError
-from vidtldr_deploy.export.metadata import GraphDescription, describe_graph
+from vidtldr_deploy.export.metadata import (
+    GraphDescription,
+    describe_graph,
+    description_from_metadata,
+)
 from vidtldr_deploy.export.reference import (
     GraphReference,
     check_recorded_checkpoint,
@@ -25,7 +29,7 @@ from vidtldr_deploy.models.registry import get_architecture
 from vidtldr_deploy.models.source import LoadedModel, is_demo, load_source
 from vidtldr_deploy.runtime.tensorrt import sidecar as sc
 
-GRAPH_SUFFIX, ENGINE_SUFFIX = ".onnx", ".plan"
+GRAPH_SUFFIX, ENGINE_SUFFIX, IR_SUFFIX = ".onnx", ".plan", ".xml"
 
 
 class TargetKind(str, Enum):
@@ -35,10 +39,11 @@ class TargetKind(str, Enum):
     HF_FOLDER = "hf-folder"  # a Hugging Face save_pretrained folder
     GRAPH = "onnx"  # an exported graph
     ENGINE = "engine"  # a TensorRT .plan with its sidecar and graph beside it
+    IR = "openvino-ir"  # an OpenVINO .xml (+ .bin) written by vidtldr export, metadata in rt_info
 
     @property
     def exported(self) -> bool:
-        return self in (TargetKind.GRAPH, TargetKind.ENGINE)
+        return self in (TargetKind.GRAPH, TargetKind.ENGINE, TargetKind.IR)
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,8 @@ class Target:
 
     @property
     def default_runtime(self) -> str:
-        return {TargetKind.ENGINE: "tensorrt", TargetKind.GRAPH: "onnxruntime"}.get(
-            self.kind, "torch"
-        )
+        return {TargetKind.ENGINE: "tensorrt", TargetKind.GRAPH: "onnxruntime",
+                TargetKind.IR: "openvino"}.get(self.kind, "torch")  # fmt: skip
 
     def refuse_model_flags(self, **flags: object) -> None:
         """An exported graph fixes its schedule, architecture and frames: flags for them refused."""
@@ -110,11 +114,16 @@ class Target:
 
     def open_runner(
         self, runtime: str | None = None, device: str = "cpu", plugins=None, threads=None,
-        merge_inputs: bool = False,
+        merge_inputs: bool = False, precision: str = "fp32",
     ):  # fmt: skip
         """A runner for an exported target (imports its runtime only now; it activates on
         entering). merge_inputs: an ONNX Runtime runner also returns each merge's hidden input."""
         runtime = runtime or self.default_runtime
+        if runtime == "openvino":
+            from vidtldr_deploy.runtime.openvino import OpenVinoRunner
+
+            return OpenVinoRunner(self.graph_path, device, precision, threads,
+                                  merge_inputs=merge_inputs)  # fmt: skip
         if runtime == "tensorrt":
             from vidtldr_deploy.runtime.tensorrt.runner import TensorRTRunner
 
@@ -143,6 +152,10 @@ def resolve_target(text: str | Path, architectures: bool = False) -> Target:
         return _engine(text, path)
     if suffix == GRAPH_SUFFIX:
         return Target(text, TargetKind.GRAPH, path, describe_graph(path))
+    if suffix == IR_SUFFIX:
+        from vidtldr_deploy.runtime.openvino import ir_metadata
+
+        return Target(text, TargetKind.IR, path, description_from_metadata(ir_metadata(path), path))
     if path.is_dir():
         return Target(text, TargetKind.HF_FOLDER, path)
     return Target(text, TargetKind.CHECKPOINT, path)

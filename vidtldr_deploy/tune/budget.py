@@ -4,6 +4,7 @@ bound it without running the model."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +28,11 @@ class Budget:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InputError(f"budget kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if not math.isfinite(self.value):  # inf would also be written to reports as Infinity
+            flag = {"flops": "--target-flops", "speedup": "--target-speedup"}.get(
+                self.kind, "--target-latency-ms"
+            )
+            raise InputError(f"{flag} must be a finite number, got {self.value}")
         if self.kind == "flops" and not 0 < self.value < 1:
             raise InputError(f"--target-flops must be in (0, 1), got {self.value}")
         if self.kind == "speedup" and not self.value > 1:

@@ -2,8 +2,8 @@
 
 Attention is quadratic and everything else linear in the tokens, so t(n) = a + b n + c n^2 fits a
 block well from a handful of timed token counts; the timer is any `time_block(n_tokens) -> ms`
-callable (PyTorch here; an ONNX Runtime or TensorRT timer of a one-block graph plugs in the same
-way). A merging block is charged at its input count: the merge itself is not timed separately, and
+callable (PyTorch, or OpenVINO through its PyTorch frontend; an ONNX Runtime or TensorRT timer of a
+one-block graph plugs in the same way). A merging block is charged at its input count: the merge itself is not timed separately, and
 the MLP savings at n - r roughly offset it, so merging pays from the next layer on.
 """
 
@@ -33,7 +33,7 @@ class BlockCostModel:
     # prediction can be trusted on this machine (a busy machine or too many threads widen it);
     # quartiles, not the extremes, so one run preempted by another job does not decide it.
     spread: float = 0.0
-    threads: int | None = None  # torch intra-op threads the blocks were timed with
+    threads: int | None = None  # intra-op threads the blocks were timed with (torch or OpenVINO)
 
     def block_ms(self, n: int) -> float:
         return max(0.0, self.a + self.b * n + self.c * n * n)
@@ -136,3 +136,56 @@ def torch_cost_model(
         fixed = torch_fixed_ms(model, batch, repeats)
         fitted = fit_block_cost(timer, default_token_counts(model.num_tokens), fixed)
         return replace(fitted, threads=torch.get_num_threads())
+
+
+class _BlockForward(torch.nn.Module):
+    """One unmerged block as a module of x alone (what a converter traces)."""
+
+    def __init__(self, block: torch.nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x, None, 0, "reference")
+        return out[0] if isinstance(out, tuple) else out
+
+
+class _FixedForward(torch.nn.Module):
+    """What every schedule pays once: patch embedding, final norm, pool, head."""
+
+    def __init__(self, model: MergeViT):
+        super().__init__()
+        self.model = model
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        x = m.patch_embed(video) + m.pos_embed.to(video.dtype)
+        pooled = m.pool(m.norm(x), None)
+        return m.head(pooled) if m.head is not None else pooled
+
+
+def openvino_cost_model(
+    model: MergeViT, device: str | None = "CPU", precision: str = "fp32", batch: int = 1,
+    repeats: int = 5, threads: int | None = None,
+) -> BlockCostModel:  # fmt: skip
+    """The cost model timed in OpenVINO: block 0 and the fixed part converted from PyTorch at each
+    token count and compiled for `device` at `precision` (f32 unless asked)."""
+    from vidtldr_deploy.runtime.openvino import compile_torch_module
+
+    model = model.cpu().float().eval()
+    dim, side = model.cfg.embed_dim, model.cfg.img_size
+
+    def time_block(n: int) -> float:
+        x = torch.randn(batch, n, dim)
+        with torch.no_grad():
+            run = compile_torch_module(
+                _BlockForward(model.blocks[0]), (x,), device, precision, threads
+            )
+        return _run_ms(run, repeats, 1)
+
+    video = torch.randn(batch, 3, model.frames, side, side)
+    with torch.no_grad():
+        fixed = compile_torch_module(_FixedForward(model), (video,), device, precision, threads)
+    fixed_ms = float(np.median(_run_ms(fixed, repeats, 1)))
+    fitted = fit_block_cost(time_block, default_token_counts(model.num_tokens), fixed_ms)
+    return replace(fitted, threads=fixed.threads)

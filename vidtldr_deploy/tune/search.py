@@ -19,7 +19,8 @@ them where the answer can be, and every evaluation is of a complete schedule:
    rather than the lowest-drift ones only, which would all be the unmerged prefix until the
    budget forces merging late, where it is least effective.
 Activations are shared through PrefixRunner (candidates with a common prefix run it once; the
-unmerged prefix runs once), and a KeyboardInterrupt ends the search with the best so far.
+unmerged prefix runs once), and a KeyboardInterrupt ends the search with the best so far that
+meets the budget (or propagates when none does yet).
 """
 
 from __future__ import annotations
@@ -347,9 +348,9 @@ def tune(
     """The schedule with the least drift on `clips` (calibration, (N, 3, T, H, W) float32) whose
     cost meets `budget`. `presets` defaults to the architecture's published ones; a latency
     budget needs `cost_model` (fit_block_cost, torch_cost_model). Ctrl-C during the search returns
-    the best found so far, marked interrupted (during the unmerged prefix it propagates: there is
-    nothing to return yet). `labels` (a class or None per clip) make the objective the accuracy
-    on the labeled clips, ties broken by drift."""
+    the best found so far that meets the budget, marked interrupted; before any candidate met it,
+    the KeyboardInterrupt propagates: there is nothing to return yet. `labels` (a class or None per
+    clip) make the objective the accuracy on the labeled clips, ties broken by drift."""
     arch = arch or ""
     depth, n_tokens = model.cfg.depth, model.num_tokens
     cost = cost_for(budget, model.cfg, model.frames, n_tokens, cost_model)
@@ -386,6 +387,8 @@ def tune(
         search.run_rxl(rxl, options.rxl_per_rate)
         search.run_beam(options)
     except KeyboardInterrupt:
+        if search.best is None:
+            raise  # nothing meets the budget yet: there is no result to return
         interrupted = True
     # Every preset under its own name, also those resolving to a schedule evaluated before.
     preset_cands = [

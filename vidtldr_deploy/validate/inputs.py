@@ -59,16 +59,18 @@ def clip_stream(
     cache_dir: str | Path | None = None,
     limit: int | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    limits=None,
 ):
     """Real clips from `paths` as a ClipStream: preprocessed with `arch`'s family recipe at the
-    graph's image size and frame count, decoded as read, in batches of shape[0]."""
+    graph's image size and frame count, decoded as read, in batches of shape[0]; `limits`
+    (clips.DecodeLimits) bound each video's decoding."""
     from vidtldr_deploy.clips import ClipStream, recipe_for
 
     batch, frames, side = shape[0], shape[2], shape[-1]
     recipe = recipe_for(arch, image_size=side)
     return ClipStream(
         paths, recipe, frames, batch, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress,
-        limit=limit,
+        limit=limit, limits=limits,
     )  # fmt: skip
 
 

@@ -40,6 +40,11 @@ DEFAULT_TOLERANCES: dict[str, Tolerances] = {
     # INT8 Q/DQ against the fp32 model: measured worst pooled cosine 0.9958 / rel_l2 0.049 on the
     # tiny demo, 0.99977 / 0.019 on UMT-B (benchmarks/bench_int8.py).
     "int8": Tolerances(max_abs=5e-1, mean_abs=5e-2, cosine=0.99, rel_l2=1e-1, top1=0.8, top5=0.6),
+    # OpenVINO bf16 against the fp32 model, measured (pooled, worst clip; benchmarks/bench_openvino.py):
+    # UMT-B 4 frames 300,100, random weights: cosine 0.9948, rel_l2 0.098; tiny demo 0.25x2: cosine
+    # 0.985-0.993, rel_l2 0.08-0.14, max_abs 0.30-0.48, mean_abs 0.06-0.11. bf16 rounding of the
+    # hidden state flips merge decisions (~87% agree), so the bounds sit above INT8's.
+    "bf16": Tolerances(max_abs=1.0, mean_abs=1.5e-1, cosine=0.98, rel_l2=2e-1, top1=0.8, top5=0.6),
 }
 
 

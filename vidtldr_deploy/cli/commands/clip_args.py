@@ -54,6 +54,22 @@ CacheDir = Annotated[
         show_default="no cache",
     ),
 ]
+MaxFramePixels = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-frame-pixels",
+        help="Refuse videos whose frames have more pixels than this, read from the header before decoding (env VIDTLDR_MAX_FRAME_PIXELS).",
+        show_default="4096x4096",
+    ),
+]
+MaxClipMib = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-clip-mib",
+        help="Refuse videos whose sampled frames would take more MiB decoded (RGB) than this (env VIDTLDR_MAX_CLIP_MIB).",
+        show_default="4096",
+    ),
+]
 MaxClips = Annotated[
     Optional[int],
     typer.Option("--max-clips", help="Read only the first N clips.", show_default="all"),
@@ -84,6 +100,8 @@ class ClipArgs:
     cache_dir: CacheDir = None
     max_clips: MaxClips = None
     clip_batch: ClipBatch = None
+    max_frame_pixels: MaxFramePixels = None
+    max_clip_mib: MaxClipMib = None
 
     @property
     def paths(self) -> list[Path]:
@@ -91,13 +109,24 @@ class ClipArgs:
 
     def check(self) -> ClipArgs:
         # No --clips is refused by require(), which knows the target (the demo makes its own).
+        from vidtldr_deploy.files import check_input_file
+
         for path in self.paths:
             if not path.exists():
                 raise InputError(f"--clips {path} does not exist")
+            if not path.is_dir():
+                check_input_file(path, "--clips")  # a FIFO or device would block or never end
         _check(self.cache_dir, self.max_clips)
         if self.clip_batch is not None and self.clip_batch < 1:
             raise InputError(f"--clip-batch must be at least 1, got {self.clip_batch}")
+        self.limits()  # a bad limit is refused with the other flags, before any work
         return self
+
+    def limits(self):
+        """The decode limits (clips/limits.py): these flags, else the environment, else defaults."""
+        from vidtldr_deploy.clips.limits import DecodeLimits
+
+        return DecodeLimits.resolve(self.max_frame_pixels, self.max_clip_mib)
 
     def require(self, source: str) -> None:
         """--clips is required, except for the trained demo (see demo_clips)."""
@@ -143,7 +172,7 @@ class ClipArgs:
         side = model.cfg.img_size
         return clip_stream(
             (batch, 3, model.frames, side, side), arch, self.paths, skip_bad=self.skip_bad,
-            cache_dir=self.cache_dir, limit=self.max_clips, progress=progress,
+            cache_dir=self.cache_dir, limit=self.max_clips, progress=progress, limits=self.limits(),
         )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ import typer
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
 from vidtldr_deploy.cli.console import guarded, info, out, status
-from vidtldr_deploy.cli.results import write_report_files
+from vidtldr_deploy.cli.results import show_warnings, write_report_files
 from vidtldr_deploy.errors import InputError
 
 TRIVIAL_FACTOR = (
@@ -80,6 +80,22 @@ def evaluate_command(
         ),
     ],
     clip_args: ClipArgs = None,
+    runtime: Annotated[
+        Optional[str],
+        typer.Option(
+            "--runtime",
+            help="For an .onnx target: onnxruntime or openvino.",
+            show_default="onnxruntime; tensorrt for .plan, openvino for .xml",
+        ),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device",
+            help="--runtime openvino: an OpenVINO device (CPU, GPU, NPU, AUTO).",
+            show_default="CPU",
+        ),
+    ] = None,
     schedules: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -125,32 +141,46 @@ def evaluate_command(
     from vidtldr_deploy.evaluate import (
         GraphTarget,
         MethodSchedule,
+        check_classifier,
         evaluate,
         load_labels,
         plot_drift,
     )
-    from vidtldr_deploy.files import check_outputs
+    from vidtldr_deploy.files import check_input_file, check_outputs
     from vidtldr_deploy.models.presets import presets_for
     from vidtldr_deploy.models.source import is_demo
-    from vidtldr_deploy.target import resolve_target
+    from vidtldr_deploy.target import TargetKind, resolve_target
 
     check_outputs({"--report": report, "--plot": plot},
                   {"the target": Path(target), "--labels": labels,
                    **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
-    if labels is not None and not labels.is_file():
-        raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
+    if labels is not None:
+        check_input_file(labels, "--labels")  # missing, a folder, a FIFO or a device
     label_map = load_labels(labels) if labels is not None else None
     resolved = resolve_target(target)  # an engine's sidecar and graph checked here
     resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames, method=methods)
     merge_methods = list(dict.fromkeys(MergeMethod.parse(m) for m in methods or ["vidtldr"]))
     clip_args.require(target)
+    allowed = ("onnxruntime", "openvino") if resolved.kind is TargetKind.GRAPH else ()
+    if runtime is not None and runtime not in allowed:
+        raise InputError(
+            f"--runtime {runtime}: {target} runs in {resolved.default_runtime}"
+            + (" or openvino" if allowed else "")
+        )
+    runtime = runtime or resolved.default_runtime
+    if device is not None and runtime != "openvino":
+        raise InputError("--device applies to --runtime openvino")
+    if runtime == "openvino":
+        from vidtldr_deploy.runtime.devices import check_device
+
+        check_device("openvino", device)  # before any work
 
     runner = None
     if resolved.kind.exported:
         with status(f"loading {target} and rebuilding its PyTorch model from the metadata"):
             ref = resolved.reference(None, unsafe_load, ckpt_frames)
         loaded = ref.loaded
-        runner = resolved.open_runner()
+        runner = resolved.open_runner(runtime, device or "cpu")
         targets = [
             GraphTarget(
                 runner,
@@ -178,6 +208,8 @@ def evaluate_command(
             for spec in wanted
         ]
     info(loaded.description)
+    if label_map is not None:
+        check_classifier(loaded.model.cfg.num_classes)  # before any clip is decoded
     progress, advance = clip_progress(f"evaluating {len(targets)} schedule(s)")
     # clips decoded and run a batch at a time: memory does not grow with them
     with (
@@ -188,14 +220,17 @@ def evaluate_command(
         if label_map is None and demo_labels is not None:
             label_map = load_labels(demo_labels)
         stream = clip_args.stream(loaded.model, loaded.arch, advance)
+        roots = [p for p in clip_args.paths if p.is_dir()]
         result = evaluate(loaded.model, (b.video[: b.valid] for b in stream), stream.names,
-                          targets, arch=loaded.arch, labels=label_map, target_label=target)  # fmt: skip
+                          targets, arch=loaded.arch, labels=label_map, label_roots=roots,
+                          target_label=target)  # fmt: skip
     show_clips(stream)
+    show_warnings(list(result.warnings))
     data = result.to_dict()
     data["arch"] = loaded.name  # a folder of its own size by its family and sizes, as in export
     data["inputs"] = stream.label
-    if stream.warnings():
-        data["warnings"] = stream.warnings()
+    if stream.warnings() or result.warnings:
+        data["warnings"] = stream.warnings() + list(result.warnings)
     out.print(_evaluate_table(data))
     for note in _table_notes(data):
         info(f"note: {note}")

@@ -29,7 +29,7 @@ def export_command(
         typer.Option(
             "--output",
             "-o",
-            help="model.onnx, or engine.plan (writes engine.onnx, then builds the engine).",
+            help="model.onnx; engine.plan (writes engine.onnx, then builds the engine); or model.xml (writes model.onnx, then OpenVINO IR model.xml + model.bin).",
         ),
     ],
     config: Annotated[
@@ -162,11 +162,10 @@ def export_command(
     if (
         outcome.validation is not None
         and not outcome.validation.passed
-        and output.suffix == ".plan"
+        and output.suffix in (".plan", ".xml")
     ):
-        raise CheckFailed(
-            f"validation failed, so no engine was built; the graph is at {outcome.onnx_path}"
-        )
+        what = "engine was built" if output.suffix == ".plan" else "OpenVINO IR was written"
+        raise CheckFailed(f"validation failed, so no {what}; the graph is at {outcome.onnx_path}")
     if not outcome.passed:
         raise typer.Exit(1)
 

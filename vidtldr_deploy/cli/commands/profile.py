@@ -21,9 +21,21 @@ def profile_command(
         ),
     ],
     runtime: Annotated[
-        str, typer.Option("--runtime", "-r", help="torch, onnxruntime or tensorrt.")
+        str,
+        typer.Option(
+            "--runtime",
+            "-r",
+            help="torch, onnxruntime, tensorrt or openvino (also times ONNX Runtime fp32 unmerged as the common baseline).",
+        ),
     ] = "torch",
-    device: Annotated[str, typer.Option("--device", "-d", help="cpu or cuda.")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            "-d",
+            help="cpu or cuda; OpenVINO's names for openvino (CPU, GPU, NPU, AUTO).",
+        ),
+    ] = "cpu",
     batch: opt.Batch = None,
     iterations: Annotated[
         int, typer.Option("--iterations", "-n", help="Timed iterations per model (interleaved).")
@@ -44,7 +56,7 @@ def profile_command(
         str,
         typer.Option(
             "--precision",
-            help="fp32, fp16 (torch and tensorrt) or int8 (onnxruntime: fp32 unmerged, INT8 unmerged and INT8 merged side by side); saliency and merge stay fp32.",
+            help="fp32, fp16 (torch, tensorrt, openvino), bf16 (openvino) or int8 (onnxruntime: fp32 unmerged, INT8 unmerged and INT8 merged side by side).",
         ),
     ] = "fp32",
     calib: Annotated[
@@ -121,6 +133,8 @@ def profile_command(
                     f"{target} is a TensorRT engine: use --runtime tensorrt --device cuda"
                 )
             merged_plan = Path(target)
+        if resolved_target.kind is TargetKind.IR and runtime != "openvino":
+            raise InputError(f"{target} is an OpenVINO IR: use --runtime openvino")
         onnx_path = resolved_target.graph_path
         settings.check()  # TensorRT installed, CUDA device
         with status(f"loading {onnx_path} and rebuilding its PyTorch model from the metadata"):

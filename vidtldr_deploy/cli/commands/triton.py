@@ -9,6 +9,8 @@ import typer
 
 from vidtldr_deploy.cli.console import console, guarded, out
 from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.files import check_input_file
+from vidtldr_deploy.serve.client import DEFAULT_TIMEOUT_S
 
 
 def triton_command(
@@ -146,6 +148,10 @@ def triton_client_command(
             "--report", help="Write latency and throughput as JSON (and Markdown beside it)."
         ),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds one request may take in total, answer included."),
+    ] = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Send clips (or encoded videos to an ensemble) to Triton; print outputs, latency percentiles
     and throughput. --concurrency/--duration/--requests make it a bounded load test."""
@@ -154,15 +160,19 @@ def triton_client_command(
 
     if (inputs is None) == (not video):
         raise InputError("pass either --inputs clips.npz or --video file.mp4 (one or more)")
+    client.check_timeout(timeout)
     plan = client.LoadPlan(repeat, concurrency, duration, requests).check()
     if video:
-        batched = client.batches_inputs(client.model_metadata(model, url), client.BYTES_INPUT)
+        for path in video:  # every file checked before the server is asked anything
+            check_input_file(path, "--video")
+        metadata = client.model_metadata(model, url, timeout)
+        batched = client.batches_inputs(metadata, client.BYTES_INPUT)
         batches = [client.video_inputs(video, batched=batched)]
         described = ", ".join(map(str, video))
     else:
         batches = [client.tensor_inputs({input_name: a}) for a in client.load_clips(inputs)]
         described = str(inputs)
-    result = client.infer(model, batches, url=url, plan=plan)
+    result = client.infer(model, batches, url=url, timeout_s=timeout, plan=plan)
     for name, value in result.outputs.items():
         out.print(
             f"{name}: shape {list(value.shape)} {value.dtype}, "

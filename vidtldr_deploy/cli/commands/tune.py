@@ -9,11 +9,11 @@ import typer
 
 from vidtldr_deploy.cli import args as opt
 from vidtldr_deploy.cli.commands.clip_args import ClipArgs, clip_progress, show_clips
-from vidtldr_deploy.cli.console import console, guarded, info, out, status
-from vidtldr_deploy.cli.results import write_report_files
-from vidtldr_deploy.errors import InputError
+from vidtldr_deploy.cli.console import console, error, guarded, info, out, status
+from vidtldr_deploy.cli.results import show_warnings, write_report_files
+from vidtldr_deploy.errors import EXIT_INTERRUPTED, InputError
 
-LATENCY_RUNTIMES = ("torch",)  # runtimes with a per-block timer (tune/cost_model.py)
+LATENCY_RUNTIMES = ("torch", "openvino")  # runtimes with a per-block timer (tune/cost_model.py)
 
 
 def _budget(target_flops, target_speedup, target_latency_ms):
@@ -116,7 +116,11 @@ def tune_command(
         typer.Option("--runtime", help="Runtime that times the blocks for --target-latency-ms."),
     ] = "torch",
     device: Annotated[
-        str, typer.Option("--device", help="cpu or cuda, for --target-latency-ms.")
+        str,
+        typer.Option(
+            "--device",
+            help="cpu or cuda (torch), or an OpenVINO device (CPU, GPU, NPU, AUTO), for --target-latency-ms.",
+        ),
     ] = "cpu",
     threads: opt.Threads = None,
     arch: opt.Arch = None,
@@ -171,6 +175,7 @@ def tune_command(
     from vidtldr_deploy.target import resolve_target
     from vidtldr_deploy.tune import (
         SearchOptions,
+        openvino_cost_model,
         plot_pareto,
         torch_cost_model,
         tune_methods,
@@ -230,7 +235,10 @@ def tune_command(
     cost_model = None
     if budget.kind == "latency_ms":
         with status(f"timing single blocks on {runtime} ({device}) for the latency model"):
-            cost_model = torch_cost_model(loaded.model.to(device), threads=threads)
+            if runtime == "openvino":
+                cost_model = openvino_cost_model(loaded.model, device, threads=threads)
+            else:
+                cost_model = torch_cost_model(loaded.model.to(device), threads=threads)
         info(_latency_model_text(cost_model))
     columns = (
         TextColumn("{task.description}"),
@@ -286,10 +294,19 @@ def tune_command(
         plot_pareto(data, plot)
         info(f"plot: {plot}")
     if write_config is not None:
-        write_tuned_config(write_config, data, loaded.arch)
-        info(
-            f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
-        )
+        if data["meets_budget"]:
+            write_tuned_config(write_config, data, loaded.arch)
+            info(
+                f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
+            )
+        else:
+            show_warnings(
+                [f"no schedule met the budget: --write-config {write_config} not written"]
+            )
+    if data["interrupted"]:
+        error("interrupted: the schedule above (and any report or config written) is the best "
+              "found so far that meets the budget")  # fmt: skip
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def register(app: typer.Typer) -> None:

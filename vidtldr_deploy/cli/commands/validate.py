@@ -40,22 +40,31 @@ def output_arrays(runs) -> dict[str, np.ndarray]:
     return arrays
 
 
+SUFFIX_RUNTIMES = {".onnx": "onnxruntime", ".plan": "tensorrt", ".xml": "openvino"}
+RUNS_IN = {".onnx": ("onnxruntime", "openvino"), ".plan": ("tensorrt",), ".xml": ("openvino",)}
+
+
 def resolve_runtime(model: Path, runtime: str | None, device: str | None) -> tuple[str, str]:
-    """The runtime and device for a target: an engine runs in TensorRT on CUDA, a graph in ONNX
-    Runtime (CPU by default, CUDA through its CUDA execution provider)."""
+    """The runtime and device for a target: an engine runs in TensorRT on CUDA, an IR in OpenVINO
+    (CPU by default), a graph in ONNX Runtime (CPU by default, CUDA through its CUDA execution
+    provider) or in OpenVINO."""
     suffix = model.suffix.lower()
-    if suffix not in (".onnx", ".plan"):
-        raise InputError(f"{model}: expected an .onnx graph or a .plan engine from vidtldr export")
-    default = "tensorrt" if suffix == ".plan" else "onnxruntime"
+    if suffix not in SUFFIX_RUNTIMES:
+        raise InputError(
+            f"{model}: expected an .onnx graph, a .plan engine or an .xml OpenVINO IR from vidtldr export"
+        )
+    default = SUFFIX_RUNTIMES[suffix]
     runtime = runtime or default
-    if runtime not in ("onnxruntime", "tensorrt"):
-        raise InputError(f"--runtime must be onnxruntime or tensorrt, got {runtime!r}")
-    if runtime != default:
-        fix = ("validate the .onnx beside it with --runtime onnxruntime" if suffix == ".plan"
-               else f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) and "
-                    "validate the .plan")  # fmt: skip
-        raise InputError(f"{model} runs in {default}, not {runtime}: {fix}")
-    return runtime, device or ("cuda" if runtime == "tensorrt" else "cpu")
+    if runtime not in ("onnxruntime", "tensorrt", "openvino"):
+        raise InputError(f"--runtime must be onnxruntime, tensorrt or openvino, got {runtime!r}")
+    if runtime not in RUNS_IN[suffix]:
+        fix = {".plan": "validate the .onnx beside it with --runtime onnxruntime",
+               ".xml": "validate the .onnx it was converted from with --runtime onnxruntime",
+               ".onnx": f"build an engine (vidtldr export CKPT -o {model.with_suffix('.plan')}) and "
+                        "validate the .plan"}[suffix]  # fmt: skip
+        raise InputError(f"{model} runs in {' or '.join(RUNS_IN[suffix])}, not {runtime}: {fix}")
+    fallback = {"tensorrt": "cuda", "openvino": "CPU"}.get(runtime, "cpu")
+    return runtime, device or fallback
 
 
 def check_validate_outputs(model: Path, inputs, report, save_inputs, save_outputs) -> None:
@@ -83,8 +92,8 @@ def validate_command(
         typer.Option(
             "--runtime",
             "-r",
-            help="onnxruntime (for .onnx) or tensorrt (for .plan).",
-            show_default="by the file: .onnx onnxruntime, .plan tensorrt",
+            help="onnxruntime or openvino (for .onnx), tensorrt (for .plan), openvino (for .xml IR).",
+            show_default="by the file: .onnx onnxruntime, .plan tensorrt, .xml openvino",
         ),
     ] = None,
     device: Annotated[
@@ -92,8 +101,16 @@ def validate_command(
         typer.Option(
             "--device",
             "-d",
-            help="cpu or cuda (ONNX Runtime's CUDA execution provider; TensorRT is always cuda).",
-            show_default="cpu; cuda for tensorrt",
+            help="cpu or cuda (ONNX Runtime's CUDA execution provider; TensorRT is always cuda); OpenVINO's device names for openvino (CPU, GPU, NPU, AUTO).",
+            show_default="cpu; cuda for tensorrt; CPU for openvino",
+        ),
+    ] = None,
+    precision: Annotated[
+        Optional[str],
+        typer.Option(
+            "--precision",
+            help="openvino only: fp32, bf16 or fp16 for the transformer (bf16/fp16 also report merge-decision agreement).",
+            show_default="fp32",
         ),
     ] = None,
     checkpoint: Annotated[
@@ -132,14 +149,27 @@ def validate_command(
     from vidtldr_deploy.validate.run import run_validation
 
     runtime, device = resolve_runtime(model, runtime, device)
+    if precision is not None and runtime != "openvino":
+        raise InputError(
+            "--precision applies to --runtime openvino: a graph or engine fixes its own precision"
+        )
     inputs = clips.paths
     check_inputs_exist(model, inputs)
     check_validate_outputs(model, inputs, report, save_inputs, save_outputs)
     target = resolve_target(model)  # the engine's sidecar and graph, the graph's description
     check_device(runtime, device)  # before any work: a named exit-2 error where unavailable
+    run_precision = "fp32"
+    if runtime == "openvino":
+        from vidtldr_deploy.runtime.openvino import check_precision
+
+        run_precision = precision or "fp32"
+        check_precision(run_precision)
     precision = target.precision
-    int8_graph = precision is Precision.INT8 and runtime == "onnxruntime"
-    tolerances = opt.tolerances_for(precision, flags)
+    int8_graph = precision is Precision.INT8 and runtime in ("onnxruntime", "openvino")
+    # OpenVINO below fp32: merge decisions are judged too, with the bounds of that precision.
+    reduced = int8_graph or run_precision != "fp32"
+    label = str(precision) if int8_graph or run_precision == "fp32" else run_precision
+    tolerances = opt.tolerances_for(label, flags)
     with status("loading the graph and its PyTorch reference"):
         ref = target.reference(checkpoint, unsafe_load, ckpt_frames)
     info(f"{ref.loaded.description}; schedule {ref.schedule.spec!r}")
@@ -152,18 +182,20 @@ def validate_command(
         info(f"inputs: {save_inputs} (rerun with --load-inputs {save_inputs})")
     with (
         status(f"running {runtime} ({device}) and PyTorch"),
-        target.open_runner(runtime, device, plugins, merge_inputs=int8_graph) as runner,
+        target.open_runner(
+            runtime, device, plugins, merge_inputs=reduced, precision=run_precision
+        ) as runner,  # fmt: skip
     ):
-        runs = run_validation(runner, ref.loaded, ref.schedule, batches, merge_inputs=int8_graph)
+        runs = run_validation(runner, ref.loaded, ref.schedule, batches, merge_inputs=reduced)
     result = compare_validation(
         runs, target=str(model), loaded=ref.loaded, schedule=ref.schedule, tolerances=tolerances,
-        precision=precision, inputs=batches.label, strict_tokens=strict_tokens,
+        precision=label, inputs=batches.label, strict_tokens=strict_tokens,
     )  # fmt: skip
     extra: dict = {}
-    if int8_graph:  # as the export judges it: INT8 tolerances and merge-decision agreement
-        from vidtldr_deploy.validate.int8 import judge_merge_decisions
+    if reduced:  # as the export judges it: tolerances and merge-decision agreement
+        from vidtldr_deploy.validate.int8 import judge_merge_decisions, min_agreement_for
 
-        int8 = judge_merge_decisions(runs, result, ref.schedule)
+        int8 = judge_merge_decisions(runs, result, ref.schedule, min_agreement_for(label))
         extra = {"merge_decisions": int8.to_dict()["merge_decisions"], "passed": int8.passed}
     show_validation(result)
     if extra:
