@@ -91,7 +91,8 @@ int32_t MergePlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, 
         fail(ErrorCode::kINVALID_ARGUMENT, "expects x of rank 3 and two outputs");
         return -1;
     }
-    // N - r: a constant whenever N is (static-shape export), so the engine's shapes are all known.
+    // N - r: a constant whenever N is (token counts are static per clip). The batch is the input's
+    // expression, so an engine with a dynamic batch (export --max-batch) keeps it dynamic.
     IDimensionExpr const* kept = exprBuilder.operation(DimensionOperation::kSUB, *inputs[0].d[1], *exprBuilder.constant(mR));
     if (kept == nullptr)
         return -1;

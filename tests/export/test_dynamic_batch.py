@@ -48,5 +48,15 @@ def test_max_batch_is_checked_before_any_work(cli, tmp_path):
     assert r.exit_code == 2 and not (tmp_path / "m.onnx").exists()
     r = cli("export", "demo-random", "-o", tmp_path / "m.onnx", "--max-batch", "4", "--batch", "2")
     assert r.exit_code == 2
-    r = cli("export", "demo-random", "-o", tmp_path / "m.plan", "--max-batch", "4")
-    assert r.exit_code == 2 and not list(tmp_path.iterdir())
+    for args in (
+        ["-o", tmp_path / "m.plan", "--max-batch", "4", "--opt-batch", "5"],  # opt beyond max
+        ["-o", tmp_path / "m.plan", "--max-batch", "4", "--opt-batch", "0"],
+        ["-o", tmp_path / "m.plan", "--opt-batch", "2"],  # no --max-batch
+        ["-o", tmp_path / "m.onnx", "--max-batch", "4", "--opt-batch", "2"],  # no engine
+        # INT8 calibration and validation take one static input shape
+        ["-o", tmp_path / "m.onnx", "--max-batch", "4", "--precision", "int8"],
+    ):
+        r = cli("export", "demo-random", *args)
+        assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
+        assert not list(tmp_path.iterdir())
+        assert "loading demo-random" not in r.output  # refused before any work

@@ -350,11 +350,12 @@ def test_typed_sidecar_keeps_the_json_on_disk(tmp_path):
     assert list(data) == [
         "format", "format_version", "toolkit_version", "created", "tensorrt_version",
         "cuda_version", "gpu_name", "compute_capability", "precision", "inputs", "outputs",
-        "arch", "merge_impl", "schedule", "checkpoint", "checkpoint_sha256", "onnx",
+        "batch", "arch", "merge_impl", "schedule", "checkpoint", "checkpoint_sha256", "onnx",
         "onnx_sha256", "plugin_library", "plugin_library_sha256", "plugin_layers",
         "engine_sha256", "build",
     ]  # fmt: skip
     assert data["precision"] == "fp16" and data["compute_capability"] == "8.0"
+    assert data["batch"] is None  # a static-batch engine
     data["added_later"] = {"x": 1}
     text = json.dumps(data, indent=2) + "\n"
     path.write_text(text)
@@ -362,3 +363,7 @@ def test_typed_sidecar_keeps_the_json_on_disk(tmp_path):
     assert back.precision is Precision.FP16 and back.extra == {"added_later": {"x": 1}}
     sc.write_sidecar(engine_path, back)
     assert path.read_text() == text
+    # A sidecar written before the batch range was recorded reads as a static-batch engine.
+    del data["batch"]
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    assert sc.read_sidecar(engine_path).batch is None

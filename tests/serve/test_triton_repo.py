@@ -166,6 +166,29 @@ def test_dynamic_batch_graph_gets_a_dynamic_batcher(cli, tmp_path):
     assert list(config.model_warmup[0].inputs["video"].dims) == [3, 4, 8, 8]
 
 
+def test_dynamic_batch_plan_gets_a_dynamic_batcher(cli, tmp_path, no_default_plugins):
+    """A plan built from a --max-batch graph: the same batching as the ONNX graph it came from."""
+    plan = write_fake_plan(tmp_path, "dyn", batch=sc.BatchProfile(1, 2, 6))
+    repo = tmp_path / "repo"
+    r = cli("triton", plan, "-o", repo, "--max-queue-delay-us", "300")
+    assert r.exit_code == 0, r.output
+    config = read_config(repo, "dyn")
+    assert config.max_batch_size == 6  # the engine's max, not the default 8
+    assert config.dynamic_batching.max_queue_delay_microseconds == 300
+    assert io_of(config) == {
+        "video": ("TYPE_FP32", [3, 4, 32, 32]),
+        "tokens": ("TYPE_FP32", [36, 64]),
+        "pooled": ("TYPE_FP32", [64]),
+    }
+    assert list(config.model_warmup[0].inputs["video"].dims) == [3, 4, 32, 32]
+    assert tc.config_parameters(config)["vidtldr.max_batch"] == "6"
+    r = cli("triton", plan, "-o", tmp_path / "too_big", "--max-batch-size", "7")
+    assert r.exit_code == 2 and not (tmp_path / "too_big").exists(), r.output
+    static = write_fake_plan(tmp_path, "static")  # unchanged: full shape, no batcher
+    assert cli("triton", static, "-o", tmp_path / "s").exit_code == 0
+    assert read_config(tmp_path / "s", "static").max_batch_size == 0
+
+
 def test_force_replaces_the_repository(cli, exported, tmp_path):
     repo = tmp_path / "repo"
     assert cli("triton", exported["plugin"], "-o", repo).exit_code == 0

@@ -38,6 +38,8 @@ CASES = {
     "no-outputs": (_set("outputs", {}), "outputs"),
     "tensorrt-version-null": (_set("tensorrt_version", None), "tensorrt_version"),
     "precision-unknown": (_set("precision", "int4"), "precision"),
+    "batch-range": (_set("batch", {"min": 1, "opt": 5, "max": 4}), "batch"),
+    "batch-text": (_set("batch", "1..4"), "batch"),
 }
 
 

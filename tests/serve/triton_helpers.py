@@ -35,19 +35,24 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p for p in os.listdir(folder) if p.startswith("."))
 
 
-def write_fake_plan(folder: Path, stem: str = "engine", plugin: Path | None = None) -> Path:
+def write_fake_plan(
+    folder: Path, stem: str = "engine", plugin: Path | None = None,
+    batch: sc.BatchProfile | None = None,
+) -> Path:  # fmt: skip
     """An engine file that only its sidecar describes (no TensorRT here), written by the sidecar
-    module's own writer so the engine hash is filled in as a real build does."""
+    module's own writer so the engine hash is filled in as a real build does. `batch`: a
+    dynamic-batch engine's range (shapes at its max)."""
+    first = BATCH if batch is None else batch.max
     sidecar = sc.make_sidecar(
         tensorrt_version="10.7.0",
         cuda_version="12.6",
         gpu_name="NVIDIA H100 80GB HBM3",
         compute_capability="9.0",
         precision="fp16",
-        inputs={"video": sc.io_spec((BATCH, 3, 4, 32, 32), "float32")},
+        inputs={"video": sc.io_spec((first, 3, 4, 32, 32), "float32")},
         outputs={
-            "tokens": sc.io_spec((BATCH, 36, 64), "float32"),
-            "pooled": sc.io_spec((BATCH, 64), "float32"),
+            "tokens": sc.io_spec((first, 36, 64), "float32"),
+            "pooled": sc.io_spec((first, 64), "float32"),
         },
         schedule={"spec": "0.25x2", "layers": []},
         onnx_sha256="ee" * 32,
@@ -56,6 +61,7 @@ def write_fake_plan(folder: Path, stem: str = "engine", plugin: Path | None = No
         arch="umt-tiny",
         merge_impl="plugin" if plugin else "onnx",
         plugin_layers=4 if plugin else 0,
+        batch=batch,
     )
     path = folder / f"{stem}.plan"
     sc.write_engine_and_sidecar(path, b"not really an engine " + stem.encode(), sidecar)

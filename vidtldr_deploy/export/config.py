@@ -51,6 +51,7 @@ class ExportConfig:
     opset: int = 18
     graph_form: str = "portable"  # export/metadata.py, GRAPH_FORMS
     max_batch: int | None = None  # a dynamic batch 1..max_batch (ExportSpec.max_batch)
+    opt_batch: int | None = None  # the engine's optimisation-profile batch (default max_batch)
     precision: str = "fp32"
     workspace_mib: int | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
@@ -104,6 +105,7 @@ class ExportConfig:
             out.append(
                 f"--max-batch must be a whole number in 2..{MAX_BATCH}, got {self.max_batch!r}"
             )
+        out.extend(self._opt_batch_problems())
         out.extend(_tolerance_problems(self.tolerances))
         for check in (
             lambda: check_opset(self.opset),
@@ -114,6 +116,19 @@ class ExportConfig:
             except InputError as err:
                 out.append(str(err))
         return out
+
+    def _opt_batch_problems(self) -> list[str]:
+        if self.opt_batch is None:
+            return []
+        if self.max_batch is None:
+            return [f"--opt-batch {self.opt_batch!r} needs --max-batch: a static-batch engine "
+                    "has one batch to optimise for"]  # fmt: skip
+        if _is_int(self.max_batch) and (
+            not _is_int(self.opt_batch) or not 1 <= self.opt_batch <= self.max_batch
+        ):
+            return [f"--opt-batch must be a whole number in 1..{self.max_batch} (the --max-batch), "
+                    f"got {self.opt_batch!r}"]  # fmt: skip
+        return []
 
     def override(self, **flags) -> ExportConfig:
         """A copy with every flag that was given (not None) replacing the config's value."""

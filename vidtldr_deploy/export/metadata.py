@@ -141,6 +141,7 @@ class GraphDescription:
     outputs: tuple[str, ...]
     metadata: dict[str, str] = field(repr=False)  # the raw `vidtldr.*` strings, for reports
     method: MergeMethod = MergeMethod.VIDTLDR  # graphs from before methods were recorded: vidtldr
+    max_batch: int | None = None  # a dynamic batch 1..max_batch (export --max-batch); None: static
 
     @property
     def batch(self) -> int:
@@ -220,7 +221,18 @@ def description_from_metadata(meta: dict[str, str], path: str | Path) -> GraphDe
         local_functions=meta.get("local_functions") != "false",
         checkpoint=meta.get("checkpoint", ""), checkpoint_sha256=meta.get("checkpoint_sha256", ""),
         outputs=tuple(outputs), metadata=dict(meta), method=method,
+        max_batch=recorded_max_batch(meta, path),
     )  # fmt: skip
+
+
+def recorded_max_batch(meta: dict[str, str], path: str | Path) -> int | None:
+    """The `vidtldr.max_batch` entry: the upper end of a dynamic batch, None for a static one."""
+    raw = meta.get("max_batch", "")
+    if raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
+        raise _tampered(path, "max_batch", raw, "a positive batch size")
+    return int(raw)
 
 
 def recorded_schedule(meta: dict[str, str], path: str | Path) -> dict:

@@ -187,10 +187,16 @@ def check_max_batch_request(cfg, engine_path: Path | None) -> None:
             f"--batch {cfg.batch} and --max-batch {cfg.max_batch}: a dynamic-batch graph takes "
             "1..max-batch clips; give --max-batch alone"
         )
-    if engine_path is not None or cfg.precision != "fp32":
+    if cfg.precision == "int8":
+        # The quantizer calibrates, and validate_int8 compares, a graph of one static input shape.
         raise InputError(
-            "--max-batch exports a dynamic-batch ONNX graph in fp32; engines and INT8 graphs are "
-            "static-batch here: export with --batch, or use -o model.onnx"
+            "--max-batch with --precision int8: INT8 calibration needs a static-batch graph; "
+            "export INT8 with --batch, or drop --precision int8 for a dynamic batch"
+        )
+    if cfg.opt_batch is not None and engine_path is None:
+        raise InputError(
+            f"--opt-batch {cfg.opt_batch} is the TensorRT engine's optimisation-profile batch: "
+            "give -o model.plan, or leave --opt-batch out for an ONNX graph"
         )
     cfg.batch = cfg.max_batch  # validation feeds (and memory is checked at) the largest batch
 
@@ -310,6 +316,7 @@ def run_export(request: ExportRequest, events: ExportEvents | None = None) -> Ex
         outcome.engine = build_and_validate(
             onnx_path, engine_path, loaded, resolved, clips or None, request.engine_tolerances,
             precision=cfg.precision, workspace_mib=cfg.workspace_mib, plugin_library=checked.plugins,
+            opt_batch=cfg.opt_batch,
             inputs_label=label, strict_tokens=request.strict_tokens, log=events.info,
         )  # fmt: skip
     events.info(f"wrote {outcome.engine.engine_path} and {outcome.engine.sidecar_path}")
@@ -385,6 +392,7 @@ def build_and_validate(
     inputs_label: str = "",
     strict_tokens: bool = False,
     log: Callable[[str], None] | None = None,
+    opt_batch: int | None = None,
 ) -> EngineBuild:
     """Build the engine and its sidecar, then (given inputs) validate it against PyTorch.
 
@@ -401,6 +409,7 @@ def build_and_validate(
         sidecar = build_engine(
             onnx_path, engine_path, precision=precision, workspace_mib=workspace_mib,
             plugin_library=plugin_library, timing_cache=timing_cache, log=note,
+            opt_batch=opt_batch,
         )  # fmt: skip
     except VidTLDRError as err:
         raise with_note(

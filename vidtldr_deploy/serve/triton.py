@@ -134,9 +134,15 @@ def describe_plan(path: Path, sidecar: sc.EngineSidecar) -> ModelSource:
     if problems:
         raise InputError(f"{path}: {problems[0]}")
 
+    batch = sidecar.batch
+
     def specs(table: dict) -> tuple[tc.TensorSpec, ...]:
+        # A dynamic batch is -1, as in an ONNX graph: the batching then follows the ONNX path.
+        def shape(s: dict) -> tuple[int, ...]:
+            return tuple(s["shape"]) if batch is None else (-1, *s["shape"][1:])
+
         return tuple(
-            tc.TensorSpec(n, tc.triton_dtype_from_sidecar(s["dtype"]), tuple(s["shape"]))
+            tc.TensorSpec(n, tc.triton_dtype_from_sidecar(s["dtype"]), shape(s))
             for n, s in table.items()
         )
 
@@ -155,6 +161,7 @@ def describe_plan(path: Path, sidecar: sc.EngineSidecar) -> ModelSource:
         "onnx_sha256": sidecar.onnx_sha256 or "",
         "checkpoint_sha256": sidecar.checkpoint_sha256 or "",
         "plugin_library_sha256": sidecar.plugin_library_sha256 or "",
+        "max_batch": "" if batch is None else str(batch.max),  # the engine's batch range's max
     }
     return ModelSource(
         path=path,

@@ -38,6 +38,8 @@ struct Ctx : IPluginResourceContext {
 static Dims dims(std::initializer_list<int64_t> v) { Dims d{}; d.nbDims = (int32_t)v.size(); int i = 0; for (auto x : v) d.d[i++] = x; return d; }
 static PluginTensorDesc desc(Dims d, DataType t) { PluginTensorDesc p{}; p.dims = d; p.type = t; p.format = TensorFormat::kLINEAR; return p; }
 static DynamicPluginTensorDesc ddesc(Dims d, DataType t) { DynamicPluginTensorDesc p{}; p.desc = desc(d, t); p.min = d; p.max = d; p.opt = d; return p; }
+// As TensorRT configures a plugin of a dynamic-batch engine: batch -1, profile batch 1..hi.
+static DynamicPluginTensorDesc dynBatch(DynamicPluginTensorDesc p, int64_t hi) { p.desc.dims.d[0] = -1; p.min.d[0] = 1; p.opt.d[0] = hi; p.max.d[0] = hi; return p; }
 
 int main() {
     int fails = 0;
@@ -118,6 +120,33 @@ int main() {
     double total = 0; finite = true; for (float v : so) { finite &= std::isfinite(v); total += v; } for (float v : xo) finite &= std::isfinite(v);
     CHECK(finite && total > 0 && total <= B * N);
     std::printf("size' sum %.4f (<= %d: background sources dropped)\n", total, B * N);
+    // dynamic batch (export --max-batch): configured with batch -1 over 1..B, sized for B, and each
+    // enqueue takes its batch from the input descs; clip 1 alone equals clip 1 of the batch of B
+    DynamicPluginTensorDesc dsin[2] = {dynBatch(sin[0], B), dynBatch(sin[1], B)}, dsout[1] = {dynBatch(sout[0], B)};
+    CHECK(sb->configurePlugin(dsin, 2, dsout, 1) == 0);
+    DynamicPluginTensorDesc dsio[3] = {dsin[0], dsin[1], dsout[0]};
+    for (int pos = 0; pos < 3; ++pos) CHECK(sb->supportsFormatCombination(pos, dsio, 2, 1));
+    CHECK(sb->getWorkspaceSize(dsin, 2, dsout, 1) == ws.size());  // the max batch's workspace
+    PluginTensorDesc s1[2] = {desc(dims({1, H, N, D}), DataType::kFLOAT), desc(dims({1, H, N, D}), DataType::kFLOAT)};
+    PluginTensorDesc s1o[1] = {desc(dims({1, N}), DataType::kFLOAT)};
+    std::vector<float> sc1(N, NAN);
+    void const* s1in[2] = {q.data() + H * N * D, k.data() + H * N * D}; void* s1out[1] = {sc1.data()};
+    CHECK(sr->onShapeChange(s1, 2, s1o, 1) == 0);
+    CHECK(sr->enqueue(s1, s1o, s1in, s1out, ws.data(), nullptr) == 0);
+    CHECK(std::equal(sc1.begin(), sc1.end(), sc_out.begin() + N));
+    DynamicPluginTensorDesc dmin[3] = {dynBatch(min_[0], B), dynBatch(min_[1], B), dynBatch(min_[2], B)};
+    DynamicPluginTensorDesc dmout[2] = {dynBatch(mout[0], B), dynBatch(mout[1], B)};
+    CHECK(mb->configurePlugin(dmin, 3, dmout, 2) == 0);
+    CHECK(mb->getWorkspaceSize(dmin, 3, dmout, 2) == mws.size());
+    PluginTensorDesc m1[3] = {desc(dims({1, N, C}), DataType::kFLOAT), desc(dims({1, N}), DataType::kFLOAT), desc(dims({1, N}), DataType::kFLOAT)};
+    PluginTensorDesc m1o[2] = {desc(dims({1, N - r, C}), DataType::kFLOAT), desc(dims({1, N - r}), DataType::kFLOAT)};
+    std::vector<float> xo1((N - r) * C, NAN), so1(N - r, NAN);
+    void const* m1in[3] = {x.data() + N * C, size.data() + N, sc_out.data() + N}; void* m1out[2] = {xo1.data(), so1.data()};
+    CHECK(mr->onShapeChange(m1, 3, m1o, 2) == 0);
+    CHECK(mr->enqueue(m1, m1o, m1in, m1out, mws.data(), nullptr) == 0);
+    CHECK(std::equal(xo1.begin(), xo1.end(), xo.begin() + (N - r) * C));
+    CHECK(std::equal(so1.begin(), so1.end(), so.begin() + (N - r)));
+    std::printf("batch 1 of a 1..%d profile equals its clip in the batch of %d\n", B, B);
     // kernel failure is reported, not crashed: workspace NULL
     CHECK(mar->enqueue(mind, moutd, mins, mouts, nullptr, nullptr) == -1 && rec.n == 2);
     std::printf("recorder got: %s\n", rec.last.c_str());

@@ -66,8 +66,17 @@ def export_command(
         Optional[int],
         typer.Option(
             "--max-batch",
-            help="A dynamic batch dimension 1..N (ONNX graphs; token counts stay static per clip); "
-            "validation feeds batches of N. Default: the static --batch.",
+            help="A dynamic batch dimension 1..N (ONNX graphs and fp32/fp16 engines; token counts "
+            "stay static per clip); validation feeds batches of N. Default: the static --batch.",
+        ),
+    ] = None,
+    opt_batch: Annotated[
+        Optional[int],
+        typer.Option(
+            "--opt-batch",
+            help="With --max-batch and -o X.plan: the batch TensorRT tunes the engine for "
+            "(its optimisation profile is min 1, opt this, max N).",
+            show_default="the --max-batch",
         ),
     ] = None,
     graph_form: Annotated[
@@ -127,7 +136,7 @@ def export_command(
     cfg = base.override(
         arch=arch, frames=frames, ckpt_frames=ckpt_frames, batch=batch, schedule=schedule,
         merge_impl=merge_impl, opset=opset, precision=precision, workspace_mib=workspace,
-        graph_form=graph_form, max_batch=max_batch, method=method,
+        graph_form=graph_form, max_batch=max_batch, opt_batch=opt_batch, method=method,
     )  # fmt: skip
     request = ExportRequest(
         checkpoint=checkpoint, output=output, config=cfg,

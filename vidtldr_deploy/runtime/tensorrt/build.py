@@ -94,16 +94,63 @@ def _network_has_half(trt, network) -> bool:
     return any(network.get_input(i).dtype == trt.float16 for i in range(network.num_inputs))
 
 
-def _io_specs(trt, network) -> tuple[dict, dict]:
-    inputs = {}
+def _io_specs(trt, network, batch: sc.BatchProfile | None) -> tuple[dict, dict]:
+    """Every I/O tensor's shape and type; a dynamic batch is recorded at its max."""
+
+    def spec(t) -> dict:
+        shape = [int(d) for d in t.shape]
+        if batch is not None and shape and shape[0] < 0:
+            shape[0] = batch.max
+        return sc.io_spec(shape, dtype_name(trt, t.dtype))
+
+    inputs = {t.name: spec(t) for t in map(network.get_input, range(network.num_inputs))}
+    outputs = {t.name: spec(t) for t in map(network.get_output, range(network.num_outputs))}
+    return inputs, outputs
+
+
+def batch_profile_for(graph: GraphToBuild, opt_batch: int | None) -> sc.BatchProfile | None:
+    """The optimisation profile of a graph exported with --max-batch N: min 1, opt `opt_batch`
+    (default N), max N. Checked before the parse; None for a static-batch graph."""
+    max_batch = graph.description.max_batch
+    if max_batch is None:
+        if opt_batch is not None:
+            raise InputError(
+                f"--opt-batch {opt_batch}: {graph.path} has a static batch; export it with "
+                "--max-batch N for a dynamic-batch engine"
+            )
+        return None
+    opt = max_batch if opt_batch is None else opt_batch
+    if isinstance(opt, bool) or not isinstance(opt, int) or not 1 <= opt <= max_batch:
+        raise InputError(
+            f"--opt-batch must be a whole number in 1..{max_batch} ({graph.path} was exported "
+            f"with --max-batch {max_batch}), got {opt!r}"
+        )
+    return sc.BatchProfile(1, opt, max_batch)
+
+
+def check_network_batch(parsed: ParsedNetwork, batch: sc.BatchProfile) -> None:
+    """A dynamic-batch network has a dynamic first dim on every input and output and nothing
+    else dynamic (token counts are static per clip)."""
+    network = parsed.network
+    tensors = [network.get_input(i) for i in range(network.num_inputs)]
+    tensors += [network.get_output(i) for i in range(network.num_outputs)]
+    for t in tensors:
+        shape = [int(d) for d in t.shape]
+        if shape[:1] != [-1] or any(d < 0 for d in shape[1:]):
+            raise InputError(
+                f"{parsed.source}: {t.name} has shape {shape} in TensorRT, but a graph exported "
+                f"with --max-batch {batch.max} has a dynamic first dim only: export it again"
+            )
+
+
+def add_batch_profile(network, builder, config, batch: sc.BatchProfile, source: Path) -> None:
+    """One optimisation profile over every network input: batch min..max, the rest static."""
+    profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         t = network.get_input(i)
-        inputs[t.name] = sc.io_spec(tuple(t.shape), dtype_name(trt, t.dtype))
-    outputs = {}
-    for i in range(network.num_outputs):
-        t = network.get_output(i)
-        outputs[t.name] = sc.io_spec(tuple(t.shape), dtype_name(trt, t.dtype))
-    return inputs, outputs
+        profile.set_shape(t.name, *batch.shapes(tuple(t.shape)[1:]))
+    if config.add_optimization_profile(profile) < 0:
+        raise RuntimeFailure(f"TensorRT refused the batch profile {batch.to_dict()} for {source}")
 
 
 def _setup_timing_cache(trt, config, path: Path, notes: list[str]):
@@ -329,7 +376,7 @@ def apply_precision_plan(trt, network, config, plan: PrecisionPlan) -> None:
 
 def build_serialized(
     trt, parsed: ParsedNetwork, plan: PrecisionPlan, workspace_mib: int | None,
-    cache_path: Path, log: Callable[[str], None],
+    cache_path: Path, log: Callable[[str], None], batch: sc.BatchProfile | None = None,
 ) -> tuple[memoryview, Any, bool]:  # fmt: skip
     """Step 3: the serialized engine, the builder config (its timing cache is saved after the
     engine is written) and whether the timing cache was reused."""
@@ -337,6 +384,9 @@ def build_serialized(
     apply_precision_plan(trt, parsed.network, config, plan)
     for note in plan.notes:
         log(note)
+    if batch is not None:
+        add_batch_profile(parsed.network, parsed.builder, config, batch, parsed.source)
+        log(f"batch profile: min {batch.min}, opt {batch.opt}, max {batch.max}")
     if workspace_mib is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
     notes: list[str] = []
@@ -355,9 +405,10 @@ def build_serialized(
 def engine_sidecar(
     trt, graph: GraphToBuild, parsed: ParsedNetwork, plan: PrecisionPlan,
     workspace_mib: int | None, cache_path: Path, cache_reused: bool,
+    batch: sc.BatchProfile | None = None,
 ) -> sc.EngineSidecar:  # fmt: skip
     """Step 4's record: what the engine was built from, with and how (runtime/tensorrt/sidecar.py)."""
-    inputs, outputs = _io_specs(trt, parsed.network)
+    inputs, outputs = _io_specs(trt, parsed.network, batch)
     gpu = gpu_info()
     described = graph.description
     return sc.make_sidecar(
@@ -378,6 +429,7 @@ def engine_sidecar(
         checkpoint=described.checkpoint,
         checkpoint_sha256=described.checkpoint_sha256,
         plugin_layers=parsed.plugin_layers,
+        batch=batch,
         build={
             "quantization": plan.quantization.to_dict() if plan.quantization else None,
             # Reported as recorded (quantize's own JSON), never used to decide the build.
@@ -402,8 +454,12 @@ def build_engine(
     plugin_library: str | Path | None = None,
     timing_cache: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    opt_batch: int | None = None,
 ) -> sc.EngineSidecar:
     """Build `engine_path` (and `engine_path`.json) from an exported graph; returns the sidecar.
+
+    A graph exported with --max-batch N gets an optimisation profile (batch min 1, opt
+    `opt_batch` (default N), max N) and runs any batch 1..N; its sidecar records the range.
 
     Parse -> precision plan -> build -> write engine and sidecar. The graph's metadata is read
     through its typed description (export.metadata.description_from_metadata). plugin_library: the
@@ -415,17 +471,22 @@ def build_engine(
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     check_build_request(onnx_path, engine_path, precision, workspace_mib)
     graph = read_graph(onnx_path)
+    batch = batch_profile_for(graph, opt_batch)
     quantization = quantization_plan(trt, graph, precision)  # refused before any plugin work
     strongly = strongly_typed_network(precision, tensorrt_features(trt))
     parsed = parse_network(trt, graph, strongly, plugin_library)
+    if batch is not None:
+        check_network_batch(parsed, batch)
     plan = make_precision_plan(trt, graph, parsed, precision, quantization)
     cache_path = (
         Path(timing_cache) if timing_cache is not None else default_timing_cache(engine_path)
     )
     engine_bytes, config, cache_reused = build_serialized(
-        trt, parsed, plan, workspace_mib, cache_path, log
+        trt, parsed, plan, workspace_mib, cache_path, log, batch
     )
-    sidecar = engine_sidecar(trt, graph, parsed, plan, workspace_mib, cache_path, cache_reused)
+    sidecar = engine_sidecar(
+        trt, graph, parsed, plan, workspace_mib, cache_path, cache_reused, batch
+    )
     sidecar = sc.write_engine_and_sidecar(engine_path, engine_bytes, sidecar)
     notes: list[str] = []
     _save_timing_cache(config, cache_path, notes)

@@ -1,5 +1,7 @@
 """TensorRT engine runner: checks the sidecar against this machine, loads the plugins the engine
-was built with, runs static-shape inference with PyTorch CUDA tensors as device buffers."""
+was built with, runs inference with PyTorch CUDA tensors as device buffers. A dynamic-batch engine
+(export --max-batch N) takes any batch 1..N: its buffers are sized for N once, and each call sets
+the input shape and reads the leading part of each output."""
 
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def _torch_dtype(trt, torch, dtype):
 class TensorRTRunner(Runner):
     """Runs an engine built by `build_engine` after checking its sidecar against this machine.
 
-    Device buffers are PyTorch CUDA tensors (static shapes: allocated once)."""
+    Device buffers are PyTorch CUDA tensors, allocated once (at the max batch of a dynamic one)."""
 
     name = "tensorrt"
 
@@ -105,21 +107,18 @@ class TensorRTRunner(Runner):
             )
 
     def _allocate_buffers(self, trt, torch) -> None:
-        """One PyTorch CUDA tensor per engine I/O tensor (static shapes), bound to the context."""
+        """One PyTorch CUDA tensor per engine I/O tensor, bound to the context; a dynamic batch
+        is allocated at the max of the batch range the sidecar records."""
         self._torch = torch
         self.device = torch.device("cuda", torch.cuda.current_device())
         self.stream = torch.cuda.Stream(self.device)
+        self.batch = self.sidecar.batch
         self.buffers: dict[str, Any] = {}
         self.input_names: list[str] = []
         self.output_names: list[str] = []
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
-            shape = tuple(self.engine.get_tensor_shape(name))
-            if any(d < 0 for d in shape):
-                raise InputError(
-                    f"{self.engine_path}: tensor {name} has a dynamic shape {shape}; "
-                    "vidtldr engines are static"
-                )
+            shape = self._buffer_shape(name, tuple(self.engine.get_tensor_shape(name)))
             dtype = _torch_dtype(trt, torch, self.engine.get_tensor_dtype(name))
             buf = torch.empty(shape, dtype=dtype, device=self.device)
             self.buffers[name] = buf
@@ -134,26 +133,89 @@ class TensorRTRunner(Runner):
             )
         self.input_name = self.input_names[0]
         self.input_shape = tuple(self.buffers[self.input_name].shape)
+        self._last_shape = self.input_shape  # what layer_times runs before any run()
+        if self.batch is not None:
+            self._check_profile(self.input_name)
+
+    def _buffer_shape(self, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The engine's shape of a tensor, a dynamic batch taken at the recorded max."""
+        dynamic = [i for i, d in enumerate(shape) if d < 0]
+        if not dynamic:
+            return shape
+        if self.batch is None:
+            raise InputError(
+                f"{self.engine_path}: tensor {name} has a dynamic shape {shape} but the sidecar "
+                "records no batch range: rebuild the engine with vidtldr export --max-batch N"
+            )
+        if dynamic != [0]:
+            raise InputError(
+                f"{self.engine_path}: tensor {name} has shape {shape}; only the batch of a "
+                "vidtldr engine is dynamic: rebuild the engine"
+            )
+        return (self.batch.max, *shape[1:])
+
+    def _check_profile(self, name: str) -> None:
+        """The engine's own optimisation profile must be the batch range the sidecar records."""
+        low, _, high = (tuple(s) for s in self.engine.get_tensor_profile_shape(name, 0))
+        rest = self.input_shape[1:]
+        if low != (self.batch.min, *rest) or high != (self.batch.max, *rest):
+            raise InputError(
+                f"{self.engine_path}: the engine's batch profile ({low} .. {high}) is not the "
+                f"range its sidecar records ({self.batch.to_dict()}): rebuild the engine"
+            )
+
+    def _check_input(self, shape: tuple[int, ...]) -> None:
+        if self.batch is None:
+            if shape != self.input_shape:
+                raise InputError(
+                    f"input shape {shape} does not match the engine's static input "
+                    f"{self.input_shape}"
+                )
+            return
+        if not shape or shape[1:] != self.input_shape[1:]:
+            raise InputError(
+                f"input shape {shape} does not match the engine's input (batch, "
+                f"{', '.join(map(str, self.input_shape[1:]))})"
+            )
+        if not self.batch.min <= shape[0] <= self.batch.max:
+            raise InputError(
+                f"batch {shape[0]} is outside the engine's batch range "
+                f"{self.batch.min}..{self.batch.max}: send at most {self.batch.max} clips per "
+                "call, or rebuild the engine with a larger --max-batch"
+            )
+
+    def _set_batch(self, context, shape: tuple[int, ...]) -> None:
+        """A dynamic engine's input shape for this call (a static one has only its own)."""
+        if self.batch is not None and not context.set_input_shape(self.input_name, shape):
+            raise RuntimeFailure(f"TensorRT refused the input shape {shape} for {self.engine_path}")
 
     def run(self, video: np.ndarray) -> dict[str, np.ndarray]:
         if self.context is None:
             raise self.inactive()
         torch = self._torch
-        if tuple(video.shape) != self.input_shape:
-            raise InputError(
-                f"input shape {tuple(video.shape)} does not match the engine's static input "
-                f"{self.input_shape}"
-            )
-        dst = self.buffers[self.input_name]
+        shape = tuple(video.shape)
+        self._check_input(shape)
+        self._set_batch(self.context, shape)
+        self._last_shape = shape
+        dst = self.buffers[self.input_name][: shape[0]]  # a leading slice: same address
         with torch.cuda.stream(self.stream):
             dst.copy_(
                 torch.from_numpy(np.ascontiguousarray(video)).to(dst.dtype), non_blocking=False
             )
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise RuntimeFailure(f"TensorRT failed to run {self.engine_path}")
-            outs = {name: self.buffers[name].float().cpu() for name in self.output_names}
+            outs = {name: self._output(name).float().cpu() for name in self.output_names}
         self.stream.synchronize()
         return {name: t.numpy() for name, t in outs.items()}
+
+    def _output(self, name: str):
+        """An output as this call's shape: the leading part of its (max-batch) buffer."""
+        buf = self.buffers[name]
+        if self.batch is None:
+            return buf
+        shape = tuple(self.context.get_tensor_shape(name))
+        count = int(np.prod(shape)) if shape else 1
+        return buf.reshape(-1)[:count].reshape(shape)
 
     def layer_times(self, iterations: int = 3) -> dict[str, float]:
         """Mean milliseconds per engine layer (TensorRT IProfiler) over `iterations` runs of the
@@ -173,6 +235,7 @@ class TensorRTRunner(Runner):
         context.profiler = profiler
         for name, buf in self.buffers.items():
             context.set_tensor_address(name, buf.data_ptr())
+        self._set_batch(context, self._last_shape)
         for _ in range(max(1, iterations)):
             if not context.execute_async_v3(self.stream.cuda_stream):
                 raise RuntimeFailure(

@@ -73,6 +73,32 @@ def io_spec(shape, dtype: str) -> dict:
 
 
 @dataclass(frozen=True)
+class BatchProfile:
+    """A dynamic-batch engine's optimisation profile: it runs any batch min..max, tuned for opt.
+    The sidecar's inputs and outputs then record their shapes at the max batch."""
+
+    min: int
+    opt: int
+    max: int
+
+    def __post_init__(self):
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise ValueError(f"batch profile needs 1 <= min <= opt <= max, got {self}")
+
+    def shapes(self, static_dims) -> tuple[tuple[int, ...], ...]:
+        """The (min, opt, max) shapes TensorRT's profile takes for a tensor (batch, *static_dims)."""
+        rest = tuple(int(d) for d in static_dims)
+        return tuple((b, *rest) for b in (self.min, self.opt, self.max))
+
+    def to_dict(self) -> dict:
+        return {"min": self.min, "opt": self.opt, "max": self.max}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BatchProfile:
+        return cls(int(data["min"]), int(data["opt"]), int(data["max"]))
+
+
+@dataclass(frozen=True)
 class EngineSidecar:
     """The `X.plan.json` record, typed: the one reader (`read_sidecar`, checked) and writers
     (`write_sidecar`, `write_engine_and_sidecar`) go through `from_dict` / `to_dict`, which keep
@@ -89,6 +115,7 @@ class EngineSidecar:
     onnx_sha256: str | None
     plugin_library_sha256: str | None  # None: the engine holds no vidtldr plugin layers
     engine_sha256: str | None
+    batch: BatchProfile | None = None  # a dynamic-batch engine's range; None: static batch
     toolkit_version: str = __version__
     created: str | None = None
     arch: str | None = None
@@ -111,6 +138,7 @@ class EngineSidecar:
         """The JSON object on disk, keys in the order the writer has always used."""
         data = {key: getattr(self, key) for key in _KEY_ORDER}
         data["precision"] = self.precision.value
+        data["batch"] = None if self.batch is None else self.batch.to_dict()
         return {**data, **self.extra}
 
     @classmethod
@@ -119,15 +147,17 @@ class EngineSidecar:
         known = {key: data[key] for key in _KEY_ORDER if key in data}
         known["precision"] = Precision(data["precision"])
         known["compute_capability"] = normalize_capability(data["compute_capability"])
+        if data.get("batch") is not None:  # absent (older sidecars) or null: a static batch
+            known["batch"] = BatchProfile.from_dict(data["batch"])
         extra = {key: value for key, value in data.items() if key not in _KEY_ORDER}
         return cls(**known, extra=extra)
 
 
 _KEY_ORDER = (
     "format", "format_version", "toolkit_version", "created", "tensorrt_version", "cuda_version",
-    "gpu_name", "compute_capability", "precision", "inputs", "outputs", "arch", "merge_impl",
-    "schedule", "checkpoint", "checkpoint_sha256", "onnx", "onnx_sha256", "plugin_library",
-    "plugin_library_sha256", "plugin_layers", "engine_sha256", "build",
+    "gpu_name", "compute_capability", "precision", "inputs", "outputs", "batch", "arch",
+    "merge_impl", "schedule", "checkpoint", "checkpoint_sha256", "onnx", "onnx_sha256",
+    "plugin_library", "plugin_library_sha256", "plugin_layers", "engine_sha256", "build",
 )  # fmt: skip
 
 
@@ -153,11 +183,13 @@ def make_sidecar(
     checkpoint_sha256: str | None = None,
     plugin_layers: int = 0,
     build: dict | None = None,
+    batch: BatchProfile | None = None,
 ) -> EngineSidecar:
     """Everything that decides whether an engine runs here, and what it computes.
 
     `inputs`/`outputs`: name -> {"shape": [...], "dtype": "float32"} (see `io_spec`).
-    `plugin_library_sha256` is None when the engine holds no vidtldr plugin layers.
+    `plugin_library_sha256` is None when the engine holds no vidtldr plugin layers. `batch`: the
+    optimisation profile of a dynamic-batch engine (its I/O shapes are then at the max batch).
     """
     if onnx_sha256 is None and onnx_path is not None:
         onnx_sha256 = sha256_file(onnx_path)
@@ -171,6 +203,7 @@ def make_sidecar(
         precision=Precision(precision),
         inputs=inputs,
         outputs=outputs,
+        batch=batch,
         arch=arch,
         merge_impl=merge_impl,
         schedule=schedule,
@@ -286,6 +319,7 @@ def _check_fields(data: dict, path: Path) -> None:
         raise _malformed(path, "precision", data["precision"], "fp32, fp16, int8 or fp8") from None
     for key in ("inputs", "outputs"):
         _check_tensors(path, key, data[key])
+    _check_batch(path, data)
     layers = data.get("plugin_layers", 0)
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
         raise _malformed(path, "plugin_layers", layers, "a whole number of layers")
@@ -315,6 +349,30 @@ def _check_tensors(path: Path, key: str, table: Any) -> None:
             raise _malformed(
                 path, f"{key}.{name}.dtype", spec.get("dtype"), 'a type like "float32"'
             )
+
+
+def _check_batch(path: Path, data: dict) -> None:
+    recorded = data.get("batch")
+    if recorded is None:
+        return
+    expected = 'a {"min": 1, "opt": O, "max": N} batch range, 1 <= O <= N'
+    ints = isinstance(recorded, dict) and all(
+        isinstance(recorded.get(k), int) and not isinstance(recorded.get(k), bool)
+        for k in ("min", "opt", "max")
+    )
+    try:
+        profile = BatchProfile.from_dict(recorded) if ints else None
+    except ValueError:
+        profile = None
+    if profile is None:
+        raise _malformed(path, "batch", recorded, expected)
+    for key in ("inputs", "outputs"):
+        for name, spec in data[key].items():
+            if spec["shape"][:1] != [profile.max]:
+                raise _malformed(
+                    path, f"{key}.{name}.shape", spec["shape"],
+                    f"a shape at the max batch {profile.max}",
+                )  # fmt: skip
 
 
 def _malformed(path: Path, key: str, value: Any, expected: str) -> InputError:
