@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -172,8 +173,6 @@ def tune_command(
     unsafe_load: opt.UnsafeLoad = False,
 ) -> None:
     """The schedule for a budget: least drift on your clips among schedules meeting it."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from vidtldr_deploy.clips import SpilledClips
     from vidtldr_deploy.constants import MergeMethod
     from vidtldr_deploy.evaluate import load_labels, match_labels
@@ -183,21 +182,14 @@ def tune_command(
     from vidtldr_deploy.tune import (
         SearchOptions,
         openvino_cost_model,
-        plot_pareto,
         torch_cost_model,
         tune_methods,
-        write_tuned_config,
     )
 
     budget = _budget(target_flops, target_speedup, target_latency_ms)
     check_outputs({"--report": report, "--plot": plot, "--write-config": write_config},
                   {"the target": Path(checkpoint), **{f"--clips {p}": p for p in clip_args.paths}})  # fmt: skip
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads must be at least 1, got {threads}")
-    if beam_width < 1:
-        raise InputError(f"--beam-width must be at least 1, got {beam_width}")
-    if activation_mib < 1:
-        raise InputError(f"--activation-mib must be at least 1, got {activation_mib}")
+    _check_counts(threads=threads, beam_width=beam_width, activation_mib=activation_mib)
     if labels is not None and not labels.is_file():
         raise InputError(f"--labels {labels} does not exist: give a CSV of path,label rows")
     label_map = load_labels(labels) if labels is not None else None
@@ -251,25 +243,7 @@ def tune_command(
                 else:
                     cost_model = torch_cost_model(loaded.model.to(device), threads=threads)
             info(_latency_model_text(cost_model))
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed} candidates"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("searching", total=None)
-
-            def advance(p) -> None:
-                best = (
-                    f", best {p.best.schedule} drift {p.best.drift:.3g}"
-                    if p.best is not None
-                    else ""
-                )
-                progress.update(
-                    task, completed=p.evaluated, description=f"searching ({p.phase}{best})"
-                )
-
+        with search_progress() as advance:
             result = tune_methods(loaded.model, calibration, budget, merge_methods, arch=loaded.arch, names=stream.names,
                                   cost_model=cost_model, options=SearchOptions(beam_width=beam_width, cache_mib=activation_mib), progress=advance,
                                   labels=clip_labels)  # fmt: skip
@@ -278,8 +252,49 @@ def tune_command(
     data["inputs"] = stream.label
     if stream.warnings():
         data["warnings"] = stream.warnings()
+    _show_result(data, loaded.arch, checkpoint)
+    _write_outputs(data, report, plot, write_config, loaded.arch, checkpoint)
+    if data["interrupted"]:
+        error("interrupted: the schedule above (and any report or config written) is the best "
+              "found so far that meets the budget")  # fmt: skip
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def search_progress():
+    """A transient progress bar for the search, and its callback (the search's progress record)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} candidates"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("searching", total=None)
+
+        def advance(p) -> None:
+            best = (
+                f", best {p.best.schedule} drift {p.best.drift:.3g}" if p.best is not None else ""
+            )
+            progress.update(task, completed=p.evaluated, description=f"searching ({p.phase}{best})")
+
+        yield advance
+
+
+def _check_counts(**counts: int | None) -> None:
+    """Each count given is at least 1 (--threads, --beam-width, --activation-mib)."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def _show_result(data: dict, arch: str, checkpoint: str) -> None:
+    """The search's result on the console: the Pareto table, the presets, the chosen schedule, each
+    method's best, and the export command that uses it."""
     out.print(_pareto_table(data))
-    _show_presets(data, loaded.arch)
+    _show_presets(data, arch)
     flops = data["flops"]
     verdict = "meets" if data["meets_budget"] else "does NOT meet"
     accuracy = (
@@ -304,13 +319,20 @@ def tune_command(
         highlight=False,
         markup=False,
     )
+
+
+def _write_outputs(data: dict, report, plot, write_config, arch: str, checkpoint: str) -> None:
+    """The report (JSON and Markdown), the Pareto plot, and the export config, which is written only
+    for a schedule that meets the budget."""
+    from vidtldr_deploy.tune import plot_pareto, write_tuned_config
+
     write_report_files(report, data)
     if plot is not None:
         plot_pareto(data, plot)
         info(f"plot: {plot}")
     if write_config is not None:
         if data["meets_budget"]:
-            write_tuned_config(write_config, data, loaded.arch)
+            write_tuned_config(write_config, data, arch)
             info(
                 f"export config: {write_config} (vidtldr-export {checkpoint} --config {write_config} -o model.onnx)"
             )
@@ -318,10 +340,6 @@ def tune_command(
             show_warnings(
                 [f"no schedule met the budget: --write-config {write_config} not written"]
             )
-    if data["interrupted"]:
-        error("interrupted: the schedule above (and any report or config written) is the best "
-              "found so far that meets the budget")  # fmt: skip
-        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def register(app: typer.Typer) -> None:
