@@ -9,15 +9,12 @@ import json
 import numpy as np
 import pytest
 
+from support.videos import flat_output
 from vidtldr_deploy.errors import EXIT_BAD_INPUT
 
 
-def _text(result) -> str:
-    return " ".join(result.output.split())
-
-
 def _refused(result, *needles: str) -> str:
-    text = _text(result)
+    text = flat_output(result)
     assert result.exit_code == EXIT_BAD_INPUT, text
     assert "Traceback" not in text and "internal error" not in text, text
     for needle in needles:
@@ -61,7 +58,7 @@ def test_an_output_over_a_clip_file_is_refused(cli, clips, tmp_path):
     result = cli("evaluate", "demo-random", "--clips", good, "-s", "0.25x2", "--plot", good)
     _refused(result, "--plot", "is also --clips")
     schedule = cli("schedule", "--arch", "umt-b16", "-s", "16x12", "--report", tmp_path / "s.json")
-    assert schedule.exit_code == 0, _text(schedule)
+    assert schedule.exit_code == 0, flat_output(schedule)
     assert (tmp_path / "s.json").is_file() and (tmp_path / "s.md").is_file()
 
 
@@ -81,7 +78,7 @@ def test_export_takes_skip_bad_and_the_other_clip_options(cli, clips, tmp_path):
     report = tmp_path / "y.json"
     result = cli("export", "demo-random", "-o", out, "--inputs", bad, "--inputs", good, "--skip-bad",
                  "--max-clips", "1", "--report", report)  # fmt: skip
-    assert result.exit_code == 0, _text(result)
+    assert result.exit_code == 0, flat_output(result)
     inputs = json.loads(report.read_text())["inputs"]
     assert "1 clip from 2 paths" in inputs and "1 skipped" in inputs
 
@@ -91,7 +88,7 @@ def test_validate_takes_skip_bad(cli, clips, demo_graphs, tmp_path):
     report = tmp_path / "v.json"
     result = cli("validate", demo_graphs["onnx"], "--inputs", good, "--inputs", bad,
                  "--skip-bad", "--report", report)  # fmt: skip
-    assert result.exit_code == 0, _text(result)
+    assert result.exit_code == 0, flat_output(result)
     data = json.loads(report.read_text())
     assert any("bad.npy" in w for w in data["warnings"]) and "2 clips" in data["inputs"]
 
@@ -104,8 +101,8 @@ def test_clip_options_without_clips_are_refused(cli, tmp_path):
 def test_evaluate_says_when_recall_at_k_is_trivial(cli, clips, tmp_path):
     good, _ = clips
     result = cli("evaluate", "demo-random", "--clips", good, "-s", "0.25x2")
-    assert result.exit_code == 0, _text(result)
-    assert "R@1 and R@5 over 2 clips say little" in _text(result)
+    assert result.exit_code == 0, flat_output(result)
+    assert "R@1 and R@5 over 2 clips say little" in flat_output(result)
 
 
 def test_tune_latency_model_uses_the_threads_given_and_reports_its_spread(cli, clips, tmp_path):
@@ -113,9 +110,9 @@ def test_tune_latency_model_uses_the_threads_given_and_reports_its_spread(cli, c
     report = tmp_path / "t.json"
     result = cli("tune", "demo-random", "--clips", good, "--target-latency-ms", "1000", "--threads", "1",
                  "--beam-width", "1", "--report", report)  # fmt: skip
-    assert result.exit_code == 0, _text(result)
+    assert result.exit_code == 0, flat_output(result)
     model = json.loads(report.read_text())["cost_model"]
     assert model["threads"] == 1 and model["spread"] >= 0
-    assert "latency model: blocks timed on 1 thread(s)" in _text(result)
+    assert "latency model: blocks timed on 1 thread(s)" in flat_output(result)
     _refused(cli("tune", "demo-random", "--clips", good, "--target-latency-ms", "1", "--threads", "0"),
              "--threads")  # fmt: skip

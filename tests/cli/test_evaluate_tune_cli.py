@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from support.videos import write_garbage, write_video
+from support.videos import flat_output, write_garbage, write_video_folder
 from vidtldr_deploy.export.config import load_export_config
 from vidtldr_deploy.models.source import load_source
 
@@ -16,21 +16,14 @@ pytestmark = pytest.mark.video
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    for i in range(4):
-        write_video(folder / f"clip{i}.mp4", 10 + 3 * i)
-    return folder
-
-
-def _text(result) -> str:
-    return " ".join(result.output.split())
+    return write_video_folder(tmp_path_factory.mktemp("videos"), 4)
 
 
 def test_evaluate_none_has_no_drift_and_full_agreement(cli, videos, tmp_path):
     report = tmp_path / "ev.json"
     result = cli("evaluate", "demo-random", "--clips", videos, "-s", "none", "-s", "0.5x3", "--report", report,
                  "--plot", tmp_path / "ev.png")  # fmt: skip
-    assert result.exit_code == 0, _text(result)
+    assert result.exit_code == 0, flat_output(result)
     data = json.loads(report.read_text())
     assert data["kind"] == "evaluate" and data["clips"]["count"] == 4
     rows = {r["schedule"]: r for r in data["schedules"]}
@@ -50,7 +43,7 @@ def test_evaluate_bad_clip_is_named_or_skipped(cli, videos, tmp_path):
     (folder / "good.mp4").write_bytes((videos / "clip0.mp4").read_bytes())
     write_garbage(folder / "broken.mp4")
     result = cli("evaluate", "demo-random", "--clips", folder, "-s", "0.25x2")
-    assert result.exit_code == 2 and "broken.mp4" in _text(result)
+    assert result.exit_code == 2 and "broken.mp4" in flat_output(result)
     report = tmp_path / "r.json"
     result = cli(
         "evaluate",
@@ -63,7 +56,7 @@ def test_evaluate_bad_clip_is_named_or_skipped(cli, videos, tmp_path):
         "--report",
         report,
     )
-    assert result.exit_code == 0, _text(result)
+    assert result.exit_code == 0, flat_output(result)
     data = json.loads(report.read_text())
     assert data["clips"]["count"] == 1 and any("broken.mp4" in w for w in data["warnings"])
 
@@ -89,7 +82,7 @@ def test_tune_meets_flops_budget_and_writes_a_config_that_exports_it(cli, videos
     report, config = tmp_path / "tune.json", tmp_path / "tuned.toml"
     result = cli("tune", "demo-random", "--clips", videos, "--target-flops", "0.6", "--report", report,
                  "--write-config", config, "--plot", tmp_path / "pareto.png")  # fmt: skip
-    assert result.exit_code == 0, _text(result)
+    assert result.exit_code == 0, flat_output(result)
     data = json.loads(report.read_text())
     assert data["meets_budget"] and data["flops"]["ratio"] <= 0.6
     assert data["candidates_evaluated"] >= 2 and data["pareto"]
@@ -126,4 +119,4 @@ def test_tune_meets_flops_budget_and_writes_a_config_that_exports_it(cli, videos
 )
 def test_tune_bad_budgets_are_named_before_work(cli, videos, args, message):
     result = cli("tune", "demo-random", "--clips", videos, *args)
-    assert result.exit_code == 2 and message in _text(result)
+    assert result.exit_code == 2 and message in flat_output(result)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support.videos import write_video
+from support.videos import flat_output, write_video_folder
 from vidtldr_deploy.errors import InputError
 from vidtldr_deploy.evaluate import labels_for_clips, load_labels, match_labels
 
@@ -25,14 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    for i in range(2):
-        write_video(folder / f"clip{i}.mp4", 10 + 3 * i)
-    return folder
-
-
-def _text(result) -> str:
-    return " ".join(result.output.split())
+    return write_video_folder(tmp_path_factory.mktemp("videos"), 2)
 
 
 # --- tune interrupted --------------------------------------------------------------------------
@@ -59,7 +52,7 @@ def test_tune_interrupted_in_the_first_candidate_is_130_and_writes_nothing(
     config, report = tmp_path / "c.toml", tmp_path / "r.json"
     r = cli("tune", "demo", "--clips", videos, "--target-flops", "0.6",
             "--write-config", config, "--report", report)  # fmt: skip
-    assert r.exit_code == 130, _text(r)
+    assert r.exit_code == 130, flat_output(r)
     assert sorted(os.listdir(tmp_path)) == []
 
 
@@ -69,7 +62,7 @@ def test_tune_interrupted_before_any_candidate_meets_is_130_and_writes_nothing(
     _interrupt_evaluate(monkeypatch, lambda search: len(search.order) >= 1 and search.best is None)
     config = tmp_path / "c.toml"
     r = cli("tune", "demo", "--clips", videos, "--target-flops", "0.6", "--write-config", config)
-    assert r.exit_code == 130, _text(r)
+    assert r.exit_code == 130, flat_output(r)
     assert not config.exists()
 
 
@@ -114,7 +107,7 @@ def test_tune_sigterm_writes_the_best_meeting_schedule_marked_interrupted(videos
 )  # fmt: skip
 def test_non_finite_budgets_are_refused(cli, videos, tmp_path, flag, value):
     r = cli("tune", "demo", "--clips", videos, flag, value, "--report", tmp_path / "r.json")
-    assert r.exit_code == 2 and "must be a finite number" in _text(r), _text(r)
+    assert r.exit_code == 2 and "must be a finite number" in flat_output(r), flat_output(r)
     assert not (tmp_path / "r.json").exists()
 
 
@@ -143,7 +136,7 @@ def test_a_full_disk_leaves_neither_half_of_a_report(cli, videos, tmp_path, monk
 
     monkeypatch.setattr(Path, "write_text", write_text)
     r = cli("evaluate", "demo", "--clips", videos, "-s", "0.25x2", "--report", report)
-    assert r.exit_code == 2 and "No space left" in _text(r), _text(r)
+    assert r.exit_code == 2 and "No space left" in flat_output(r), flat_output(r)
     assert sorted(os.listdir(tmp_path)) == []
 
 
@@ -155,30 +148,42 @@ def test_clips_that_are_not_regular_files_are_refused_before_the_model_loads(cli
     (tmp_path / "z.mp4").symlink_to("/dev/zero")
     for bad, kind in ((tmp_path / "f.mp4", "FIFO"), (tmp_path / "z.mp4", "character device")):
         r = cli("evaluate", "demo", "--clips", bad, "--clips", videos / "clip0.mp4", "--skip-bad")
-        assert r.exit_code == 2 and kind in _text(r) and "loading demo" not in r.output
+        assert r.exit_code == 2 and kind in flat_output(r) and "loading demo" not in r.output
 
 
 def test_decode_limit_flags(cli, videos):
     r = cli("evaluate", "demo", "--clips", videos, "-s", "0.25x2", "--max-frame-pixels", "1000")
-    assert r.exit_code == 2 and "--max-frame-pixels" in _text(r) and "clip0.mp4" in _text(r)
+    assert (
+        r.exit_code == 2
+        and "--max-frame-pixels" in flat_output(r)
+        and "clip0.mp4" in flat_output(r)
+    )
     r = cli("evaluate", "demo", "--clips", videos, "-s", "0.25x2", "--max-clip-mib", "-1")
-    assert r.exit_code == 2 and "--max-clip-mib" in _text(r)
+    assert r.exit_code == 2 and "--max-clip-mib" in flat_output(r)
 
 
 def test_decode_limit_flags_on_export_and_validate(cli, videos, tmp_path):
     """The commands that fall back to random clips take the same limit flags as evaluate."""
     out = tmp_path / "m.onnx"
     r = cli("export", "demo-random", "-o", out, "--inputs", videos, "--max-frame-pixels", "1000")
-    assert r.exit_code == 2 and "--max-frame-pixels" in _text(r) and not out.exists()
-    assert "clip0.mp4" in _text(r) and "No such option" not in _text(r)
+    assert r.exit_code == 2 and "--max-frame-pixels" in flat_output(r) and not out.exists()
+    assert "clip0.mp4" in flat_output(r) and "No such option" not in flat_output(r)
     r = cli("export", "demo-random", "-o", out, "--max-clip-mib", "1")  # no --inputs to limit
-    assert r.exit_code == 2 and "--inputs" in _text(r) and not out.exists()
+    assert r.exit_code == 2 and "--inputs" in flat_output(r) and not out.exists()
     r = cli("export", "demo-random", "-o", out, "--no-validate")
     assert r.exit_code == 0, r.output
     r = cli("validate", out, "--inputs", videos, "--max-clip-mib", "-1")
-    assert r.exit_code == 2 and "--max-clip-mib" in _text(r) and "No such option" not in _text(r)
+    assert (
+        r.exit_code == 2
+        and "--max-clip-mib" in flat_output(r)
+        and "No such option" not in flat_output(r)
+    )
     r = cli("validate", out, "--inputs", videos, "--max-frame-pixels", "1000")
-    assert r.exit_code == 2 and "--max-frame-pixels" in _text(r) and "clip0.mp4" in _text(r)
+    assert (
+        r.exit_code == 2
+        and "--max-frame-pixels" in flat_output(r)
+        and "clip0.mp4" in flat_output(r)
+    )
 
 
 # --- labels ------------------------------------------------------------------------------------
@@ -220,10 +225,10 @@ def test_labels_for_an_encoder_are_refused_on_the_command_line(cli, videos, tmp_
     labels = tmp_path / "labels.csv"
     labels.write_text("clip0.mp4,1\n")
     r = cli("evaluate", "demo-random", "--clips", videos, "-s", "0.25x2", "--labels", labels)
-    assert r.exit_code == 2 and "encoder" in _text(r) and "decoding" not in _text(r)
+    assert r.exit_code == 2 and "encoder" in flat_output(r) and "decoding" not in flat_output(r)
 
 
 def test_labels_file_that_is_not_a_regular_file_is_refused(cli, videos, tmp_path):
     os.mkfifo(tmp_path / "labels.csv")
     r = cli("evaluate", "demo", "--clips", videos, "--labels", tmp_path / "labels.csv")
-    assert r.exit_code == 2 and "FIFO" in _text(r)
+    assert r.exit_code == 2 and "FIFO" in flat_output(r)

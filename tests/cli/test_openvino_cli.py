@@ -9,17 +9,14 @@ import pytest
 
 pytest.importorskip("openvino")
 
-from support.videos import write_video  # noqa: E402
+from support.videos import write_video_folder  # noqa: E402
 
 pytestmark = pytest.mark.video
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    for i in range(2):
-        write_video(folder / f"clip{i}.mp4", 10 + 3 * i)
-    return folder
+    return write_video_folder(tmp_path_factory.mktemp("videos"), 2)
 
 
 def test_evaluate_graph_in_openvino_matches_onnxruntime(cli, demo_graphs, videos, tmp_path):

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from support.videos import write_video
+from support.videos import write_video_folder
 from vidtldr_deploy.cli.main import app
 from vidtldr_deploy.export.merge_islands import merge_island_violations
 from vidtldr_deploy.export.metadata import read_metadata
@@ -25,10 +25,7 @@ def _invoke(*args):
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clips")
-    for i in range(3):
-        write_video(folder / f"clip{i}.mp4", 12 + 4 * i)
-    return folder
+    return write_video_folder(tmp_path_factory.mktemp("clips"), 3, frames=12, step=4)
 
 
 def test_int8_export_without_calibration_warns_and_validates(tmp_path):

@@ -116,6 +116,21 @@ def write_video(
     return path
 
 
+def write_video_folder(
+    folder: str | Path, count: int, frames: int = 10, step: int = 3, stem: str = "clip"
+) -> Path:
+    """`count` videos `folder/clip0.mp4`, ... of `frames`, `frames + step`, ... frames."""
+    folder = Path(folder)
+    for i in range(count):
+        write_video(folder / f"{stem}{i}.mp4", frames + step * i)
+    return folder
+
+
+def flat_output(result) -> str:
+    """A CLI result's output on one line, as a terminal wraps it away: for matching messages."""
+    return " ".join(result.output.split())
+
+
 def write_png_mov(path: str | Path, width: int, height: int, frames: int = 2) -> Path:
     """A .mov of black PNG frames: a few hundred KB on disk however large the frames are."""
     import av
