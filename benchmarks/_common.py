@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 import torch  # noqa: E402
 
+from vidtldr_deploy.core.schedule import MergeSchedule, unmerged_schedule  # noqa: E402
 from vidtldr_deploy.models.registry import get_architecture  # noqa: E402
 from vidtldr_deploy.models.source import LoadedModel  # noqa: E402
 
@@ -82,3 +85,55 @@ def strip_samples(report: dict) -> dict:
         if key in out:
             out[key] = {k: v for k, v in out[key].items() if k != "samples_ms"}
     return out
+
+
+def add_umt_b_args(ap: argparse.ArgumentParser, iterations: int, warmup: int, clips: int) -> None:
+    """The options of the benchmarks that quantize UMT-B with random weights (bench_int8,
+    bench_openvino): its size and schedule, the 12-frame msrvtt case, the tiny smoke case, timing,
+    and the seeded calibration and evaluation clips."""
+    ap.add_argument("--arch", default="umt-b16")
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--schedule", default="300,100")
+    ap.add_argument("--msrvtt", action="store_true", help="12 frames, schedule preset msrvtt")
+    ap.add_argument("--smoke", action="store_true", help="umt-tiny, one iteration, one clip (CI)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iterations", type=int, default=iterations)
+    ap.add_argument("--warmup", type=int, default=warmup)
+    ap.add_argument("--merge-impl", default="plugin", choices=["plugin", "onnx"])
+    ap.add_argument("--calibration-clips", type=int, default=clips)
+    ap.add_argument("--eval-clips", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+
+
+@dataclass
+class BenchModel:
+    """What those benchmarks measure on: the model, its merged and unmerged schedules, and
+    calibration and evaluation clips (distinct seeded draws) at batch 1."""
+
+    loaded: LoadedModel
+    merged: MergeSchedule
+    baseline: MergeSchedule
+    calib: list
+    evals: list
+
+
+def umt_b_setup(args: argparse.Namespace) -> BenchModel:
+    """`args` (add_umt_b_args) resolved: --msrvtt, then --smoke (which wins), then the model."""
+    from vidtldr_deploy.validate.inputs import make_inputs
+
+    if args.msrvtt:
+        args.frames, args.schedule = 12, "msrvtt"
+    if args.smoke:
+        args.arch, args.schedule, args.iterations, args.warmup = "umt-tiny", "0.25x2", 1, 0
+        args.calibration_clips = args.eval_clips = 1
+    loaded = random_model(args.arch, args.frames, args.seed)
+    model = loaded.model
+    side = model.cfg.img_size
+    shape = (1, 3, args.frames, side, side)
+    return BenchModel(
+        loaded,
+        loaded.schedule(args.schedule),
+        unmerged_schedule(model.cfg.depth, model.num_tokens),
+        make_inputs(shape, seed=args.seed + 1000, count=args.calibration_clips),
+        make_inputs(shape, seed=args.seed + 2000, count=args.eval_clips),
+    )

@@ -1,4 +1,4 @@
-"""ONNX Runtime on CPU: INT8 Q/DQ on top of merging (issue 12), UMT-B with random weights.
+"""ONNX Runtime on CPU: INT8 Q/DQ on top of merging, UMT-B with random weights.
 
     python benchmarks/bench_int8.py [--frames 4] [--schedule 300,100] [--threads 2]
         [--iterations 20] [--warmup 3] [--merge-impl plugin|onnx] [--calibration-clips 4]
@@ -31,14 +31,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine, print_table, random_model, write_json
+from _common import add_umt_b_args, machine, print_table, umt_b_setup, write_json
 
-from vidtldr_deploy.core.schedule import unmerged_schedule
 from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
 from vidtldr_deploy.profile.runtimes import export_temp_onnx
 from vidtldr_deploy.profile.stats import latency_stats
 from vidtldr_deploy.profile.timing import TimedModel, interleaved_timing
-from vidtldr_deploy.validate.inputs import make_inputs
 from vidtldr_deploy.validate.int8 import INT8_TOLERANCES, validate_int8
 from vidtldr_deploy.validate.metrics import cosine_similarity
 
@@ -57,39 +55,17 @@ def _session(path: Path, threads: int):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="umt-b16")
-    ap.add_argument("--frames", type=int, default=4)
-    ap.add_argument("--schedule", default="300,100")
-    ap.add_argument("--msrvtt", action="store_true", help="12 frames, schedule preset msrvtt")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--iterations", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--merge-impl", default="plugin", choices=["plugin", "onnx"])
-    ap.add_argument("--calibration-clips", type=int, default=4)
-    ap.add_argument("--eval-clips", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    add_umt_b_args(ap, iterations=20, warmup=3, clips=4)
     ap.add_argument("--near-merges", default="fp32", choices=["fp32", "int8", "both"])
     ap.add_argument("--workdir", default=None, help="keep the graphs here (default: a temp dir)")
     ap.add_argument("--json", default="benchmarks/results/int8_ort_cpu.json")
-    ap.add_argument("--smoke", action="store_true", help="umt-tiny, one iteration, one clip (CI)")
     args = ap.parse_args(argv)
-    if args.smoke:
-        args.arch, args.schedule, args.iterations, args.warmup = "umt-tiny", "0.25x2", 1, 0
-        args.calibration_clips, args.eval_clips = 1, 1
-    if args.msrvtt:
-        args.frames, args.schedule = 12, "msrvtt"
 
     t0 = time.perf_counter()
+    bench = umt_b_setup(args)
     log = lambda msg: print(f"... {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    loaded = random_model(args.arch, args.frames, args.seed)
-    model = loaded.model
-    merged = loaded.schedule(args.schedule)
-    baseline = unmerged_schedule(model.cfg.depth, model.num_tokens)
-    side = model.cfg.img_size
-    shape = (1, 3, args.frames, side, side)
-    # Calibration and evaluation clips are distinct seeded draws.
-    calib = make_inputs(shape, seed=args.seed + 1000, count=args.calibration_clips)
-    evals = make_inputs(shape, seed=args.seed + 2000, count=args.eval_clips)
+    loaded = bench.loaded
+    merged, baseline, calib, evals = bench.merged, bench.baseline, bench.calib, bench.evals
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-int8-")
     work = Path(args.workdir or tmp.name)

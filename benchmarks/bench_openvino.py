@@ -4,7 +4,7 @@
         [--iterations 8] [--warmup 2] [--merge-impl plugin|onnx] [--eval-clips 2]
         [--calibration-clips 2] [--json benchmarks/results/openvino_cpu.json]
     python benchmarks/bench_openvino.py --msrvtt   # 12 frames, schedule preset msrvtt
-    python benchmarks/bench_openvino.py --smoke    # the tiny demo, one iteration (CI)
+    python benchmarks/bench_openvino.py --smoke    # umt-tiny, one iteration, one clip (CI)
 
 Timed interleaved (ABBA over all of them) on the same seeded clip: ONNX Runtime fp32 unmerged (the
 common baseline) and merged, ONNX Runtime INT8 merged (Q/DQ, export/quantize.py), OpenVINO INT8
@@ -30,9 +30,8 @@ from pathlib import Path
 
 import onnx
 import openvino
-from _common import machine, print_table, random_model, write_json
+from _common import add_umt_b_args, machine, print_table, umt_b_setup, write_json
 
-from vidtldr_deploy.core.schedule import unmerged_schedule
 from vidtldr_deploy.export.quantize import QuantizeSettings, quantize_graph
 from vidtldr_deploy.profile.runtimes import export_temp_onnx
 from vidtldr_deploy.profile.stats import latency_stats
@@ -44,7 +43,6 @@ from vidtldr_deploy.runtime.openvino import (
     inline_merge_functions,
     keep_f32_nodes,
 )
-from vidtldr_deploy.validate.inputs import make_inputs
 from vidtldr_deploy.validate.openvino import validate_openvino
 from vidtldr_deploy.validate.tolerances import default_tolerances
 
@@ -65,36 +63,15 @@ TIMED = {
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="umt-b16")
-    ap.add_argument("--frames", type=int, default=4)
-    ap.add_argument("--schedule", default="300,100")
-    ap.add_argument("--msrvtt", action="store_true", help="12 frames, schedule preset msrvtt")
-    ap.add_argument("--smoke", action="store_true", help="the tiny demo model, 1 iteration (CI)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--iterations", type=int, default=8)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--merge-impl", default="plugin", choices=["plugin", "onnx"])
-    ap.add_argument("--eval-clips", type=int, default=2)
-    ap.add_argument("--calibration-clips", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    add_umt_b_args(ap, iterations=8, warmup=2, clips=2)
     ap.add_argument("--json", default="benchmarks/results/openvino_cpu.json")
     args = ap.parse_args(argv)
-    if args.msrvtt:
-        args.frames, args.schedule = 12, "msrvtt"
-    if args.smoke:
-        args.arch, args.schedule, args.iterations, args.warmup = "umt-tiny", "0.25x2", 1, 0
-        args.eval_clips = args.calibration_clips = 1
 
     t0 = time.perf_counter()
+    bench = umt_b_setup(args)
     log = lambda msg: print(f"... {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    loaded = random_model(args.arch, args.frames, args.seed)
-    model = loaded.model
-    merged = loaded.schedule(args.schedule)
-    baseline = unmerged_schedule(model.cfg.depth, model.num_tokens)
-    side = model.cfg.img_size
-    shape = (1, 3, args.frames, side, side)
-    calib = make_inputs(shape, seed=args.seed + 1000, count=args.calibration_clips)
-    evals = make_inputs(shape, seed=args.seed + 2000, count=args.eval_clips)
+    loaded = bench.loaded
+    merged, baseline, calib, evals = bench.merged, bench.baseline, bench.calib, bench.evals
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-openvino-")
     work = Path(tmp.name)
