@@ -150,7 +150,7 @@ def evaluate_command(
     from vidtldr_deploy.models.presets import presets_for
     from vidtldr_deploy.models.source import is_demo
     from vidtldr_deploy.runtime import registry
-    from vidtldr_deploy.target import TargetKind, resolve_target
+    from vidtldr_deploy.target import resolve_target
 
     check_outputs({"--report": report, "--plot": plot},
                   {"the target": Path(target), "--labels": labels,
@@ -162,15 +162,9 @@ def evaluate_command(
     resolved.refuse_model_flags(schedule=schedules, arch=arch, frames=frames, method=methods)
     merge_methods = list(dict.fromkeys(MergeMethod.parse(m) for m in methods or ["vidtldr"]))
     clip_args.require(target)
-    default = registry.default_runtime(resolved.kind.value)
-    allowed = ("onnxruntime", "openvino") if resolved.kind is TargetKind.GRAPH else ()
-    if runtime is not None and runtime not in allowed:
-        raise InputError(
-            f"--runtime {runtime}: {target} runs in {default}" + (" or openvino" if allowed else "")
-        )
-    runtime = runtime or default
     if device is not None and runtime != "openvino":
         raise InputError("--device applies to --runtime openvino")
+    runtime, device = registry.choose_runtime(resolved.kind.value, runtime, device, target)
     if runtime == "openvino":
         from vidtldr_deploy.runtime.devices import check_device
 
@@ -181,7 +175,6 @@ def evaluate_command(
         with status(f"loading {target} and rebuilding its PyTorch model from the metadata"):
             ref = resolved.reference(None, unsafe_load, ckpt_frames)
         loaded = ref.loaded
-        device = device or registry.RUNNERS[runtime].default_device
         runner = resolved.open_runner(runtime, registry.RunnerOptions(device))
         targets = [
             GraphTarget(
